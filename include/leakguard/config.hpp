@@ -1,0 +1,42 @@
+// leakguard/config.hpp — version and the compile-time switches.
+//
+// LEAKGUARD_DISABLE: define it (to anything) for every TU of a program to
+// compile leakguard out: macros expand to nothing, types stay usable and do
+// nothing, <leakguard/global_new.hpp> replaces nothing. Set it on the build
+// target (CMake option LEAKGUARD_DISABLE, Meson option) so every TU agrees.
+#pragma once
+
+#define LEAKGUARD_VERSION_MAJOR 0
+#define LEAKGUARD_VERSION_MINOR 1
+#define LEAKGUARD_VERSION_PATCH 0
+#define LEAKGUARD_VERSION "0.1.0"
+
+// LEAKGUARD_ENABLED is derived, always 0 or 1; it refuses to be preset.
+#ifdef LEAKGUARD_ENABLED
+#error "LEAKGUARD_ENABLED is derived from LEAKGUARD_DISABLE; do not define it"
+#endif
+#ifdef LEAKGUARD_DISABLE
+#define LEAKGUARD_ENABLED 0
+#else
+#define LEAKGUARD_ENABLED 1
+#endif
+
+// GCC's libbacktrace gives file:line; the build system defines this to 1 when
+// it found <backtrace.h> and libbacktrace.a (they live in GCC's private dirs).
+#ifndef LEAKGUARD_HAVE_LIBBACKTRACE
+#define LEAKGUARD_HAVE_LIBBACKTRACE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LEAKGUARD_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LEAKGUARD_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LEAKGUARD_ALWAYS_INLINE inline __attribute__((always_inline))
+#define LEAKGUARD_COLD inline __attribute__((noinline, cold))
+#define LEAKGUARD_NOINLINE inline __attribute__((noinline))
+#else
+#error "leakguard supports g++ and clang++ on Linux"
+#endif
+
+#define LEAKGUARD_CONCAT_INNER(a, b) a##b
+#define LEAKGUARD_CONCAT(a, b) LEAKGUARD_CONCAT_INNER(a, b)
+#define LEAKGUARD_UNIQUE(name) LEAKGUARD_CONCAT(name, __LINE__)

@@ -1,0 +1,140 @@
+// leakguard/detail/block.hpp — the layout of every block leakguard hands out.
+//
+//   untracked:  [block_header 16][user bytes]
+//   tracked:    [block_record 48][block_header 16][user bytes]
+//   + all_threads: [foreign_link 32][block_record 48][block_header 16][user bytes]
+//
+// The header sits right before the user pointer so that a free learns in O(1),
+// without a lock or lookup, how big the block is, which allocation function
+// made it and whether a scope is watching it. Over-aligned blocks pad the
+// prefix up to the alignment; the pad is derived from the header, not stored.
+//
+// glibc's tcache writes its links into the first 16 bytes of a freed chunk:
+// an untracked block's header does not survive free(), a tracked block's does
+// (it lies 48 or 80 bytes in), which lets a second delete of a tracked block
+// be named a double free.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "../config.hpp"
+
+namespace leakguard::detail {
+
+struct scope_state;
+struct stack_trace;
+
+// Which allocation function family made a block; frees must match it.
+enum class alloc_kind : std::uint8_t { new_single = 1, new_array = 2, allocator = 3, resource = 4 };
+
+enum block_flags : std::uint8_t {
+  flag_tracked = 1,   // a block_record precedes the header
+  flag_foreign = 2,   // a foreign_link precedes the record
+  flag_freed = 4,     // set just before free(); survives only for tracked blocks
+};
+
+inline constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+inline constexpr std::uint8_t default_alignment_log2 = std::countr_zero(default_alignment);
+inline constexpr std::uint16_t header_magic = 0x1ea6;
+
+// The header's second word, compared whole on the fast free path.
+inline constexpr std::uint64_t make_tag(alloc_kind kind, std::uint8_t align_log2,
+                                        std::uint8_t flags) noexcept {
+  return std::uint64_t{header_magic} | std::uint64_t{static_cast<std::uint8_t>(kind)} << 16 |
+         std::uint64_t{align_log2} << 24 | std::uint64_t{flags} << 32;
+}
+
+struct block_header {
+  std::size_t size;  // bytes the user asked for
+  std::uint64_t tag;
+
+  std::uint16_t magic() const noexcept { return static_cast<std::uint16_t>(tag); }
+  alloc_kind kind() const noexcept { return static_cast<alloc_kind>(tag >> 16 & 0xff); }
+  std::uint8_t align_log2() const noexcept { return static_cast<std::uint8_t>(tag >> 24); }
+  std::size_t alignment() const noexcept { return std::size_t{1} << align_log2(); }
+  std::uint8_t flags() const noexcept { return static_cast<std::uint8_t>(tag >> 32); }
+  void set_flags(std::uint8_t f) noexcept { tag = make_tag(kind(), align_log2(), f); }
+};
+static_assert(sizeof(block_header) == 16);
+
+// Present only for blocks allocated while a scope watched the thread.
+// `owner` changes only under the owning scope's lock (see scope_state.hpp);
+// a free from another thread reads it, locks that scope and re-checks.
+struct block_record {
+  block_record* prev;
+  block_record* next;
+  std::atomic<scope_state*> owner;  // null: no scope reports this block
+  const stack_trace* stack;         // interned; null when capture is off
+  std::uint64_t serial;
+  std::uint64_t reserved;           // keeps the record a multiple of 16
+};
+static_assert(sizeof(block_record) == 48);
+
+// For blocks also attributed to an all_threads scope active on another thread.
+struct foreign_link {
+  foreign_link* prev;
+  foreign_link* next;
+  std::atomic<scope_state*> scope;
+  std::uint64_t reserved;
+};
+static_assert(sizeof(foreign_link) == 32);
+
+inline constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {
+  return (n + align - 1) & ~(align - 1);
+}
+
+// Bytes between the raw allocation and the user pointer.
+inline constexpr std::size_t prefix_size(std::uint8_t flags, std::size_t alignment) noexcept {
+  std::size_t bytes = sizeof(block_header);
+  if (flags & flag_tracked) bytes += sizeof(block_record);
+  if (flags & flag_foreign) bytes += sizeof(foreign_link);
+  return alignment > default_alignment ? round_up(bytes, alignment) : bytes;
+}
+
+inline block_header* header_of(const void* user) noexcept {
+  return static_cast<block_header*>(const_cast<void*>(user)) - 1;
+}
+inline block_record* record_of(block_header* h) noexcept {
+  return reinterpret_cast<block_record*>(h) - 1;
+}
+inline block_header* header_of(block_record* r) noexcept {
+  return reinterpret_cast<block_header*>(r + 1);
+}
+inline void* user_of(block_record* r) noexcept { return header_of(r) + 1; }
+inline foreign_link* foreign_of(block_record* r) noexcept {
+  return reinterpret_cast<foreign_link*>(r) - 1;
+}
+inline block_record* record_of(foreign_link* f) noexcept {
+  return reinterpret_cast<block_record*>(f + 1);
+}
+inline void* raw_of(block_header* h) noexcept {
+  return reinterpret_cast<char*>(h + 1) - prefix_size(h->flags() & (flag_tracked | flag_foreign), h->alignment());
+}
+
+// The largest request that cannot overflow once a prefix is added.
+inline constexpr std::size_t max_request = (std::size_t{1} << (sizeof(std::size_t) * 8 - 2));
+
+// malloc for the default alignment, posix_memalign above it. Returns the
+// user pointer with the header written, or null.
+inline void* raw_allocate(std::size_t size, std::size_t alignment, alloc_kind kind,
+                          std::uint8_t flags) noexcept {
+  if (size >= max_request) return nullptr;
+  const std::size_t prefix = prefix_size(flags, alignment);
+  void* raw;
+  if (alignment <= default_alignment) {
+    raw = std::malloc(prefix + size);
+    if (!raw) return nullptr;
+  } else if (posix_memalign(&raw, alignment, prefix + size) != 0) {
+    return nullptr;
+  }
+  auto* h = reinterpret_cast<block_header*>(static_cast<char*>(raw) + prefix) - 1;
+  h->size = size;
+  h->tag = make_tag(kind, static_cast<std::uint8_t>(std::countr_zero(alignment)), flags);
+  return h + 1;
+}
+
+}  // namespace leakguard::detail

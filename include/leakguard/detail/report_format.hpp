@@ -1,0 +1,225 @@
+// leakguard/detail/report_format.hpp — report::to_text() and to_json().
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../report.hpp"
+
+namespace leakguard {
+namespace detail {
+
+inline void append_number(std::string& out, unsigned long long n) { out += std::to_string(n); }
+
+inline void append_pointer(std::string& out, const void* p) {
+  char buf[2 + 16 + 1];
+  std::snprintf(buf, sizeof buf, "%p", p);
+  out += buf;
+}
+
+inline void append_location(std::string& out, const std::source_location& where) {
+  out += where.file_name();
+  out += ':';
+  append_number(out, where.line());
+}
+
+inline void append_frame_text(std::string& out, std::size_t index, const frame& f) {
+  out += "    #";
+  append_number(out, index);
+  out += ' ';
+  append_pointer(out, f.pc);
+  out += " in ";
+  out += f.function.empty() ? std::string_view("??") : std::string_view(f.function);
+  if (!f.file.empty()) {
+    out += ' ';
+    out += f.file;
+    out += ':';
+    append_number(out, static_cast<unsigned long long>(f.line));
+  }
+  out += '\n';
+}
+
+inline void append_stack_text(std::string& out, const std::vector<frame>& stack) {
+  for (std::size_t i = 0; i < stack.size(); ++i) append_frame_text(out, i, stack[i]);
+}
+
+inline std::string_view violation_kind_name(violation_kind k) {
+  switch (k) {
+    case violation_kind::allocation_budget: return "allocation_budget";
+    case violation_kind::byte_budget: return "byte_budget";
+    case violation_kind::no_alloc: return "no_alloc";
+  }
+  return "unknown";
+}
+
+inline void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+inline void append_json_pointer(std::string& out, const void* p) {
+  out += '"';
+  append_pointer(out, p);
+  out += '"';
+}
+
+inline void append_stack_json(std::string& out, const std::vector<frame>& stack) {
+  out += '[';
+  for (std::size_t i = 0; i < stack.size(); ++i) {
+    const frame& f = stack[i];
+    if (i) out += ',';
+    out += "{\"pc\":";
+    append_json_pointer(out, f.pc);
+    out += ",\"function\":";
+    append_json_string(out, f.function);
+    out += ",\"file\":";
+    append_json_string(out, f.file);
+    out += ",\"line\":";
+    out += std::to_string(f.line);
+    out += '}';
+  }
+  out += ']';
+}
+
+}  // namespace detail
+
+// Names the scope, then groups the leaked blocks by site, largest total
+// first (ties: earliest allocation first), each group with one stack; then
+// the violations.
+inline std::string report::to_text() const {
+  std::string out = "leakguard: ";
+  if (label_.empty()) {
+    out += "scope at ";
+  } else {
+    out += "scope \"";
+    out += label_;
+    out += "\" at ";
+  }
+  detail::append_location(out, where_);
+  if (blocks_.empty() && violations_.empty()) {
+    out += ": no leaks\n";
+    return out;
+  }
+  out += ": ";
+  detail::append_number(out, bytes_);
+  out += " bytes leaked in ";
+  detail::append_number(out, blocks_.size());
+  out += blocks_.size() == 1 ? " block" : " blocks";
+  if (!violations_.empty()) {
+    out += ", ";
+    detail::append_number(out, violations_.size());
+    out += violations_.size() == 1 ? " violation" : " violations";
+  }
+  out += '\n';
+
+  struct group {
+    std::size_t bytes = 0, count = 0;
+    const leaked_block* first = nullptr;  // blocks_ is sorted by serial
+  };
+  std::vector<group> groups;
+  {
+    std::map<std::string_view, std::size_t> index;  // site -> position in groups
+    for (const leaked_block& b : blocks_) {
+      auto [it, fresh] = index.try_emplace(b.site, groups.size());
+      if (fresh) groups.push_back({0, 0, &b});
+      group& g = groups[it->second];
+      g.bytes += b.size;
+      ++g.count;
+    }
+  }
+  std::stable_sort(groups.begin(), groups.end(),
+                   [](const group& a, const group& b) { return a.bytes > b.bytes; });
+  for (const group& g : groups) {
+    out += "  ";
+    detail::append_number(out, g.bytes);
+    out += " bytes in ";
+    detail::append_number(out, g.count);
+    out += g.count == 1 ? " block" : " blocks";
+    out += " allocated at ";
+    out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)")
+                                 : std::string_view(g.first->site);
+    out += '\n';
+    detail::append_stack_text(out, g.first->stack);
+  }
+  for (const violation& v : violations_) {
+    out += "  violation: ";
+    out += v.message;
+    out += ": ";
+    detail::append_number(out, v.size);
+    out += " bytes at ";
+    out += v.site.empty() ? std::string_view("(unknown site)") : std::string_view(v.site);
+    out += '\n';
+    detail::append_stack_text(out, v.stack);
+  }
+  return out;
+}
+
+inline std::string report::to_json() const {
+  std::string out = "{\"label\":";
+  detail::append_json_string(out, label_);
+  out += ",\"file\":";
+  detail::append_json_string(out, where_.file_name());
+  out += ",\"line\":";
+  out += std::to_string(where_.line());
+  out += ",\"function\":";
+  detail::append_json_string(out, where_.function_name());
+  out += ",\"leaked_blocks\":";
+  out += std::to_string(blocks_.size());
+  out += ",\"leaked_bytes\":";
+  out += std::to_string(bytes_);
+  out += ",\"blocks\":[";
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    const leaked_block& b = blocks_[i];
+    if (i) out += ',';
+    out += "{\"address\":";
+    detail::append_json_pointer(out, b.address);
+    out += ",\"size\":" + std::to_string(b.size);
+    out += ",\"alignment\":" + std::to_string(b.alignment);
+    out += ",\"serial\":" + std::to_string(b.serial);
+    out += ",\"site\":";
+    detail::append_json_string(out, b.site);
+    out += ",\"stack\":";
+    detail::append_stack_json(out, b.stack);
+    out += '}';
+  }
+  out += "],\"violations\":[";
+  for (std::size_t i = 0; i < violations_.size(); ++i) {
+    const violation& v = violations_[i];
+    if (i) out += ',';
+    out += "{\"kind\":";
+    detail::append_json_string(out, detail::violation_kind_name(v.kind));
+    out += ",\"size\":" + std::to_string(v.size);
+    out += ",\"serial\":" + std::to_string(v.serial);
+    out += ",\"site\":";
+    detail::append_json_string(out, v.site);
+    out += ",\"message\":";
+    detail::append_json_string(out, v.message);
+    out += ",\"stack\":";
+    detail::append_stack_json(out, v.stack);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace leakguard

@@ -1,0 +1,184 @@
+// leakguard/detail/scope_books.hpp — opening and ending a scope, and turning
+// what it still holds into a report.
+#pragma once
+
+#include <map>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "../report.hpp"
+#include "scope_state.hpp"
+#include "symbolize.hpp"
+#include "tracking.hpp"
+
+namespace leakguard::detail {
+
+struct block_snapshot {
+  const void* address;
+  std::size_t size;
+  std::size_t alignment;
+  std::uint64_t serial;
+  const stack_trace* stack;
+};
+
+// What a scope holds at one moment, copied under its lock so that the report
+// can be built (symbolized, formatted) without holding any lock.
+struct scope_snapshot {
+  std::vector<block_snapshot, internal_allocator<block_snapshot>> blocks;
+  budget_violation violation;
+  std::size_t max_allocations = 0;
+  std::size_t max_bytes = 0;
+};
+
+inline block_snapshot snapshot_of(block_record* r) noexcept {
+  block_header* h = header_of(r);
+  return {user_of(r), h->size, h->alignment(), r->serial, r->stack};
+}
+
+// REQUIRES: s->lock held.
+inline void collect(scope_state* s, scope_snapshot& out) {
+  for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
+  for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
+    out.blocks.push_back(snapshot_of(record_of(f)));
+  out.violation = s->violation;
+  out.max_allocations = s->max_allocations;
+  out.max_bytes = s->max_bytes;
+}
+
+struct scope_settings {
+  std::size_t max_allocations;
+  std::size_t max_bytes;
+  bool all_threads;
+};
+
+// Opens a scope on the calling thread: it becomes the innermost scope of the
+// thread's chain. Returns null (an inert scope) if no memory was left.
+inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation) noexcept {
+  thread_state& t = tls;
+  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  scope_state* s = acquire_scope_state();
+  if (!s) return nullptr;
+  {
+    lock_guard g(s->lock);
+    s->clear_lists();
+    s->parent = t.innermost;
+    s->parent_generation = t.innermost_generation;
+    s->max_allocations = settings.max_allocations;
+    s->max_bytes = settings.max_bytes;
+    s->all_threads = settings.all_threads;
+    s->allocations = s->deallocations = 0;
+    s->bytes_allocated = s->live_blocks = s->live_bytes = s->peak_bytes = 0;
+    s->violation = {};
+    s->active = true;
+    generation = s->generation;
+  }
+  t.innermost = s;
+  t.innermost_generation = generation;
+  t.set(slow_scoped);
+  if (settings.all_threads) {
+    lock_guard g(registry.lock);
+    s->next_all_threads = registry.all_threads;
+    registry.all_threads = s;
+    if (registry.all_threads_count++ == 0)
+      for (thread_state* other = registry.head; other; other = other->next) other->set(slow_all_threads);
+  }
+  return s;
+}
+
+inline void leave_all_threads(scope_state* s) noexcept {
+  lock_guard g(registry.lock);
+  for (scope_state** link = &registry.all_threads; *link; link = &(*link)->next_all_threads) {
+    if (*link == s) {
+      *link = s->next_all_threads;
+      break;
+    }
+  }
+  s->next_all_threads = nullptr;
+  if (--registry.all_threads_count == 0)
+    for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
+}
+
+// Ends a scope: no more blocks are attributed to it, what it still holds is
+// copied into `out` (when given), its blocks move to its parent, and it is
+// recycled. Scopes end in reverse order of opening on their thread; one that
+// ends out of order is ended all the same, and the thread's chain then falls
+// back to no scope once the stale one is reached.
+inline void end_scope(scope_state* s, scope_snapshot* out) {
+  thread_state& t = tls;
+  if (s->all_threads) leave_all_threads(s);
+  {
+    lock_guard g(s->lock);
+    s->active = false;
+    if (out) collect(s, *out);
+    scope_state* parent = lock_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    for (block_record* r = s->live.next; r != &s->live; r = r->next)
+      r->owner.store(parent, std::memory_order_release);
+    if (parent) {
+      if (s->live.next != &s->live) {  // splice the whole list onto the parent's
+        block_record* first = s->live.next;
+        block_record* last = s->live.prev;
+        first->prev = parent->live.prev;
+        parent->live.prev->next = first;
+        last->next = &parent->live;
+        parent->live.prev = last;
+      }
+      parent->lock.unlock();
+    } else {
+      for (block_record* r = s->live.next; r != &s->live;) {
+        block_record* next = r->next;
+        r->prev = r->next = r;
+        r = next;
+      }
+    }
+    for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
+      foreign_link* next = f->next;
+      f->scope.store(nullptr, std::memory_order_release);
+      f->prev = f->next = f;
+      f = next;
+    }
+    s->clear_lists();
+    ++s->generation;
+  }
+  if (t.innermost == s) {
+    t.innermost = s->parent;
+    t.innermost_generation = s->parent_generation;
+    if (!t.innermost) t.clear(slow_scoped);
+  }
+  release_scope_state(s);
+}
+
+inline std::string violation_message(const budget_violation& v, std::size_t max_allocations, std::size_t max_bytes) {
+  std::string msg = v.bytes ? "byte budget exceeded (max_bytes = " + std::to_string(max_bytes)
+                            : "allocation budget exceeded (max_allocations = " + std::to_string(max_allocations);
+  msg += "; " + std::to_string(v.count) + (v.count == 1 ? " allocation" : " allocations") + " over budget)";
+  return msg;
+}
+
+// Symbolizes the snapshot's stacks (each distinct stack once) into a report.
+inline report build_report(std::string label, std::source_location where, const scope_snapshot& snap,
+                           std::vector<violation> violations = {}) {
+  const int depth = stack_depth();
+  std::map<const stack_trace*, symbolized_stack> cache;
+  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
+    auto it = cache.find(st);
+    if (it == cache.end()) it = cache.emplace(st, symbolize(st, depth)).first;
+    return it->second;
+  };
+  std::vector<leaked_block> blocks;
+  blocks.reserve(snap.blocks.size());
+  for (const block_snapshot& b : snap.blocks) {
+    const symbolized_stack& st = lookup(b.stack);
+    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial, st.site, st.frames});
+  }
+  if (snap.violation.count) {
+    const symbolized_stack& st = lookup(snap.violation.stack);
+    violations.insert(violations.begin(),
+                      violation{snap.violation.bytes ? violation_kind::byte_budget : violation_kind::allocation_budget,
+                                snap.violation.size, snap.violation.serial, st.site, st.frames,
+                                violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
+  }
+  return report(std::move(label), where, std::move(blocks), std::move(violations));
+}
+
+}  // namespace leakguard::detail

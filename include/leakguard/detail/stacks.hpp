@@ -1,0 +1,117 @@
+// leakguard/detail/stacks.hpp — allocation stacks: capture and interning.
+//
+// Capture is the dominant cost of a tracked allocation, so a stack is only a
+// list of return addresses here; names and lines are looked up when a report
+// is built (symbolize.hpp). Identical stacks are stored once in a depot that
+// is never freed: a lock-free hash table whose chains only ever grow at the
+// head, so lookups take no lock and a node's address is its identity.
+#pragma once
+
+#include <absl/debugging/stacktrace.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "internal_memory.hpp"
+
+namespace leakguard::detail {
+
+// Frames of leakguard itself (the cold path, operator new) sit on top of every
+// captured stack; they are captured on top of the requested depth and trimmed
+// when the stack is symbolized.
+inline constexpr int internal_frames = 4;
+inline constexpr int max_frames = 64 + internal_frames;
+
+struct stack_trace {
+  const stack_trace* next;  // depot chain
+  std::uint64_t hash;
+  std::uint32_t depth;
+  void* frames[];  // return addresses, innermost first
+};
+
+class stack_depot {
+ public:
+  // The interned copy of `frames[0..depth)`; null if depth is 0 or memory ran out.
+  const stack_trace* intern(void* const* frames, int depth) noexcept {
+    if (depth <= 0) return nullptr;
+    const std::uint64_t hash = hash_frames(frames, depth);
+    std::atomic<const stack_trace*>& bucket = buckets_[hash & (bucket_count - 1)];
+    const stack_trace* head = bucket.load(std::memory_order_acquire);
+    for (;;) {
+      for (const stack_trace* s = head; s; s = s->next) {
+        if (s->hash == hash && s->depth == static_cast<std::uint32_t>(depth) &&
+            std::memcmp(s->frames, frames, depth * sizeof(void*)) == 0)
+          return s;
+      }
+      auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
+      if (!fresh) return nullptr;
+      fresh->next = head;
+      fresh->hash = hash;
+      fresh->depth = static_cast<std::uint32_t>(depth);
+      std::memcpy(fresh->frames, frames, depth * sizeof(void*));
+      if (bucket.compare_exchange_strong(head, fresh, std::memory_order_acq_rel)) return fresh;
+      // Lost a race: `head` now holds the new chain; search it again. The
+      // node we made is dropped into the arena, a rare few bytes.
+    }
+  }
+
+  std::size_t bytes_used() const noexcept { return used_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr std::size_t bucket_count = std::size_t{1} << 16;
+  static constexpr std::size_t chunk_size = std::size_t{1} << 16;
+
+  static std::uint64_t hash_frames(void* const* frames, int depth) noexcept {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(depth);
+    for (int i = 0; i < depth; ++i) {
+      h ^= reinterpret_cast<std::uintptr_t>(frames[i]);
+      h *= 0xff51afd7ed558ccdull;
+      h ^= h >> 32;
+    }
+    return h;
+  }
+
+  void* arena_allocate(std::size_t bytes) noexcept {
+    bytes = (bytes + 15) & ~std::size_t{15};
+    lock_guard g(arena_lock_);
+    if (arena_left_ < bytes) {
+      const std::size_t size = bytes > chunk_size ? bytes : chunk_size;
+      arena_next_ = static_cast<char*>(std::malloc(size));
+      if (!arena_next_) {
+        arena_left_ = 0;
+        return nullptr;
+      }
+      arena_left_ = size;
+    }
+    void* p = arena_next_;
+    arena_next_ += bytes;
+    arena_left_ -= bytes;
+    used_.fetch_add(bytes, std::memory_order_relaxed);
+    return p;
+  }
+
+  std::atomic<const stack_trace*> buckets_[bucket_count] = {};
+  spin_lock arena_lock_;
+  char* arena_next_ = nullptr;
+  std::size_t arena_left_ = 0;
+  std::atomic<std::size_t> used_{0};
+};
+
+// Zero-initialised (constinit), never destroyed: usable before main and in
+// static destructors.
+inline constinit stack_depot depot{};
+
+// Captures `depth` frames of the calling thread below leakguard's own (see
+// internal_frames), skipping this function, and interns them.
+LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
+  if (depth <= 0) return nullptr;
+  void* frames[max_frames];
+  depth += internal_frames;
+  if (depth > max_frames) depth = max_frames;
+  const int n = absl::GetStackTrace(frames, depth, 1);
+  return depot.intern(frames, n);
+}
+
+}  // namespace leakguard::detail

@@ -1,0 +1,145 @@
+// leakguard/detail/symbolize.hpp — return addresses to functions, files, lines.
+//
+// Runs only when a report is built. file:line comes from GCC's libbacktrace
+// (DWARF, inlined frames expanded) when the build system found it; function
+// names otherwise come from absl::Symbolize (the ELF symbol table).
+#pragma once
+
+#include <absl/debugging/symbolize.h>
+#include <cxxabi.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../report.hpp"
+#include "stacks.hpp"
+
+#if LEAKGUARD_HAVE_LIBBACKTRACE
+#include <backtrace.h>
+#endif
+
+namespace leakguard::detail {
+
+inline std::string demangle(const char* name) {
+  if (!name) return {};
+  int status = 0;
+  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || !out) return name;
+  std::string result(out);
+  std::free(out);
+  return result;
+}
+
+// "void std::vector<int>::push_back(int const&)" -> "std::vector<int>::push_back":
+// the qualified name without return type and parameters.
+inline std::string_view qualified_name(std::string_view function) {
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < function.size(); ++i) {
+    const char c = function[i];
+    if (c == '<') ++depth;
+    else if (c == '>' && depth > 0) --depth;
+    else if (depth == 0 && c == ' ') start = i + 1;
+    else if (depth == 0 && c == '(' && i > start) return function.substr(start, i - start);
+  }
+  return function.substr(start);
+}
+
+inline bool starts_with_any(std::string_view s, std::initializer_list<std::string_view> prefixes) {
+  for (std::string_view p : prefixes)
+    if (s.starts_with(p)) return true;
+  return false;
+}
+
+// leakguard's own frames: trimmed from the top of every stack.
+inline bool is_internal_frame(const frame& f) {
+  if (f.file.find("include/leakguard/") != std::string::npos) return true;
+  return starts_with_any(qualified_name(f.function),
+                         {"leakguard::", "operator new", "operator delete", "absl::"});
+}
+
+// The standard library's frames: skipped when choosing a block's site.
+inline bool is_library_frame(const frame& f) {
+  if (f.file.find("/c++/") != std::string::npos) return true;  // libstdc++ and libc++ headers
+  return starts_with_any(qualified_name(f.function),
+                         {"std::", "__gnu_cxx::", "__cxxabiv1::", "__cxa_", "__libc_", "__pthread"});
+}
+
+#if LEAKGUARD_HAVE_LIBBACKTRACE
+inline backtrace_state* libbacktrace_state() {
+  // Thread-safe creation; the state lives for the whole process.
+  static backtrace_state* state =
+      backtrace_create_state(nullptr, /*threaded=*/1, [](void*, const char*, int) {}, nullptr);
+  return state;
+}
+#endif
+
+// Appends the frames of one return address, innermost inlined frame first.
+inline void symbolize_pc(const void* pc, std::vector<frame>& out) {
+  // A return address points after the call; look up the call itself.
+  const auto lookup = reinterpret_cast<std::uintptr_t>(pc) - 1;
+  const std::size_t before = out.size();
+#if LEAKGUARD_HAVE_LIBBACKTRACE
+  struct context {
+    const void* pc;
+    std::vector<frame>* out;
+  } ctx{pc, &out};
+  backtrace_pcinfo(
+      libbacktrace_state(), lookup,
+      [](void* data, std::uintptr_t, const char* file, int line, const char* function) -> int {
+        auto* c = static_cast<context*>(data);
+        if (!file && !function) return 0;
+        c->out->push_back(frame{c->pc, demangle(function), file ? file : "", file ? line : 0});
+        return 0;
+      },
+      [](void*, const char*, int) {}, &ctx);
+#endif
+  // No debug info: the symbol table still names the function.
+  if (out.size() == before || out.back().function.empty()) {
+    char name[1024];
+    std::string function;
+    if (absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name)) function = name;
+    if (out.size() == before) out.push_back(frame{pc, std::move(function), {}, 0});
+    else out.back().function = std::move(function);
+  }
+}
+
+struct symbolized_stack {
+  std::vector<frame> frames;  // leakguard's own frames trimmed
+  std::string site;
+};
+
+inline std::string frame_site(const frame& f) {
+  if (!f.file.empty()) return f.file + ':' + std::to_string(f.line);
+  if (!f.function.empty()) return f.function;
+  char buf[2 + 16 + 1];
+  std::snprintf(buf, sizeof buf, "%p", f.pc);
+  return buf;
+}
+
+// Symbolizes a captured stack, trims leakguard's frames from its top, keeps
+// at most `depth` frames and picks the user's site: the first frame that is
+// neither leakguard's nor the standard library's.
+inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
+  symbolized_stack result;
+  if (!stack) return result;
+  std::vector<frame> all;
+  for (std::uint32_t i = 0; i < stack->depth; ++i) symbolize_pc(stack->frames[i], all);
+  std::size_t first = 0;
+  while (first < all.size() && is_internal_frame(all[first])) ++first;
+  for (std::size_t i = first; i < all.size() && result.frames.size() < static_cast<std::size_t>(depth); ++i)
+    result.frames.push_back(std::move(all[i]));
+  for (const frame& f : result.frames) {
+    if (!is_library_frame(f) && !is_internal_frame(f)) {
+      result.site = frame_site(f);
+      break;
+    }
+  }
+  if (result.site.empty() && !result.frames.empty()) result.site = frame_site(result.frames.front());
+  return result;
+}
+
+}  // namespace leakguard::detail

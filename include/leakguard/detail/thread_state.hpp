@@ -1,0 +1,205 @@
+// leakguard/detail/thread_state.hpp — per-thread state, the thread registry
+// and the whole-process counters.
+//
+// The allocation fast path reads one thread-local word (`slow`) and takes
+// the cold path when it is non-zero: nothing is watching an unscoped thread,
+// so it pays only for the header and its own counters. The state starts as a
+// constant-initialised object with `slow = slow_unregistered`, so the fast
+// path never asks "initialised yet?" — the first allocation of a thread takes
+// the cold path once and registers it.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "internal_memory.hpp"
+
+namespace leakguard::detail {
+
+struct scope_state;
+struct stack_trace;
+
+// Reasons for the cold path, bits of thread_state::slow.
+enum slow_reason : std::uint32_t {
+  slow_unregistered = 1,  // first allocation of the thread: register it
+  slow_scoped = 2,        // a scope (own or adopted) watches this thread
+  slow_no_alloc = 4,      // a no_alloc_scope is active
+  slow_all_threads = 8,   // some thread opened an all_threads scope (set by that thread)
+  slow_exited = 16,       // past thread exit: count into the registry directly
+};
+
+// The first allocation inside a no_alloc_scope, and how many there were.
+struct no_alloc_state {
+  no_alloc_state* outer = nullptr;
+  std::uint64_t count = 0;
+  std::size_t size = 0;
+  std::uint64_t serial = 0;
+  const stack_trace* stack = nullptr;
+};
+
+struct thread_state {
+  // Written by the owner, and by a thread opening or closing an all_threads
+  // scope (under the registry lock); read relaxed on every allocation.
+  std::atomic<std::uint32_t> slow{slow_unregistered};
+  std::uint32_t internal_depth = 0;  // > 0: leakguard itself is running
+  std::uint32_t ignore_depth = 0;    // > 0: inside an ignore_scope
+  scope_state* innermost = nullptr;  // the scope chain allocations go to
+  std::uint64_t innermost_generation = 0;
+  no_alloc_state* no_alloc = nullptr;
+  scope_state* spare_scope = nullptr;  // one cached scope_state, see scope_state.hpp
+  // Counters, written only by this thread, summed by global_stats().
+  std::atomic<std::uint64_t> allocations{0};
+  std::atomic<std::uint64_t> deallocations{0};
+  std::atomic<std::uint64_t> bytes_allocated{0};
+  std::atomic<std::uint64_t> bytes_freed{0};
+  std::int64_t unflushed_bytes = 0;  // live-byte change not yet in the registry's peak
+  thread_state* prev = nullptr;      // registry list, under registry.lock
+  thread_state* next = nullptr;
+
+  void set(std::uint32_t reason) noexcept { slow.fetch_or(reason, std::memory_order_relaxed); }
+  void clear(std::uint32_t reason) noexcept { slow.fetch_and(~reason, std::memory_order_relaxed); }
+};
+
+inline constinit thread_local thread_state tls{};
+
+// Marks leakguard's own work on this thread: allocations made meanwhile
+// (report strings, a handler's copies) are never tracked or attributed.
+class internal_guard {
+ public:
+  internal_guard() noexcept : state_(tls) { ++state_.internal_depth; }
+  ~internal_guard() { --state_.internal_depth; }
+  internal_guard(const internal_guard&) = delete;
+  internal_guard& operator=(const internal_guard&) = delete;
+
+ private:
+  thread_state& state_;
+};
+
+struct thread_registry {
+  spin_lock lock;
+  thread_state* head = nullptr;
+  // Counts of threads that have exited, and of allocations made after
+  // a thread's exit handler ran.
+  std::atomic<std::uint64_t> retired_allocations{0};
+  std::atomic<std::uint64_t> retired_deallocations{0};
+  std::atomic<std::uint64_t> retired_bytes_allocated{0};
+  std::atomic<std::uint64_t> retired_bytes_freed{0};
+  // Live bytes as flushed by threads in steps of flush_bytes, and its peak.
+  std::atomic<std::int64_t> flushed_live_bytes{0};
+  std::atomic<std::int64_t> peak_bytes{0};
+  // Active all_threads scopes, newest first (under lock).
+  scope_state* all_threads = nullptr;
+  std::uint32_t all_threads_count = 0;
+  bool exit_key_made = false;
+  pthread_key_t exit_key{};
+};
+
+inline constinit thread_registry registry{};
+
+// peak_bytes is exact to within this many bytes per thread: threads publish
+// their live-byte change in steps, not on every allocation.
+inline constexpr std::int64_t flush_bytes = 64 * 1024;
+
+LEAKGUARD_COLD void flush_live_bytes(thread_state& t) noexcept {
+  const std::int64_t live =
+      registry.flushed_live_bytes.fetch_add(t.unflushed_bytes, std::memory_order_relaxed) + t.unflushed_bytes;
+  t.unflushed_bytes = 0;
+  std::int64_t peak = registry.peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !registry.peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+// Single writer: a relaxed load and store, not a locked read-modify-write.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+LEAKGUARD_ALWAYS_INLINE void count_allocation(thread_state& t, std::size_t size) noexcept {
+  bump(t.allocations, 1);
+  bump(t.bytes_allocated, size);
+  if (LEAKGUARD_UNLIKELY((t.unflushed_bytes += static_cast<std::int64_t>(size)) > flush_bytes))
+    flush_live_bytes(t);
+}
+
+LEAKGUARD_ALWAYS_INLINE void count_deallocation(thread_state& t, std::size_t size) noexcept {
+  bump(t.deallocations, 1);
+  bump(t.bytes_freed, size);
+  if (LEAKGUARD_UNLIKELY((t.unflushed_bytes -= static_cast<std::int64_t>(size)) < -flush_bytes))
+    flush_live_bytes(t);
+}
+
+// Counting from the cold path, which may run after the thread's exit handler.
+inline void count_allocation_cold(thread_state& t, std::size_t size) noexcept {
+  if (!(t.slow.load(std::memory_order_relaxed) & slow_exited)) return count_allocation(t, size);
+  registry.retired_allocations.fetch_add(1, std::memory_order_relaxed);
+  registry.retired_bytes_allocated.fetch_add(size, std::memory_order_relaxed);
+  registry.flushed_live_bytes.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+}
+
+inline void count_deallocation_cold(thread_state& t, std::size_t size) noexcept {
+  if (!(t.slow.load(std::memory_order_relaxed) & slow_exited)) return count_deallocation(t, size);
+  registry.retired_deallocations.fetch_add(1, std::memory_order_relaxed);
+  registry.retired_bytes_freed.fetch_add(size, std::memory_order_relaxed);
+  registry.flushed_live_bytes.fetch_sub(static_cast<std::int64_t>(size), std::memory_order_relaxed);
+}
+
+void release_spare_scope(thread_state& t) noexcept;  // scope_state.hpp
+
+// pthread key destructor: runs at thread exit, after the thread's C++
+// thread_local destructors. Folds the thread's counters into the registry;
+// allocations after this point count there directly (slow_exited).
+inline void on_thread_exit(void* state) noexcept {
+  thread_state& t = *static_cast<thread_state*>(state);
+  release_spare_scope(t);
+  lock_guard g(registry.lock);
+  registry.retired_allocations.fetch_add(t.allocations.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  registry.retired_deallocations.fetch_add(t.deallocations.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  registry.retired_bytes_allocated.fetch_add(t.bytes_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  registry.retired_bytes_freed.fetch_add(t.bytes_freed.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  flush_live_bytes(t);
+  (t.prev ? t.prev->next : registry.head) = t.next;
+  if (t.next) t.next->prev = t.prev;
+  t.prev = t.next = nullptr;
+  t.set(slow_exited);
+}
+
+LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
+  {
+    lock_guard g(registry.lock);
+    if (!registry.exit_key_made) {
+      registry.exit_key_made = pthread_key_create(&registry.exit_key, on_thread_exit) == 0;
+    }
+    t.next = registry.head;
+    if (t.next) t.next->prev = &t;
+    registry.head = &t;
+    if (registry.all_threads_count) t.set(slow_all_threads);
+    t.clear(slow_unregistered);
+  }
+  // glibc serves the first 32 keys from a static array; later ones calloc,
+  // which is fine: it is malloc, not operator new.
+  if (registry.exit_key_made) pthread_setspecific(registry.exit_key, &t);
+}
+
+struct process_counts {
+  std::uint64_t allocations, deallocations, bytes_allocated, bytes_freed;
+};
+
+inline process_counts sum_counts() noexcept {
+  // Under the lock, so that a thread exiting meanwhile is counted once.
+  lock_guard g(registry.lock);
+  process_counts c{registry.retired_allocations.load(std::memory_order_relaxed),
+                   registry.retired_deallocations.load(std::memory_order_relaxed),
+                   registry.retired_bytes_allocated.load(std::memory_order_relaxed),
+                   registry.retired_bytes_freed.load(std::memory_order_relaxed)};
+  for (thread_state* t = registry.head; t; t = t->next) {
+    c.allocations += t->allocations.load(std::memory_order_relaxed);
+    c.deallocations += t->deallocations.load(std::memory_order_relaxed);
+    c.bytes_allocated += t->bytes_allocated.load(std::memory_order_relaxed);
+    c.bytes_freed += t->bytes_freed.load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+}  // namespace leakguard::detail

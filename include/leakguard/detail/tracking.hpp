@@ -1,0 +1,327 @@
+// leakguard/detail/tracking.hpp — the allocation and free paths.
+//
+// allocate(): one thread-local load and one branch decide between the fast
+// path (nothing watches this thread: raw allocation, header, own counters)
+// and allocate_cold() (register the thread, no_alloc violations, tracking).
+// deallocate(): one compare of the header's tag against what this free
+// expects decides between the fast path and deallocate_cold() (tracked
+// block, aligned block, misuse).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../handler.hpp"
+#include "block.hpp"
+#include "scope_state.hpp"
+#include "stacks.hpp"
+#include "symbolize.hpp"
+#include "thread_state.hpp"
+
+namespace leakguard::detail {
+
+inline constinit std::atomic<std::uint64_t> next_serial{1};
+
+inline std::uint64_t take_serial() noexcept { return next_serial.fetch_add(1, std::memory_order_relaxed); }
+
+inline std::size_t effective_alignment(std::size_t alignment) noexcept {
+  return alignment > default_alignment ? alignment : default_alignment;
+}
+
+// ---- attribution -----------------------------------------------------------
+
+// The chain of a thread holds at most this many scopes that an allocation
+// is counted in; deeper nesting is counted in the innermost ones only.
+inline constexpr int max_chain = 32;
+
+// Links a fresh record into the thread's innermost scope and counts it in
+// every enclosing scope. Returns how many chain scopes it visited.
+inline int attribute_to_chain(thread_state& t, block_record* r, std::size_t size,
+                              scope_state** visited) noexcept {
+  scope_state* s = t.innermost;
+  if (!lock_if_current(s, t.innermost_generation)) return 0;
+  link(s->live, r);
+  r->owner.store(s, std::memory_order_release);
+  s->on_allocation(size, *r);
+  int n = 0;
+  visited[n++] = s;
+  // Holding the child's lock keeps it current, and its parents with it.
+  for (scope_state* child = s; child->parent && n < max_chain;) {
+    scope_state* parent = child->parent;
+    if (!lock_if_current(parent, child->parent_generation)) break;
+    parent->on_allocation(size, *r);
+    parent->lock.unlock();
+    visited[n++] = parent;
+    child = parent;
+  }
+  s->lock.unlock();
+  return n;
+}
+
+// Also attributes the block to the newest all_threads scope that is not in
+// the thread's own chain.
+inline void attribute_to_all_threads(block_record* r, std::size_t size, scope_state* const* visited,
+                                     int n) noexcept {
+  foreign_link* f = foreign_of(r);
+  lock_guard g(registry.lock);
+  for (scope_state* a = registry.all_threads; a; a = a->next_all_threads) {
+    bool in_chain = false;
+    for (int i = 0; i < n; ++i) in_chain |= visited[i] == a;
+    if (in_chain) continue;
+    lock_guard ga(a->lock);
+    link(a->foreign, f);
+    f->scope.store(a, std::memory_order_release);
+    a->on_allocation(size, *r);
+    return;
+  }
+}
+
+// Removes a block from the books of every scope it belongs to; `freed` is
+// false for leakguard::ignore, which forgets a block without freeing it.
+inline void settle(block_header* h, bool freed) noexcept {
+  block_record* r = record_of(h);
+  const std::size_t size = h->size;
+  for (scope_state* s; (s = r->owner.load(std::memory_order_acquire));) {
+    s->lock.lock();
+    if (r->owner.load(std::memory_order_relaxed) != s) {  // moved to a parent meanwhile
+      s->lock.unlock();
+      continue;
+    }
+    unlink(r);
+    r->owner.store(nullptr, std::memory_order_relaxed);
+    s->on_release(size, freed);
+    int n = 1;
+    for (scope_state* child = s; child->parent && n < max_chain; ++n) {
+      scope_state* parent = child->parent;
+      if (!lock_if_current(parent, child->parent_generation)) break;
+      parent->on_release(size, freed);
+      parent->lock.unlock();
+      child = parent;
+    }
+    s->lock.unlock();
+    break;
+  }
+  if (!(h->flags() & flag_foreign)) return;
+  foreign_link* f = foreign_of(r);
+  for (scope_state* a; (a = f->scope.load(std::memory_order_acquire));) {
+    lock_guard g(a->lock);
+    if (f->scope.load(std::memory_order_relaxed) != a) continue;
+    unlink(f);
+    f->scope.store(nullptr, std::memory_order_relaxed);
+    a->on_release(size, freed);
+    break;
+  }
+}
+
+// ---- allocation --------------------------------------------------------------
+
+inline void note_no_alloc_violation(thread_state& t, std::size_t size, std::uint64_t serial,
+                                    const stack_trace* stack) noexcept {
+  no_alloc_state* z = t.no_alloc;
+  if (!z) return;
+  if (z->count++ == 0) {
+    z->size = size;
+    z->serial = serial;
+    z->stack = stack;
+  }
+}
+
+LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind) noexcept {
+  thread_state& t = tls;
+  std::uint32_t slow = t.slow.load(std::memory_order_relaxed);
+  if (slow & slow_unregistered) {
+    register_thread(t);
+    slow = t.slow.load(std::memory_order_relaxed);
+  }
+  alignment = effective_alignment(alignment);
+  const bool own_work = t.internal_depth != 0;
+  const bool watched = !own_work && t.ignore_depth == 0 && (slow & (slow_scoped | slow_all_threads));
+  const bool forbidden = !own_work && (slow & slow_no_alloc);
+  if (!watched && !forbidden) {
+    void* p = raw_allocate(size, alignment, kind, 0);
+    if (p) count_allocation_cold(t, size);
+    return p;
+  }
+
+  const std::uint8_t flags = watched ? (flag_tracked | (slow & slow_all_threads ? flag_foreign : 0)) : 0;
+  void* p = raw_allocate(size, alignment, kind, flags);
+  if (!p) return nullptr;
+  count_allocation_cold(t, size);
+  const std::uint64_t serial = take_serial();
+  const stack_trace* stack;
+  {
+    internal_guard guard;
+    stack = capture_stack(stack_depth());
+  }
+  if (forbidden) note_no_alloc_violation(t, size, serial, stack);
+  if (!watched) return p;
+
+  block_record* r = record_of(header_of(p));
+  r->prev = r->next = r;
+  r->owner.store(nullptr, std::memory_order_relaxed);
+  r->stack = stack;
+  r->serial = serial;
+  r->reserved = 0;
+  scope_state* visited[max_chain];
+  const int n = (slow & slow_scoped) ? attribute_to_chain(t, r, size, visited) : 0;
+  if (flags & flag_foreign) {
+    foreign_link* f = foreign_of(r);
+    f->prev = f->next = f;
+    f->scope.store(nullptr, std::memory_order_relaxed);
+    f->reserved = 0;
+    attribute_to_all_threads(r, size, visited, n);
+  }
+  return p;
+}
+
+// Returns the block or null; the operator new forms add the new_handler loop.
+template <alloc_kind Kind>
+LEAKGUARD_ALWAYS_INLINE void* allocate(std::size_t size) noexcept {
+  thread_state& t = tls;
+  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0)) return allocate_cold(size, default_alignment, Kind);
+  void* p = raw_allocate(size, default_alignment, Kind, 0);
+  if (LEAKGUARD_LIKELY(p != nullptr)) count_allocation(t, size);
+  return p;
+}
+
+template <alloc_kind Kind>
+inline void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
+  if (alignment <= default_alignment) return allocate<Kind>(size);
+  return allocate_cold(size, alignment, Kind);
+}
+
+// ---- misuse ------------------------------------------------------------------
+
+inline const char* kind_name(alloc_kind k) noexcept {
+  switch (k) {
+    case alloc_kind::new_single: return "new";
+    case alloc_kind::new_array: return "new[]";
+    case alloc_kind::allocator: return "leakguard::allocator";
+    case alloc_kind::resource: return "leakguard::memory_resource";
+  }
+  return "?";
+}
+
+inline const char* free_name(alloc_kind k) noexcept {
+  switch (k) {
+    case alloc_kind::new_single: return "delete";
+    case alloc_kind::new_array: return "delete[]";
+    case alloc_kind::allocator: return "leakguard::allocator::deallocate";
+    case alloc_kind::resource: return "leakguard::memory_resource::deallocate";
+  }
+  return "?";
+}
+
+LEAKGUARD_COLD void report_misuse(misuse_kind kind, const void* address, block_header* h, std::string message) noexcept {
+  internal_guard guard;
+  try {
+    misuse m;
+    m.kind = kind;
+    m.address = address;
+    m.size = h ? h->size : 0;
+    m.message = std::move(message);
+    symbolized_stack where = symbolize(capture_stack(stack_depth() ? stack_depth() : 16), max_stack_depth);
+    m.stack = std::move(where.frames);
+    m.site = std::move(where.site);
+    if (h && (h->flags() & flag_tracked) && !(h->flags() & flag_freed))
+      m.allocation_site = symbolize(record_of(h)->stack, 1).site;
+    if (!m.site.empty()) m.message += " at " + m.site;
+    misuse_handler handler = misuse_handler_slot().get();
+    if (handler) handler(m);
+    else abort_on_misuse(m);
+  } catch (...) {
+    // A misuse handler must not throw through a delete; say so and go on.
+    std::fputs("leakguard: misuse handler threw; exception dropped\n", stderr);
+  }
+}
+
+inline std::string describe(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p", p);
+  return buf;
+}
+
+// ---- free ----------------------------------------------------------------------
+
+inline constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
+
+LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
+  thread_state& t = tls;
+  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  block_header* h = header_of(p);
+  if (h->magic() != header_magic) {
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = std::string(free_name(kind)) + " of " + describe(p) +
+            ", which leakguard did not allocate (a pointer from malloc, the stack, the middle of a block, or one already freed)";
+    }
+    return report_misuse(misuse_kind::foreign_pointer, p, nullptr, std::move(msg));
+  }
+  const std::uint8_t flags = h->flags();
+  if (flags & flag_freed) {
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = "double free: " + std::string(free_name(kind)) + " of " + describe(p) + ", a block of " +
+            std::to_string(h->size) + " bytes that was already freed";
+    }
+    return report_misuse(misuse_kind::double_free, p, nullptr, std::move(msg));
+  }
+  if (h->kind() != kind) {
+    const bool arrays = (h->kind() == alloc_kind::new_single || h->kind() == alloc_kind::new_array) &&
+                        (kind == alloc_kind::new_single || kind == alloc_kind::new_array);
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = std::string(free_name(kind)) + " of " + describe(p) + ", a block of " + std::to_string(h->size) +
+            " bytes allocated by " + kind_name(h->kind());
+    }
+    report_misuse(arrays ? misuse_kind::array_mismatch : misuse_kind::wrong_allocator, p, h, std::move(msg));
+  } else if (effective_alignment(alignment) != h->alignment()) {
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = std::string(free_name(kind)) + " of " + describe(p) + " with alignment " + std::to_string(alignment) +
+            ", but the block was allocated with alignment " + std::to_string(h->alignment());
+    }
+    report_misuse(misuse_kind::alignment_mismatch, p, h, std::move(msg));
+  } else if (size != unknown_size && size != h->size) {
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = "sized " + std::string(free_name(kind)) + " of " + describe(p) + " with size " + std::to_string(size) +
+            ", but the block was allocated with size " + std::to_string(h->size);
+    }
+    report_misuse(misuse_kind::size_mismatch, p, h, std::move(msg));
+  }
+  // A genuine block: free it as it was allocated, whatever the call said.
+  if (flags & flag_tracked) settle(h, true);
+  count_deallocation_cold(t, h->size);
+  void* raw = raw_of(h);
+  h->set_flags(flags | flag_freed);
+  std::free(raw);
+}
+
+// `size` is unknown_size for unsized frees, `alignment` 0 for the forms
+// without std::align_val_t.
+template <alloc_kind Kind>
+LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size, std::size_t alignment = 0) noexcept {
+  if (LEAKGUARD_UNLIKELY(p == nullptr)) return;
+  block_header* h = header_of(p);
+  thread_state& t = tls;
+  const std::uint64_t expected =
+      make_tag(Kind, alignment > default_alignment ? static_cast<std::uint8_t>(std::countr_zero(alignment))
+                                                   : default_alignment_log2, 0);
+  if (LEAKGUARD_UNLIKELY(h->tag != expected || (size != unknown_size && size != h->size) ||
+                         (t.slow.load(std::memory_order_relaxed) & (slow_unregistered | slow_exited)))) {
+    return deallocate_cold(p, Kind, size, alignment);
+  }
+  count_deallocation(t, h->size);
+  std::free(reinterpret_cast<char*>(p) - prefix_size(0, effective_alignment(alignment)));
+}
+
+}  // namespace leakguard::detail

@@ -1,0 +1,108 @@
+// leakguard/global_new.hpp — replaces every global operator new and delete.
+//
+// Include in exactly ONE .cpp file of a program (like doctest's
+// DOCTEST_CONFIG_IMPLEMENT): replacement allocation functions must be
+// defined once, so a second TU including it is a link error ("multiple
+// definition of operator new"), never silent misbehaviour.
+//
+//   // main.cpp
+//   #include <leakguard/global_new.hpp>
+//
+// Every form is replaced: plain and array, nothrow, sized, std::align_val_t,
+// and their combinations. Failure follows the standard: the new_handler
+// loop, then std::bad_alloc (or nullptr from the nothrow forms).
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+#include "config.hpp"
+
+#if LEAKGUARD_ENABLED
+#include "detail/tracking.hpp"
+
+namespace leakguard::detail {
+
+// The new_handler loop of [new.delete.single]; null only from nothrow forms.
+template <alloc_kind Kind, bool Throws>
+LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment) {
+  for (;;) {
+    if (void* p = allocate_aligned<Kind>(size, alignment)) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (!handler) {
+      if constexpr (Throws) throw std::bad_alloc();
+      else return nullptr;
+    }
+    if constexpr (Throws) {
+      handler();
+    } else {
+      try {
+        handler();
+      } catch (const std::bad_alloc&) {
+        return nullptr;
+      }
+    }
+  }
+}
+
+template <alloc_kind Kind, bool Throws>
+LEAKGUARD_ALWAYS_INLINE void* operator_new(std::size_t size, std::size_t alignment = default_alignment) {
+  if (alignment <= default_alignment) {
+    if (void* p = allocate<Kind>(size); LEAKGUARD_LIKELY(p != nullptr)) return p;
+  }
+  return allocate_retry<Kind, Throws>(size, alignment);
+}
+
+}  // namespace leakguard::detail
+
+// The single definition of this program's replacement functions. A second
+// definition (this header in another TU) fails at link time.
+extern "C" const char leakguard_global_new_is_included_in_exactly_one_translation_unit = 1;
+
+#define LEAKGUARD_NEW(kind, throws, ...) ::leakguard::detail::operator_new<::leakguard::detail::alloc_kind::kind, throws>(__VA_ARGS__)
+#define LEAKGUARD_DELETE(kind, ...) ::leakguard::detail::deallocate<::leakguard::detail::alloc_kind::kind>(__VA_ARGS__)
+#define LEAKGUARD_ALIGN(a) static_cast<std::size_t>(a)
+
+void* operator new(std::size_t n) { return LEAKGUARD_NEW(new_single, true, n); }
+void* operator new[](std::size_t n) { return LEAKGUARD_NEW(new_array, true, n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return LEAKGUARD_NEW(new_single, false, n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return LEAKGUARD_NEW(new_array, false, n); }
+void* operator new(std::size_t n, std::align_val_t a) { return LEAKGUARD_NEW(new_single, true, n, LEAKGUARD_ALIGN(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return LEAKGUARD_NEW(new_array, true, n, LEAKGUARD_ALIGN(a)); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return LEAKGUARD_NEW(new_single, false, n, LEAKGUARD_ALIGN(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return LEAKGUARD_NEW(new_array, false, n, LEAKGUARD_ALIGN(a));
+}
+
+void operator delete(void* p) noexcept { LEAKGUARD_DELETE(new_single, p); }
+void operator delete[](void* p) noexcept { LEAKGUARD_DELETE(new_array, p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { LEAKGUARD_DELETE(new_single, p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { LEAKGUARD_DELETE(new_array, p); }
+void operator delete(void* p, std::size_t n) noexcept { LEAKGUARD_DELETE(new_single, p, n); }
+void operator delete[](void* p, std::size_t n) noexcept { LEAKGUARD_DELETE(new_array, p, n); }
+void operator delete(void* p, std::align_val_t a) noexcept {
+  LEAKGUARD_DELETE(new_single, p, ::leakguard::detail::unknown_size, LEAKGUARD_ALIGN(a));
+}
+void operator delete[](void* p, std::align_val_t a) noexcept {
+  LEAKGUARD_DELETE(new_array, p, ::leakguard::detail::unknown_size, LEAKGUARD_ALIGN(a));
+}
+void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  LEAKGUARD_DELETE(new_single, p, ::leakguard::detail::unknown_size, LEAKGUARD_ALIGN(a));
+}
+void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  LEAKGUARD_DELETE(new_array, p, ::leakguard::detail::unknown_size, LEAKGUARD_ALIGN(a));
+}
+void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+  LEAKGUARD_DELETE(new_single, p, n, LEAKGUARD_ALIGN(a));
+}
+void operator delete[](void* p, std::size_t n, std::align_val_t a) noexcept {
+  LEAKGUARD_DELETE(new_array, p, n, LEAKGUARD_ALIGN(a));
+}
+
+#undef LEAKGUARD_NEW
+#undef LEAKGUARD_DELETE
+#undef LEAKGUARD_ALIGN
+
+#endif  // LEAKGUARD_ENABLED

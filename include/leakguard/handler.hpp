@@ -1,0 +1,157 @@
+// leakguard/handler.hpp — what happens when a scope finds a leak, and when
+// the heap is misused.
+//
+//   auto previous = leakguard::set_leak_handler([](const leakguard::report& r) {
+//     metrics.leaks += r.leaked_blocks();
+//     leakguard::log_leak(r);
+//   });
+//
+// Handlers run with tracking off for their thread: their own allocations are
+// never attributed to any scope. A handler that throws from a scope's end
+// propagates out of the scope's destructor, unless that scope is being
+// unwound by another exception (then it is reported on stderr and dropped).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace leakguard {
+
+using leak_handler = std::function<void(const report&)>;
+
+namespace detail {
+
+// Appends to report_path, else writes to stderr. Returns false if the file
+// could not be opened (the text then goes to stderr).
+inline bool write_output(const std::string& text) {
+  const runtime_options o = options();
+  if (!o.report_path.empty()) {
+    if (std::FILE* f = std::fopen(o.report_path.c_str(), "a")) {
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+      return true;
+    }
+    std::fprintf(stderr, "leakguard: cannot open report_path '%s'; writing to stderr\n", o.report_path.c_str());
+  }
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+  return o.report_path.empty();
+}
+
+inline void write_report(const report& r) {
+  std::string text = options().report == report_format::json ? r.to_json() + '\n' : r.to_text();
+  write_output(text);
+}
+
+}  // namespace detail
+
+// Writes the report (text or JSON, to stderr or report_path), then aborts.
+// The default handler unless LEAKGUARD_OPTIONS says on_leak=log.
+inline void abort_on_leak(const report& r) {
+  detail::write_report(r);
+  std::fputs("leakguard: leak detected, aborting (set on_leak=log or a leak handler to continue)\n", stderr);
+  std::abort();
+}
+
+// Writes the report (text or JSON, to stderr or report_path) and continues.
+inline void log_leak(const report& r) { detail::write_report(r); }
+
+namespace detail {
+
+inline void default_leak_handler(const report& r) {
+  if (options().on_leak == leak_action::log) log_leak(r);
+  else abort_on_leak(r);
+}
+
+// A handler setting shared by all threads; copied out under the lock so that
+// a handler can run while another thread replaces it.
+template <class Handler>
+class handler_slot {
+ public:
+  Handler exchange(Handler h) {
+    lock_guard g(lock_);
+    std::swap(handler_, h);
+    return h;
+  }
+  Handler get() {
+    lock_guard g(lock_);
+    return handler_;
+  }
+
+ private:
+  spin_lock lock_;
+  Handler handler_;  // empty: the default
+};
+
+inline handler_slot<leak_handler>& leak_handler_slot() {
+  static no_destroy<handler_slot<leak_handler>> slot;
+  return slot.get();
+}
+
+}  // namespace detail
+
+// Installs `h` for every scope that has no handler of its own and returns
+// the previous one. An empty `h` restores the default, which follows
+// LEAKGUARD_OPTIONS' on_leak (abort_on_leak unless on_leak=log).
+inline leak_handler set_leak_handler(leak_handler h) {
+  leak_handler previous = detail::leak_handler_slot().exchange(std::move(h));
+  if (!previous) previous = &detail::default_leak_handler;
+  return previous;
+}
+
+// Heap misuse: a free that does not match what leakguard handed out.
+enum class misuse_kind {
+  foreign_pointer,     // not allocated by leakguard (or freed and reused)
+  double_free,         // the block was already freed
+  array_mismatch,      // delete of a new[] block, or delete[] of a new block
+  size_mismatch,       // sized delete with a size other than the one allocated
+  alignment_mismatch,  // aligned delete with another alignment than allocated
+  wrong_allocator,     // freed through another allocation function family
+};
+
+struct misuse {
+  misuse_kind kind = misuse_kind::foreign_pointer;
+  const void* address = nullptr;
+  std::size_t size = 0;        // the block's size where known, else 0
+  std::string message;         // one line, names the kind, address and sizes
+  std::vector<frame> stack;    // where the offending free was called
+  std::string site;            // its user site
+  std::string allocation_site; // where the block was allocated, when known
+};
+
+using misuse_handler = std::function<void(const misuse&)>;
+
+// Writes the diagnostic to stderr, then aborts. The default misuse handler.
+inline void abort_on_misuse(const misuse& m) {
+  std::string text = "leakguard: heap misuse: " + m.message + "\n";
+  for (std::size_t i = 0; i < m.stack.size(); ++i) detail::append_frame_text(text, i, m.stack[i]);
+  if (!m.allocation_site.empty()) text += "  block allocated at " + m.allocation_site + "\n";
+  detail::write_output(text);
+  std::abort();
+}
+
+namespace detail {
+inline handler_slot<misuse_handler>& misuse_handler_slot() {
+  static no_destroy<handler_slot<misuse_handler>> slot;
+  return slot.get();
+}
+}  // namespace detail
+
+// Installs `h` and returns the previous misuse handler; empty restores the
+// default (abort_on_misuse). When the handler returns, the offending free is
+// skipped (foreign pointer, double free) or completed as the block was
+// allocated (mismatches), so leakguard's books stay consistent.
+inline misuse_handler set_misuse_handler(misuse_handler h) {
+  misuse_handler previous = detail::misuse_handler_slot().exchange(std::move(h));
+  if (!previous) previous = &abort_on_misuse;
+  return previous;
+}
+
+}  // namespace leakguard

@@ -1,0 +1,92 @@
+// leakguard/report.hpp — what a scope found: leaked blocks and violations.
+//
+// A report is a plain value: copy it, keep it after the scope and its label
+// are gone, print it with to_text() or to_json().
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <source_location>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config.hpp"
+
+namespace leakguard {
+
+// One symbolized stack frame. `file` is empty and `line` 0 without debug info.
+struct frame {
+  const void* pc = nullptr;
+  std::string function;
+  std::string file;
+  int line = 0;
+};
+
+struct leaked_block {
+  const void* address = nullptr;  // what the allocation function returned
+  std::size_t size = 0;           // bytes asked for
+  std::size_t alignment = 0;
+  std::uint64_t serial = 0;       // allocation number, process-wide, increasing
+  std::string site;               // user's "file:line", else the function
+  std::vector<frame> stack;       // allocation stack, innermost first
+};
+
+enum class violation_kind { allocation_budget, byte_budget, no_alloc };
+
+// A budget exceeded, or an allocation inside a no_alloc_scope. A scope keeps
+// the first offending allocation; `message` says how many more there were.
+struct violation {
+  violation_kind kind = violation_kind::allocation_budget;
+  std::size_t size = 0;  // bytes asked for by the offending allocation
+  std::uint64_t serial = 0;
+  std::string site;
+  std::vector<frame> stack;
+  std::string message;
+};
+
+class report {
+ public:
+  report() = default;
+  // Reports are normally made by leakguard; this constructor lets a user's
+  // tests feed their own handlers. Blocks are sorted by serial.
+  report(std::string label, std::source_location where, std::vector<leaked_block> blocks,
+         std::vector<violation> violations = {})
+      : label_(std::move(label)),
+        where_(where),
+        blocks_(std::move(blocks)),
+        violations_(std::move(violations)) {
+    std::sort(blocks_.begin(), blocks_.end(),
+              [](const leaked_block& a, const leaked_block& b) { return a.serial < b.serial; });
+    for (const leaked_block& b : blocks_) bytes_ += b.size;
+  }
+
+  // No leak and no violation.
+  bool empty() const noexcept { return blocks_.empty() && violations_.empty(); }
+  std::size_t leaked_blocks() const noexcept { return blocks_.size(); }
+  std::size_t leaked_bytes() const noexcept { return bytes_; }
+  std::span<const leaked_block> blocks() const noexcept { return blocks_; }
+  std::span<const violation> violations() const noexcept { return violations_; }
+  std::string_view label() const noexcept { return label_; }
+
+  // Where the scope was opened (its strings are the compiler's literals,
+  // valid for the life of the program).
+  std::source_location where() const noexcept { return where_; }
+
+  std::string to_text() const;
+  std::string to_json() const;
+
+ private:
+  std::string label_;
+  std::source_location where_;
+  std::vector<leaked_block> blocks_;
+  std::vector<violation> violations_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace leakguard
+
+#include "detail/report_format.hpp"
