@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../report.hpp"
+#include "frame_kind.hpp"
 
 namespace leakguard {
 namespace detail {
@@ -42,8 +43,22 @@ inline void append_frame_text(std::string& out, std::size_t index, const frame& 
   out += '\n';
 }
 
+// For people: the standard library's frames on top of the stack (inside
+// push_back, say) are summed up in one line, and nothing below main() is
+// shown. `stack` and to_json() keep every frame.
 inline void append_stack_text(std::string& out, const std::vector<frame>& stack) {
-  for (std::size_t i = 0; i < stack.size(); ++i) append_frame_text(out, i, stack[i]);
+  std::size_t i = 0;
+  while (i < stack.size() && is_library_frame(stack[i].function, stack[i].file)) ++i;
+  if (i == stack.size()) i = 0;  // nothing but library frames: show them
+  if (i > 0) {
+    out += "    (";
+    append_number(out, i);
+    out += i == 1 ? " standard library frame)\n" : " standard library frames)\n";
+  }
+  for (; i < stack.size(); ++i) {
+    append_frame_text(out, i, stack[i]);
+    if (qualified_name(stack[i].function) == "main") break;
+  }
 }
 
 inline std::string_view violation_kind_name(violation_kind k) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../report.hpp"
+#include "frame_kind.hpp"
 #include "stacks.hpp"
 
 #if LEAKGUARD_HAVE_LIBBACKTRACE
@@ -31,41 +32,6 @@ inline std::string demangle(const char* name) {
   std::string result(out);
   std::free(out);
   return result;
-}
-
-// "void std::vector<int>::push_back(int const&)" -> "std::vector<int>::push_back":
-// the qualified name without return type and parameters.
-inline std::string_view qualified_name(std::string_view function) {
-  int depth = 0;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < function.size(); ++i) {
-    const char c = function[i];
-    if (c == '<') ++depth;
-    else if (c == '>' && depth > 0) --depth;
-    else if (depth == 0 && c == ' ') start = i + 1;
-    else if (depth == 0 && c == '(' && i > start) return function.substr(start, i - start);
-  }
-  return function.substr(start);
-}
-
-inline bool starts_with_any(std::string_view s, std::initializer_list<std::string_view> prefixes) {
-  for (std::string_view p : prefixes)
-    if (s.starts_with(p)) return true;
-  return false;
-}
-
-// leakguard's own frames: trimmed from the top of every stack.
-inline bool is_internal_frame(const frame& f) {
-  if (f.file.find("include/leakguard/") != std::string::npos) return true;
-  return starts_with_any(qualified_name(f.function),
-                         {"leakguard::", "operator new", "operator delete", "absl::"});
-}
-
-// The standard library's frames: skipped when choosing a block's site.
-inline bool is_library_frame(const frame& f) {
-  if (f.file.find("/c++/") != std::string::npos) return true;  // libstdc++ and libc++ headers
-  return starts_with_any(qualified_name(f.function),
-                         {"std::", "__gnu_cxx::", "__cxxabiv1::", "__cxa_", "__libc_", "__pthread"});
 }
 
 #if LEAKGUARD_HAVE_LIBBACKTRACE
@@ -129,11 +95,11 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   std::vector<frame> all;
   for (std::uint32_t i = 0; i < stack->depth; ++i) symbolize_pc(stack->frames[i], all);
   std::size_t first = 0;
-  while (first < all.size() && is_internal_frame(all[first])) ++first;
+  while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
   for (std::size_t i = first; i < all.size() && result.frames.size() < static_cast<std::size_t>(depth); ++i)
     result.frames.push_back(std::move(all[i]));
   for (const frame& f : result.frames) {
-    if (!is_library_frame(f) && !is_internal_frame(f)) {
+    if (!is_library_frame(f.function, f.file) && !is_internal_frame(f.function, f.file)) {
       result.site = frame_site(f);
       break;
     }
