@@ -13,8 +13,10 @@
 // -fno-omit-frame-pointer for full stacks.
 #pragma once
 
+#include "leakguard/allocator.hpp"
 #include "leakguard/config.hpp"
 #include "leakguard/handler.hpp"
+#include "leakguard/memory_resource.hpp"
 #include "leakguard/options.hpp"
 #include "leakguard/report.hpp"
 #include "leakguard/scope.hpp"

@@ -33,6 +33,10 @@ struct leaked_block {
   std::uint64_t serial = 0;       // allocation number, process-wide, increasing
   std::string site;               // user's "file:line", else the function
   std::vector<frame> stack;       // allocation stack, innermost first
+  // Blocks of leakguard::allocator / memory_resource: its label and where it
+  // was constructed, e.g. `"session cache" (leakguard::allocator constructed
+  // at cache.cpp:12)`. Empty for `new`.
+  std::string origin;
 };
 
 enum class violation_kind { allocation_budget, byte_budget, no_alloc };

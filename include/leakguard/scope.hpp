@@ -181,7 +181,7 @@ class no_alloc_scope {
     report r;
     {
       detail::internal_guard guard;
-      const detail::symbolized_stack st = detail::symbolize(zone_.stack, detail::stack_depth());
+      const detail::symbolized_stack st = detail::symbolize(zone_.stack, max_stack_depth);
       std::string msg = "allocation inside a no_alloc_scope (" + std::to_string(zone_.count) +
                         (zone_.count == 1 ? " allocation)" : " allocations)");
       std::vector<violation> v{violation{violation_kind::no_alloc, zone_.size, zone_.serial, st.site, st.frames, msg}};

@@ -3,6 +3,7 @@
 //   untracked:  [block_header 16][user bytes]
 //   tracked:    [block_record 48][block_header 16][user bytes]
 //   + all_threads: [foreign_link 32][block_record 48][block_header 16][user bytes]
+//   + memory_resource: [resource_link 32] in front of all that
 //
 // The header sits right before the user pointer so that a free learns in O(1),
 // without a lock or lookup, how big the block is, which allocation function
@@ -20,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "../config.hpp"
 
@@ -27,6 +29,7 @@ namespace leakguard::detail {
 
 struct scope_state;
 struct stack_trace;
+struct allocation_origin;
 
 // Which allocation function family made a block; frees must match it.
 enum class alloc_kind : std::uint8_t { new_single = 1, new_array = 2, allocator = 3, resource = 4 };
@@ -34,7 +37,9 @@ enum class alloc_kind : std::uint8_t { new_single = 1, new_array = 2, allocator 
 enum block_flags : std::uint8_t {
   flag_tracked = 1,   // a block_record precedes the header
   flag_foreign = 2,   // a foreign_link precedes the record
-  flag_freed = 4,     // set just before free(); survives only for tracked blocks
+  flag_freed = 4,     // set just before free(); survives only in tracked blocks
+  flag_resource = 8,  // a resource_link precedes everything; memory from an upstream
+  flag_internal = 16, // leakguard's own block: not in global_stats
 };
 
 inline constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
@@ -70,7 +75,7 @@ struct block_record {
   std::atomic<scope_state*> owner;  // null: no scope reports this block
   const stack_trace* stack;         // interned; null when capture is off
   std::uint64_t serial;
-  std::uint64_t reserved;           // keeps the record a multiple of 16
+  const allocation_origin* origin;  // the allocator or resource that made it, if any
 };
 static_assert(sizeof(block_record) == 48);
 
@@ -83,6 +88,15 @@ struct foreign_link {
 };
 static_assert(sizeof(foreign_link) == 32);
 
+// For blocks of a leakguard::memory_resource: its own list of live blocks.
+struct resource_link {
+  resource_link* prev;
+  resource_link* next;
+  const void* resource;  // the memory_resource that allocated the block
+  std::uint64_t flags;   // the block's layout flags, to find its header
+};
+static_assert(sizeof(resource_link) == 32);
+
 inline constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {
   return (n + align - 1) & ~(align - 1);
 }
@@ -92,6 +106,7 @@ inline constexpr std::size_t prefix_size(std::uint8_t flags, std::size_t alignme
   std::size_t bytes = sizeof(block_header);
   if (flags & flag_tracked) bytes += sizeof(block_record);
   if (flags & flag_foreign) bytes += sizeof(foreign_link);
+  if (flags & flag_resource) bytes += sizeof(resource_link);
   return alignment > default_alignment ? round_up(bytes, alignment) : bytes;
 }
 
@@ -111,30 +126,71 @@ inline foreign_link* foreign_of(block_record* r) noexcept {
 inline block_record* record_of(foreign_link* f) noexcept {
   return reinterpret_cast<block_record*>(f + 1);
 }
+inline resource_link* resource_of(block_header* h) noexcept {
+  char* below = reinterpret_cast<char*>(record_of(h));
+  if (h->flags() & flag_foreign) below -= sizeof(foreign_link);
+  return reinterpret_cast<resource_link*>(below) - 1;
+}
+inline block_header* header_of(resource_link* l, std::uint8_t flags) noexcept {
+  char* above = reinterpret_cast<char*>(l + 1);
+  if (flags & flag_foreign) above += sizeof(foreign_link);
+  return header_of(reinterpret_cast<block_record*>(above));
+}
+
+inline constexpr std::uint8_t layout_flags = flag_tracked | flag_foreign | flag_resource;
+
 inline void* raw_of(block_header* h) noexcept {
-  return reinterpret_cast<char*>(h + 1) - prefix_size(h->flags() & (flag_tracked | flag_foreign), h->alignment());
+  return reinterpret_cast<char*>(h + 1) - prefix_size(h->flags() & layout_flags, h->alignment());
+}
+
+// Written over the first user word of a block as it is freed. An untracked
+// block's header does not survive free() (tcache), this word usually does
+// (until the memory is reused), so a second delete can still be named a
+// double free. raw_allocate() gives every block room for it.
+inline std::uint64_t freed_marker(const void* user) noexcept {
+  return 0xdeadf5eeb10c0000ull ^ reinterpret_cast<std::uintptr_t>(user);
+}
+inline void mark_freed(void* user) noexcept {
+  const std::uint64_t marker = freed_marker(user);
+  std::memcpy(user, &marker, sizeof marker);
+}
+inline bool looks_freed(const void* user) noexcept {
+  std::uint64_t word;
+  std::memcpy(&word, user, sizeof word);
+  return word == freed_marker(user);
 }
 
 // The largest request that cannot overflow once a prefix is added.
 inline constexpr std::size_t max_request = (std::size_t{1} << (sizeof(std::size_t) * 8 - 2));
+
+// Bytes to ask for: the prefix, and at least room for the freed marker.
+inline constexpr std::size_t block_bytes(std::size_t size, std::uint8_t flags, std::size_t alignment) noexcept {
+  return prefix_size(flags, alignment) + (size < sizeof(std::uint64_t) ? sizeof(std::uint64_t) : size);
+}
+
+// Writes the header into fresh raw memory and returns the user pointer.
+inline void* init_block(void* raw, std::size_t size, std::size_t alignment, alloc_kind kind,
+                        std::uint8_t flags) noexcept {
+  auto* h = reinterpret_cast<block_header*>(static_cast<char*>(raw) + prefix_size(flags, alignment)) - 1;
+  h->size = size;
+  h->tag = make_tag(kind, static_cast<std::uint8_t>(std::countr_zero(alignment)), flags);
+  return h + 1;
+}
 
 // malloc for the default alignment, posix_memalign above it. Returns the
 // user pointer with the header written, or null.
 inline void* raw_allocate(std::size_t size, std::size_t alignment, alloc_kind kind,
                           std::uint8_t flags) noexcept {
   if (size >= max_request) return nullptr;
-  const std::size_t prefix = prefix_size(flags, alignment);
+  const std::size_t bytes = block_bytes(size, flags, alignment);
   void* raw;
   if (alignment <= default_alignment) {
-    raw = std::malloc(prefix + size);
+    raw = std::malloc(bytes);
     if (!raw) return nullptr;
-  } else if (posix_memalign(&raw, alignment, prefix + size) != 0) {
+  } else if (posix_memalign(&raw, alignment, bytes) != 0) {
     return nullptr;
   }
-  auto* h = reinterpret_cast<block_header*>(static_cast<char*>(raw) + prefix) - 1;
-  h->size = size;
-  h->tag = make_tag(kind, static_cast<std::uint8_t>(std::countr_zero(alignment)), flags);
-  return h + 1;
+  return init_block(raw, size, alignment, kind, flags);
 }
 
 }  // namespace leakguard::detail

@@ -10,6 +10,15 @@
 #include "../report.hpp"
 #include "frame_kind.hpp"
 
+#if LEAKGUARD_ENABLED
+#include "thread_state.hpp"
+// A report's text is leakguard's output, not the user's allocation: never
+// attributed to a scope, not in global_stats.
+#define LEAKGUARD_INTERNAL_WORK() ::leakguard::detail::internal_guard leakguard_internal_work_guard
+#else
+#define LEAKGUARD_INTERNAL_WORK() static_cast<void>(0)
+#endif
+
 namespace leakguard {
 namespace detail {
 
@@ -122,6 +131,7 @@ inline void append_stack_json(std::string& out, const std::vector<frame>& stack)
 // first (ties: earliest allocation first), each group with one stack; then
 // the violations.
 inline std::string report::to_text() const {
+  LEAKGUARD_INTERNAL_WORK();
   std::string out = "leakguard: ";
   if (label_.empty()) {
     out += "scope at ";
@@ -173,6 +183,10 @@ inline std::string report::to_text() const {
     out += " allocated at ";
     out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)")
                                  : std::string_view(g.first->site);
+    if (!g.first->origin.empty()) {
+      out += " by ";
+      out += g.first->origin;
+    }
     out += '\n';
     detail::append_stack_text(out, g.first->stack);
   }
@@ -190,6 +204,7 @@ inline std::string report::to_text() const {
 }
 
 inline std::string report::to_json() const {
+  LEAKGUARD_INTERNAL_WORK();
   std::string out = "{\"label\":";
   detail::append_json_string(out, label_);
   out += ",\"file\":";
@@ -213,6 +228,8 @@ inline std::string report::to_json() const {
     out += ",\"serial\":" + std::to_string(b.serial);
     out += ",\"site\":";
     detail::append_json_string(out, b.site);
+    out += ",\"origin\":";
+    detail::append_json_string(out, b.origin);
     out += ",\"stack\":";
     detail::append_stack_json(out, b.stack);
     out += '}';

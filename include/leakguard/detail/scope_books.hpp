@@ -20,6 +20,7 @@ struct block_snapshot {
   std::size_t alignment;
   std::uint64_t serial;
   const stack_trace* stack;
+  const allocation_origin* origin;
 };
 
 // What a scope holds at one moment, copied under its lock so that the report
@@ -33,7 +34,7 @@ struct scope_snapshot {
 
 inline block_snapshot snapshot_of(block_record* r) noexcept {
   block_header* h = header_of(r);
-  return {user_of(r), h->size, h->alignment(), r->serial, r->stack};
+  return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin};
 }
 
 // REQUIRES: s->lock held.
@@ -158,7 +159,8 @@ inline std::string violation_message(const budget_violation& v, std::size_t max_
 // Symbolizes the snapshot's stacks (each distinct stack once) into a report.
 inline report build_report(std::string label, std::source_location where, const scope_snapshot& snap,
                            std::vector<violation> violations = {}) {
-  const int depth = stack_depth();
+  // Stacks were captured at the depth in force then; show what was captured.
+  const int depth = max_stack_depth;
   std::map<const stack_trace*, symbolized_stack> cache;
   auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
     auto it = cache.find(st);
@@ -169,7 +171,7 @@ inline report build_report(std::string label, std::source_location where, const 
   blocks.reserve(snap.blocks.size());
   for (const block_snapshot& b : snap.blocks) {
     const symbolized_stack& st = lookup(b.stack);
-    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial, st.site, st.frames});
+    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial, st.site, st.frames, describe_origin(b.origin)});
   }
   if (snap.violation.count) {
     const symbolized_stack& st = lookup(snap.violation.stack);

@@ -98,17 +98,13 @@ inline bool lock_if_current(scope_state* s, std::uint64_t gen) noexcept {
   return false;
 }
 
-inline void link(block_record& head, block_record* r) noexcept {
-  r->prev = head.prev;
-  r->next = &head;
-  head.prev->next = r;
-  head.prev = r;
-}
-inline void link(foreign_link& head, foreign_link* f) noexcept {
-  f->prev = head.prev;
-  f->next = &head;
-  head.prev->next = f;
-  head.prev = f;
+// Intrusive circular lists with a sentinel head (records, links).
+template <class Node>
+inline void link(Node& head, Node* n) noexcept {
+  n->prev = head.prev;
+  n->next = &head;
+  head.prev->next = n;
+  head.prev = n;
 }
 template <class Node>
 inline void unlink(Node* n) noexcept {

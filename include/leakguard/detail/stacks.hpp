@@ -27,21 +27,23 @@ inline constexpr int max_frames = 64 + internal_frames;
 struct stack_trace {
   const stack_trace* next;  // depot chain
   std::uint64_t hash;
-  std::uint32_t depth;
+  std::uint32_t depth;       // frames captured, leakguard's own included
+  std::uint32_t user_depth;  // frames asked for: a report shows at most these
   void* frames[];  // return addresses, innermost first
 };
 
 class stack_depot {
  public:
   // The interned copy of `frames[0..depth)`; null if depth is 0 or memory ran out.
-  const stack_trace* intern(void* const* frames, int depth) noexcept {
+  const stack_trace* intern(void* const* frames, int depth, int user_depth) noexcept {
     if (depth <= 0) return nullptr;
-    const std::uint64_t hash = hash_frames(frames, depth);
+    const std::uint64_t hash = hash_frames(frames, depth) ^ static_cast<std::uint64_t>(user_depth) << 56;
     std::atomic<const stack_trace*>& bucket = buckets_[hash & (bucket_count - 1)];
     const stack_trace* head = bucket.load(std::memory_order_acquire);
     for (;;) {
       for (const stack_trace* s = head; s; s = s->next) {
         if (s->hash == hash && s->depth == static_cast<std::uint32_t>(depth) &&
+            s->user_depth == static_cast<std::uint32_t>(user_depth) &&
             std::memcmp(s->frames, frames, depth * sizeof(void*)) == 0)
           return s;
       }
@@ -50,6 +52,7 @@ class stack_depot {
       fresh->next = head;
       fresh->hash = hash;
       fresh->depth = static_cast<std::uint32_t>(depth);
+      fresh->user_depth = static_cast<std::uint32_t>(user_depth);
       std::memcpy(fresh->frames, frames, depth * sizeof(void*));
       if (bucket.compare_exchange_strong(head, fresh, std::memory_order_acq_rel)) return fresh;
       // Lost a race: `head` now holds the new chain; search it again. The
@@ -108,10 +111,9 @@ inline constinit stack_depot depot{};
 LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
   if (depth <= 0) return nullptr;
   void* frames[max_frames];
-  depth += internal_frames;
-  if (depth > max_frames) depth = max_frames;
-  const int n = absl::GetStackTrace(frames, depth, 1);
-  return depot.intern(frames, n);
+  if (depth > max_frames - internal_frames) depth = max_frames - internal_frames;
+  const int n = absl::GetStackTrace(frames, depth + internal_frames, 1);
+  return depot.intern(frames, n, depth);
 }
 
 }  // namespace leakguard::detail

@@ -8,7 +8,9 @@
 #include <absl/debugging/symbolize.h>
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -96,7 +98,8 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   for (std::uint32_t i = 0; i < stack->depth; ++i) symbolize_pc(stack->frames[i], all);
   std::size_t first = 0;
   while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
-  for (std::size_t i = first; i < all.size() && result.frames.size() < static_cast<std::size_t>(depth); ++i)
+  const std::size_t keep = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
+  for (std::size_t i = first; i < all.size() && result.frames.size() < keep; ++i)
     result.frames.push_back(std::move(all[i]));
   for (const frame& f : result.frames) {
     if (!is_library_frame(f.function, f.file) && !is_internal_frame(f.function, f.file)) {

@@ -16,6 +16,7 @@
 
 #include "../handler.hpp"
 #include "block.hpp"
+#include "origins.hpp"
 #include "scope_state.hpp"
 #include "stacks.hpp"
 #include "symbolize.hpp"
@@ -129,44 +130,56 @@ inline void note_no_alloc_violation(thread_state& t, std::size_t size, std::uint
   }
 }
 
-LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind) noexcept {
-  thread_state& t = tls;
+// What the calling thread's state asks of one allocation.
+struct watch {
+  std::uint32_t slow;
+  bool watched;    // attribute it to scopes
+  bool forbidden;  // a no_alloc_scope is active
+};
+
+inline watch watch_of(thread_state& t) noexcept {
   std::uint32_t slow = t.slow.load(std::memory_order_relaxed);
   if (slow & slow_unregistered) {
     register_thread(t);
     slow = t.slow.load(std::memory_order_relaxed);
   }
-  alignment = effective_alignment(alignment);
   const bool own_work = t.internal_depth != 0;
-  const bool watched = !own_work && t.ignore_depth == 0 && (slow & (slow_scoped | slow_all_threads));
-  const bool forbidden = !own_work && (slow & slow_no_alloc);
-  if (!watched && !forbidden) {
-    void* p = raw_allocate(size, alignment, kind, 0);
-    if (p) count_allocation_cold(t, size);
-    return p;
-  }
+  return {slow, !own_work && t.ignore_depth == 0 && (slow & (slow_scoped | slow_all_threads)) != 0,
+          !own_work && (slow & slow_no_alloc) != 0};
+}
 
-  const std::uint8_t flags = watched ? (flag_tracked | (slow & slow_all_threads ? flag_foreign : 0)) : 0;
-  void* p = raw_allocate(size, alignment, kind, flags);
-  if (!p) return nullptr;
-  count_allocation_cold(t, size);
+// The layout a block needs for what watches it; `always_record` for the
+// memory_resource, which lists its blocks whether or not a scope watches.
+inline std::uint8_t layout_for(const watch& w, bool resource) noexcept {
+  std::uint8_t flags = tls.internal_depth ? flag_internal : 0;
+  if (w.watched || resource) flags |= flag_tracked;
+  if (w.watched && (w.slow & slow_all_threads)) flags |= flag_foreign;
+  if (resource) flags |= flag_resource;
+  return flags;
+}
+
+// Books a fresh block: serial, stack, no_alloc violation, scopes.
+inline void track_block(thread_state& t, void* p, std::size_t size, const watch& w, std::uint8_t flags,
+                        const origin_ref* origin) noexcept {
+  if (!(flags & flag_tracked) && !w.forbidden) return;
   const std::uint64_t serial = take_serial();
   const stack_trace* stack;
   {
     internal_guard guard;
     stack = capture_stack(stack_depth());
   }
-  if (forbidden) note_no_alloc_violation(t, size, serial, stack);
-  if (!watched) return p;
+  if (w.forbidden) note_no_alloc_violation(t, size, serial, stack);
+  if (!(flags & flag_tracked)) return;
 
   block_record* r = record_of(header_of(p));
   r->prev = r->next = r;
   r->owner.store(nullptr, std::memory_order_relaxed);
   r->stack = stack;
   r->serial = serial;
-  r->reserved = 0;
+  r->origin = origin ? origins.intern(*origin) : nullptr;
+  if (!w.watched) return;
   scope_state* visited[max_chain];
-  const int n = (slow & slow_scoped) ? attribute_to_chain(t, r, size, visited) : 0;
+  const int n = (w.slow & slow_scoped) ? attribute_to_chain(t, r, size, visited) : 0;
   if (flags & flag_foreign) {
     foreign_link* f = foreign_of(r);
     f->prev = f->next = f;
@@ -174,6 +187,17 @@ LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, allo
     f->reserved = 0;
     attribute_to_all_threads(r, size, visited, n);
   }
+}
+
+LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind,
+                                   const origin_ref* origin = nullptr) noexcept {
+  thread_state& t = tls;
+  const watch w = watch_of(t);
+  const std::uint8_t flags = layout_for(w, false);
+  void* p = raw_allocate(size, effective_alignment(alignment), kind, flags);
+  if (!p) return nullptr;
+  if (!(flags & flag_internal)) count_allocation_cold(t, size);
+  track_block(t, p, size, w, flags, origin);
   return p;
 }
 
@@ -191,6 +215,18 @@ template <alloc_kind Kind>
 inline void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
   if (alignment <= default_alignment) return allocate<Kind>(size);
   return allocate_cold(size, alignment, Kind);
+}
+
+// The allocator path: like allocate(), and a tracked block remembers which
+// allocator made it.
+template <alloc_kind Kind>
+LEAKGUARD_ALWAYS_INLINE void* allocate_from(std::size_t size, std::size_t alignment, const origin_ref& origin) noexcept {
+  thread_state& t = tls;
+  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0 || alignment > default_alignment))
+    return allocate_cold(size, alignment, Kind, &origin);
+  void* p = raw_allocate(size, default_alignment, Kind, 0);
+  if (LEAKGUARD_LIKELY(p != nullptr)) count_allocation(t, size);
+  return p;
 }
 
 // ---- misuse ------------------------------------------------------------------
@@ -252,6 +288,14 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
   block_header* h = header_of(p);
+  if (h->magic() != header_magic && looks_freed(p)) {
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = "double free: " + std::string(free_name(kind)) + " of " + describe(p) + ", a block that was already freed";
+    }
+    return report_misuse(misuse_kind::double_free, p, nullptr, std::move(msg));
+  }
   if (h->magic() != header_magic) {
     std::string msg;
     {
@@ -298,11 +342,15 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
     }
     report_misuse(misuse_kind::size_mismatch, p, h, std::move(msg));
   }
+  // A memory_resource block freed by another function: its memory belongs
+  // to that resource's upstream, so leave it alone rather than corrupt a heap.
+  if ((flags & flag_resource) && kind != alloc_kind::resource) return;
   // A genuine block: free it as it was allocated, whatever the call said.
   if (flags & flag_tracked) settle(h, true);
-  count_deallocation_cold(t, h->size);
+  if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);
   void* raw = raw_of(h);
   h->set_flags(flags | flag_freed);
+  mark_freed(p);
   std::free(raw);
 }
 
@@ -321,6 +369,7 @@ LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size
     return deallocate_cold(p, Kind, size, alignment);
   }
   count_deallocation(t, h->size);
+  mark_freed(p);
   std::free(reinterpret_cast<char*>(p) - prefix_size(0, effective_alignment(alignment)));
 }
 
