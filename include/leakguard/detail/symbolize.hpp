@@ -26,13 +26,25 @@
 
 namespace leakguard::detail {
 
+// Spells the standard string types the way people write them.
+inline void shorten_names(std::string& name) {
+  static constexpr std::string_view long_forms[][2] = {
+      {"std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string"},
+      {"std::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string"},
+      {"std::__cxx11::", "std::"},
+  };
+  for (const auto& [from, to] : long_forms) {
+    for (std::size_t at; (at = name.find(from)) != std::string::npos;) name.replace(at, from.size(), to);
+  }
+}
+
 inline std::string demangle(const char* name) {
   if (!name) return {};
   int status = 0;
   char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (status != 0 || !out) return name;
-  std::string result(out);
+  std::string result = status == 0 && out ? out : name;
   std::free(out);
+  shorten_names(result);
   return result;
 }
 
@@ -69,7 +81,10 @@ inline void symbolize_pc(const void* pc, std::vector<frame>& out) {
   if (out.size() == before || out.back().function.empty()) {
     char name[1024];
     std::string function;
-    if (absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name)) function = name;
+    if (absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name)) {
+      function = name;
+      shorten_names(function);
+    }
     if (out.size() == before) out.push_back(frame{pc, std::move(function), {}, 0});
     else out.back().function = std::move(function);
   }

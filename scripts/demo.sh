@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the examples with the gcc preset and runs examples/quickstart.
+# Installs missing Debian packages first when run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(g++ cmake ninja-build pkg-config libabsl-dev doctest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    sudo=()
+  elif command -v sudo >/dev/null; then
+    sudo=(sudo)
+  else
+    echo "demo: missing packages: ${missing[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  echo "demo: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cmake --preset gcc
+# Build only the examples (one target per examples/*.cpp), not the test suites.
+shopt -s nullglob
+targets=()
+for src in examples/*.cpp; do
+  targets+=("$(basename "${src}" .cpp)")
+done
+if [[ ${#targets[@]} -eq 0 ]]; then
+  echo "demo: no examples/*.cpp yet" >&2
+  exit 1
+fi
+cmake --build --preset gcc --target "${targets[@]}"
+
+echo "=== examples/quickstart ==="
+set +e
+./build/gcc/examples/quickstart
+rc=$?
+set -e
+echo "=== quickstart exited with status ${rc} ==="
+exit "${rc}"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs leakguard's test suites and prints one summary line.
+#
+#   scripts/test.sh                 # gcc + clang CMake workflows, then Meson
+#   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release meson
+#
+# Every suite runs even if an earlier one fails, so one run shows everything.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+suites=("$@")
+[[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang meson)
+
+run_meson() {
+  # --reconfigure picks up new source files (meson.build lists them at setup).
+  if [[ -d build/meson/meson-private ]]; then
+    meson setup --reconfigure build/meson
+  else
+    meson setup build/meson
+  fi
+  meson test -C build/meson --print-errorlogs
+}
+
+summary=()
+status=0
+for suite in "${suites[@]}"; do
+  echo "=== leakguard: ${suite} ==="
+  case "${suite}" in
+    meson) cmd=(run_meson) ;;
+    gcc | clang | asan | tsan | release) cmd=(cmake --workflow --preset "${suite}") ;;
+    *) echo "unknown suite '${suite}'" >&2; exit 2 ;;
+  esac
+  if "${cmd[@]}"; then
+    summary+=("${suite}: ok")
+  else
+    summary+=("${suite}: FAILED")
+    status=1
+  fi
+done
+
+verdict=PASS
+[[ ${status} -eq 0 ]] || verdict=FAIL
+line=""
+for s in "${summary[@]}"; do line+="${line:+, }${s}"; done
+echo "leakguard tests ${verdict}: ${line}"
+exit "${status}"

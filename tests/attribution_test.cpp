@@ -1,0 +1,407 @@
+// tests/attribution_test.cpp — which thread's allocations belong to which scope:
+// other threads, cross-thread frees, all_threads, current_context() + adopt.
+#include <doctest/doctest.h>
+#include <leakguard.hpp>
+
+#include <atomic>
+#include <semaphore>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using lgt::keep;
+
+namespace {
+
+// A thread started before the scope under test (so that std::thread's own
+// bookkeeping is not attributed to it) that runs one step each time it is told.
+class stepper {
+ public:
+  template <class F>
+  explicit stepper(F body)
+      : thread_([this, body]() mutable {
+          go_.acquire();
+          body();
+          done_.release();
+        }) {}
+  ~stepper() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // Lets the thread run its body and waits for it to finish.
+  void run() {
+    go_.release();
+    done_.acquire();
+  }
+
+ private:
+  std::binary_semaphore go_{0};
+  std::binary_semaphore done_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_SUITE("attribution") {
+
+TEST_CASE("an allocation on another thread is not attributed to this thread's scope") {
+  lgt::capture_reports captured;
+  int* q = nullptr;
+  stepper worker([&] { q = keep(new int(1)); });
+  {
+    leakguard::scope s("main only");
+    worker.run();
+  }
+  CHECK(captured.reports.empty());
+  delete q;
+}
+
+TEST_CASE("a worker's own scope does not see the main thread's allocations") {
+  lgt::capture_reports captured;
+  std::binary_semaphore scope_open{0}, main_done{0};
+  int* main_block = nullptr;
+  std::thread worker([&] {
+    leakguard::scope s("worker");
+    scope_open.release();
+    main_done.acquire();
+  });
+  scope_open.acquire();
+  main_block = keep(new int(1));
+  main_done.release();
+  worker.join();
+  CHECK(captured.reports.empty());
+  delete main_block;
+}
+
+TEST_CASE("a block freed on another thread is settled in the scope") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  stepper worker([&] { delete p; });
+  leakguard::scope_stats st{};
+  {
+    leakguard::scope s("cross-thread free");
+    p = keep(new int(1));
+    worker.run();
+    st = s.stats();
+  }
+  CHECK(captured.reports.empty());
+  CHECK(st.allocations == 1);
+  CHECK(st.deallocations == 1);
+  CHECK(st.live_blocks == 0);
+  CHECK(st.live_bytes == 0);
+}
+
+TEST_CASE("a std::thread created inside a scope: its state, freed by the new thread, is settled") {
+  lgt::capture_reports captured;
+  {
+    leakguard::scope s("thread inside");
+    std::thread t([] {});
+    t.join();
+  }
+  CHECK(captured.reports.empty());
+}
+
+TEST_CASE("a leaked block freed on another thread after its scope ended causes no report and no misuse") {
+  lgt::capture_reports captured;
+  lgt::capture_misuse misuses;
+  int* p = nullptr;
+  { leakguard::scope s("leaky"); p = keep(new int(1)); }
+  std::thread t([p] { delete p; });
+  t.join();
+  CHECK(captured.reports.size() == 1);
+  CHECK(misuses.events.empty());
+}
+
+TEST_CASE("all_threads attributes other threads' allocations while the scope is active") {
+  lgt::capture_reports captured;
+  int* q = nullptr;
+  int line = 0;
+  stepper worker([&] {
+    line = __LINE__ + 1;
+    q = keep(new int(1));
+  });
+  {
+    leakguard::scope_options o;
+    o.label = "everyone";
+    o.all_threads = true;
+    leakguard::scope s(o);
+    worker.run();
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].label() == "everyone");
+  const auto* b = lgt::find_block(captured.reports[0], q);
+  REQUIRE(b != nullptr);
+  INFO("site: ", b->site);
+  CHECK(lgt::site_is(b->site, __FILE__, line));
+  delete q;
+}
+
+TEST_CASE("all_threads: another thread's allocation also belongs to that thread's own scope") {
+  lgt::capture_reports captured;
+  int* q = nullptr;
+  stepper worker([&] {
+    leakguard::scope s("worker scope");
+    q = keep(new int(1));
+  });
+  {
+    leakguard::scope_options o;
+    o.label = "everyone";
+    o.all_threads = true;
+    leakguard::scope s(o);
+    worker.run();
+  }
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[0].label() == "worker scope");
+  CHECK(captured.reports[1].label() == "everyone");
+  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  delete q;
+}
+
+TEST_CASE("all_threads stops attributing once the scope has ended") {
+  lgt::capture_reports captured;
+  int* q = nullptr;
+  stepper worker([&] { q = keep(new int(1)); });
+  {
+    leakguard::scope_options o;
+    o.all_threads = true;
+    leakguard::scope s(o);
+  }
+  {
+    leakguard::scope s("ordinary");
+    worker.run();
+  }
+  CHECK(captured.reports.empty());
+  delete q;
+}
+
+TEST_CASE("current_context() + adopt attributes a worker's allocations to the scope") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  int line = 0;
+  stepper worker([&] {
+    leakguard::adopt a{*shared};
+    line = __LINE__ + 1;
+    q = keep(new int(1));
+  });
+  {
+    leakguard::scope s("handler");
+    {
+      leakguard::context ctx = leakguard::current_context();
+      shared = &ctx;
+      worker.run();
+    }
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].label() == "handler");
+  CHECK(captured.reports[0].leaked_blocks() == 1);
+  const auto* b = lgt::find_block(captured.reports[0], q);
+  REQUIRE(b != nullptr);
+  INFO("site: ", b->site);
+  CHECK(lgt::site_is(b->site, __FILE__, line));
+  delete q;
+}
+
+TEST_CASE("adopted work that frees what it allocates leaves the scope clean") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  stepper worker([&] {
+    leakguard::adopt a{*shared};
+    std::vector<int> v(100, 1);
+    (void)keep(v.data());
+  });
+  leakguard::scope_stats st{};
+  {
+    leakguard::scope s("handler");
+    {
+      leakguard::context ctx = leakguard::current_context();
+      shared = &ctx;
+      worker.run();
+    }
+    st = s.stats();
+  }
+  CHECK(captured.reports.empty());
+  CHECK(st.allocations == 1);
+  CHECK(st.deallocations == 1);
+}
+
+TEST_CASE("after adopt ends, the worker's allocations are no longer attributed") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  stepper worker([&] {
+    { leakguard::adopt a{*shared}; }
+    q = keep(new int(1));
+  });
+  {
+    leakguard::scope s("handler");
+    leakguard::context ctx = leakguard::current_context();
+    shared = &ctx;
+    worker.run();
+  }
+  CHECK(captured.reports.empty());
+  delete q;
+}
+
+TEST_CASE("a context of nested scopes attributes adopted allocations to each of them") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  stepper worker([&] {
+    leakguard::adopt a{*shared};
+    q = keep(new int(1));
+  });
+  {
+    leakguard::scope outer("outer");
+    {
+      leakguard::scope inner("inner");
+      leakguard::context ctx = leakguard::current_context();
+      shared = &ctx;
+      worker.run();
+    }
+  }
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[0].label() == "inner");
+  CHECK(captured.reports[1].label() == "outer");
+  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  delete q;
+}
+
+TEST_CASE("a context captured with no scope active attributes nothing") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  stepper worker([&] {
+    leakguard::adopt a{*shared};
+    q = keep(new int(1));
+  });
+  leakguard::context empty_ctx = leakguard::current_context();
+  shared = &empty_ctx;
+  {
+    leakguard::scope s("main");
+    worker.run();
+  }
+  CHECK(captured.reports.empty());
+  delete q;
+}
+
+TEST_CASE("adopting a context whose scope has already ended is harmless") {
+  // Contract is silent; a pool task that runs after the request finished must
+  // not crash the process or report into a dead scope. Run in a child: a
+  // use-after-free would take the test runner down.
+  auto result = lgt::run_in_child([] {
+    lgt::capture_reports captured;
+    std::optional<leakguard::context> ctx;
+    { leakguard::scope s("gone"); ctx.emplace(leakguard::current_context()); }
+    int* q = nullptr;
+    std::thread t([&] {
+      leakguard::adopt a{*ctx};
+      q = keep(new int(1));
+      delete keep(new int(2));
+    });
+    t.join();
+    { leakguard::scope later("later"); }
+    LGT_CHILD_CHECK(3, captured.reports.empty());
+    delete q;
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+}
+
+TEST_CASE("two threads, each in its own scope, each reports only its own leak") {
+  lgt::capture_reports captured;
+  constexpr int rounds = 20000;
+  int* leaked[2] = {};
+  std::atomic<int> ready{0};
+  auto body = [&](int index) {
+    leakguard::scope s(index == 0 ? "thread 0" : "thread 1");
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    for (int i = 0; i < rounds; ++i) delete keep(new int(i));
+    leaked[index] = keep(new int(index));
+  };
+  std::thread a(body, 0), b(body, 1);
+  a.join();
+  b.join();
+  REQUIRE(captured.reports.size() == 2);
+  for (const auto& r : captured.reports) {
+    CHECK(r.leaked_blocks() == 1);
+    const int index = r.label() == "thread 0" ? 0 : 1;
+    CHECK(lgt::find_block(r, leaked[index]) != nullptr);
+  }
+  delete leaked[0];
+  delete leaked[1];
+}
+
+TEST_CASE("many blocks freed concurrently by another thread while the scope allocates") {
+  lgt::capture_reports captured;
+  constexpr int count = 5000;
+  std::vector<std::atomic<int*>> slots(count);
+  for (auto& s : slots) s.store(nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<int> freed{0};
+  std::thread freer([&] {
+    int next = 0;
+    while (next < count) {
+      int* p = slots[static_cast<std::size_t>(next)].exchange(nullptr);
+      if (p) {
+        delete p;
+        ++next;
+        freed.fetch_add(1);
+      } else if (stop.load()) {
+        break;
+      }
+    }
+  });
+  leakguard::scope_stats st{};
+  {
+    leakguard::scope s("producer");
+    for (int i = 0; i < count; ++i) slots[static_cast<std::size_t>(i)].store(keep(new int(i)));
+    while (freed.load() < count) std::this_thread::yield();
+    st = s.stats();
+  }
+  stop.store(true);
+  freer.join();
+  CHECK(captured.reports.empty());
+  CHECK(st.allocations == static_cast<std::uint64_t>(count));
+  CHECK(st.deallocations == static_cast<std::uint64_t>(count));
+  CHECK(st.live_blocks == 0);
+  CHECK(st.live_bytes == 0);
+  CHECK(st.peak_bytes >= sizeof(int));
+}
+
+TEST_CASE("frees racing with the end of the scope never corrupt the books") {
+  lgt::capture_reports captured;
+  constexpr int iterations = 300;
+  int reports_with_wrong_blocks = 0;
+  for (int i = 0; i < iterations; ++i) {
+    int* p = nullptr;
+    std::atomic<bool> go{false};
+    std::thread freer([&] {
+      while (!go.load()) {
+      }
+      delete p;
+    });
+    const std::size_t before = captured.reports.size();
+    {
+      leakguard::scope s("race");
+      p = keep(new int(i));
+      go.store(true);
+    }  // the free may land before, during or after the check
+    freer.join();
+    if (captured.reports.size() > before) {
+      const auto& r = captured.reports.back();
+      if (r.leaked_blocks() != 1 || r.blocks()[0].size != sizeof(int)) ++reports_with_wrong_blocks;
+    }
+  }
+  CHECK(reports_with_wrong_blocks == 0);
+  // the books are still sound: a later scope is clean
+  const std::size_t before = captured.reports.size();
+  { leakguard::scope s("after"); delete keep(new int(1)); }
+  CHECK(captured.reports.size() == before);
+}
+
+}  // TEST_SUITE

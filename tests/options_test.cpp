@@ -1,0 +1,473 @@
+// tests/options_test.cpp — runtime options: parse_options (LEAKGUARD_OPTIONS
+// syntax), options()/set_options(), and what each setting does.
+// (LEAKGUARD_OPTIONS from the environment at start-up is left to a ctest with
+// ENVIRONMENT; here the parser and the code path are pinned.)
+#include <doctest/doctest.h>
+#include <leakguard.hpp>
+
+#include <string>
+
+#include "support.hpp"
+
+using lgt::keep;
+using leakguard::leak_action;
+using leakguard::report_format;
+using leakguard::runtime_options;
+
+namespace {
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  if (!s.empty() && s.back() != '\n') ++n;
+  return n;
+}
+
+bool same(const runtime_options& a, const runtime_options& b) {
+  return a.stack_depth == b.stack_depth && a.on_leak == b.on_leak && a.report == b.report &&
+         a.report_path == b.report_path;
+}
+
+runtime_options non_default_base() {
+  runtime_options o;
+  o.stack_depth = 3;
+  o.on_leak = leak_action::log;
+  o.report = report_format::json;
+  o.report_path = "/base/path";
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("options") {
+
+// ---- parse_options ----------------------------------------------------------------
+
+TEST_CASE("parse_options: defaults are stack_depth 16, abort, text, stderr") {
+  const runtime_options d{};
+  CHECK(d.stack_depth == 16);
+  CHECK(d.on_leak == leak_action::abort);
+  CHECK(d.report == report_format::text);
+  CHECK(d.report_path.empty());
+}
+
+TEST_CASE("parse_options: the empty string returns the base unchanged, without errors") {
+  std::string errors;
+  CHECK(same(leakguard::parse_options("", {}, &errors), runtime_options{}));
+  CHECK(same(leakguard::parse_options("", non_default_base(), &errors), non_default_base()));
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: every known key") {
+  std::string errors;
+  const auto o = leakguard::parse_options(
+      "stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log", {}, &errors);
+  CHECK(errors.empty());
+  CHECK(o.stack_depth == 8);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(o.report == report_format::json);
+  CHECK(o.report_path == "/tmp/leaks.log");
+}
+
+TEST_CASE("parse_options: each value back to the other choice") {
+  std::string errors;
+  const auto o = leakguard::parse_options("on_leak=abort:report=text:stack_depth=0", non_default_base(), &errors);
+  CHECK(errors.empty());
+  CHECK(o.on_leak == leak_action::abort);
+  CHECK(o.report == report_format::text);
+  CHECK(o.stack_depth == 0);
+  CHECK(o.report_path == "/base/path");  // untouched keys keep the base's value
+}
+
+TEST_CASE("parse_options: stack_depth bounds 0 and 64 are accepted") {
+  std::string errors;
+  CHECK(leakguard::parse_options("stack_depth=0", {}, &errors).stack_depth == 0);
+  CHECK(leakguard::parse_options("stack_depth=64", {}, &errors).stack_depth == 64);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: an unknown key is named in one error line, the other keys still apply") {
+  std::string errors;
+  const auto o = leakguard::parse_options("bogus_key=1:stack_depth=4", {}, &errors);
+  CHECK(o.stack_depth == 4);
+  CHECK(lgt::contains(errors, "bogus_key"));
+  CHECK(count_lines(errors) == 1);
+}
+
+TEST_CASE("parse_options: a bad stack_depth is named and the base value kept") {
+  for (const char* text : {"stack_depth=abc", "stack_depth=8x", "stack_depth=", "stack_depth=-1",
+                           "stack_depth=65", "stack_depth=99999999999999999999", "stack_depth= 8"}) {
+    CAPTURE(text);
+    std::string errors;
+    const auto o = leakguard::parse_options(text, non_default_base(), &errors);
+    CHECK(o.stack_depth == 3);
+    CHECK(lgt::contains(errors, "stack_depth"));
+    CHECK(count_lines(errors) == 1);
+  }
+}
+
+TEST_CASE("parse_options: a bad on_leak or report value is named and the base value kept") {
+  std::string errors;
+  auto o = leakguard::parse_options("on_leak=maybe", {}, &errors);
+  CHECK(o.on_leak == leak_action::abort);
+  CHECK(lgt::contains(errors, "on_leak"));
+  CHECK(count_lines(errors) == 1);
+
+  errors.clear();
+  o = leakguard::parse_options("report=xml", non_default_base(), &errors);
+  CHECK(o.report == report_format::json);
+  CHECK(lgt::contains(errors, "report"));
+  CHECK(count_lines(errors) == 1);
+
+  errors.clear();
+  o = leakguard::parse_options("on_leak=", {}, &errors);
+  CHECK(o.on_leak == leak_action::abort);
+  CHECK(count_lines(errors) == 1);
+}
+
+TEST_CASE("parse_options: a key without '=' is an error naming it") {
+  std::string errors;
+  const auto o = leakguard::parse_options("stack_depth:on_leak=log", {}, &errors);
+  CHECK(o.stack_depth == 16);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(lgt::contains(errors, "stack_depth"));
+  CHECK(count_lines(errors) == 1);
+}
+
+TEST_CASE("parse_options: two bad items give two error lines") {
+  std::string errors;
+  const auto o = leakguard::parse_options("first_bad=1:stack_depth=7:second_bad=2", {}, &errors);
+  CHECK(o.stack_depth == 7);
+  CHECK(count_lines(errors) == 2);
+  CHECK(lgt::contains(errors, "first_bad"));
+  CHECK(lgt::contains(errors, "second_bad"));
+  CHECK(errors.find("first_bad") < errors.find("second_bad"));
+}
+
+TEST_CASE("parse_options: errors are appended, not overwritten") {
+  std::string errors = "earlier line\n";
+  (void)leakguard::parse_options("nope=1", {}, &errors);
+  CHECK(errors.rfind("earlier line\n", 0) == 0);
+  CHECK(lgt::contains(errors, "nope"));
+}
+
+TEST_CASE("parse_options: a null errors pointer is allowed with bad input") {
+  const auto o = leakguard::parse_options("nope=1:stack_depth=abc:stack_depth=5", {}, nullptr);
+  CHECK(o.stack_depth == 5);
+}
+
+TEST_CASE("parse_options: a trailing, leading or doubled colon is harmless") {
+  std::string errors;
+  CHECK(leakguard::parse_options("stack_depth=8:", {}, &errors).stack_depth == 8);
+  CHECK(leakguard::parse_options(":stack_depth=9", {}, &errors).stack_depth == 9);
+  const auto o = leakguard::parse_options("stack_depth=10::on_leak=log", {}, &errors);
+  CHECK(o.stack_depth == 10);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(leakguard::parse_options(":", {}, &errors).stack_depth == 16);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: a repeated key takes the last value") {
+  std::string errors;
+  const auto o = leakguard::parse_options("stack_depth=8:on_leak=log:stack_depth=4:on_leak=abort", {}, &errors);
+  CHECK(o.stack_depth == 4);
+  CHECK(o.on_leak == leak_action::abort);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: a repeated key whose last value is bad keeps the earlier good one") {
+  std::string errors;
+  const auto o = leakguard::parse_options("stack_depth=8:stack_depth=abc", {}, &errors);
+  CHECK(o.stack_depth == 8);
+  CHECK(count_lines(errors) == 1);
+}
+
+TEST_CASE("parse_options: report_path keeps everything after the first '='") {
+  std::string errors;
+  const auto o = leakguard::parse_options("report_path=/tmp/a=b.log:stack_depth=2", {}, &errors);
+  CHECK(o.report_path == "/tmp/a=b.log");
+  CHECK(o.stack_depth == 2);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: keys are exact (no prefix or case folding)") {
+  std::string errors;
+  const auto o = leakguard::parse_options("Stack_Depth=4:stack=4:stack_depth_x=4", {}, &errors);
+  CHECK(o.stack_depth == 16);
+  CHECK(count_lines(errors) == 3);
+}
+
+// ---- options() / set_options() ------------------------------------------------------
+
+TEST_CASE("set_options replaces the settings in force and options() reads them back") {
+  lgt::options_guard restore;
+  runtime_options o;
+  o.stack_depth = 5;
+  o.on_leak = leak_action::log;
+  o.report = report_format::json;
+  o.report_path = "/tmp/never-written-by-this-test";
+  leakguard::set_options(o);
+  CHECK(same(leakguard::options(), o));
+  leakguard::set_options(restore.saved());
+  CHECK(same(leakguard::options(), restore.saved()));
+}
+
+TEST_CASE("set_options keeps stack_depth within 0..64") {
+  lgt::options_guard restore;
+  runtime_options o;
+  o.stack_depth = 1000;
+  leakguard::set_options(o);
+  CHECK(leakguard::options().stack_depth >= 0);
+  CHECK(leakguard::options().stack_depth <= 64);
+  o.stack_depth = -5;
+  leakguard::set_options(o);
+  CHECK(leakguard::options().stack_depth >= 0);
+  CHECK(leakguard::options().stack_depth <= 64);
+}
+
+// ---- what the settings do ---------------------------------------------------------
+
+TEST_CASE("stack_depth=0: blocks are still reported, with an empty stack") {
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.stack_depth = 0;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  int scope_line = 0;
+  {
+    scope_line = __LINE__ + 1;
+    leakguard::scope s("no stacks");
+    p = keep(new int(1));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  REQUIRE(captured.reports[0].blocks().size() == 1);
+  const auto& b = captured.reports[0].blocks()[0];
+  CHECK(b.address == p);
+  CHECK(b.size == sizeof(int));
+  CHECK(b.stack.empty());
+  INFO("site: ", b.site);
+  CHECK((b.site.empty() || lgt::site_is(b.site, __FILE__, scope_line)));
+  delete p;
+}
+
+TEST_CASE("stack_depth=N caps the captured stack at N frames") {
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.stack_depth = 4;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s;
+    p = keep(new int(1));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].blocks()[0].stack.size() <= 4);
+  delete p;
+}
+
+TEST_CASE("stack_depth=1 still names the allocating line as the site") {
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.stack_depth = 1;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  int line = 0;
+  {
+    leakguard::scope s;
+    line = __LINE__ + 1;
+    p = keep(new int(1));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const auto& b = captured.reports[0].blocks()[0];
+  INFO("site: ", b.site);
+  CHECK(b.stack.size() <= 1);
+  CHECK(lgt::site_is(b.site, __FILE__, line));
+  delete p;
+}
+
+TEST_CASE("stack_depth=64 works and captures deep stacks") {
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.stack_depth = 64;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s;
+    p = keep(new int(1));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const auto& stack = captured.reports[0].blocks()[0].stack;
+  CHECK_FALSE(stack.empty());
+  CHECK(stack.size() <= 64);
+  CHECK(lgt::frame_index(stack, "main") >= 0);  // deep enough to reach main
+  delete p;
+}
+
+TEST_CASE("a stack_depth change applies to allocations made after it") {
+  lgt::options_guard restore;
+  lgt::capture_reports captured;
+  int* with_stack = nullptr;
+  int* without_stack = nullptr;
+  {
+    leakguard::scope s;
+    with_stack = keep(new int(1));
+    runtime_options o = leakguard::options();
+    o.stack_depth = 0;
+    leakguard::set_options(o);
+    without_stack = keep(new int(2));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const auto* a = lgt::find_block(captured.reports[0], with_stack);
+  const auto* b = lgt::find_block(captured.reports[0], without_stack);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  CHECK_FALSE(a->stack.empty());
+  CHECK(b->stack.empty());
+  delete with_stack;
+  delete without_stack;
+}
+
+TEST_CASE("report_path: log_leak appends reports to the file") {
+  lgt::temp_file file;
+  file.write("preexisting line\n");
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.on_leak = leak_action::log;
+  o.report = report_format::text;
+  o.report_path = file.path();
+  leakguard::set_options(o);
+  lgt::leak_handler_guard handler(leakguard::log_leak);
+  int* a = nullptr;
+  int* b = nullptr;
+  int line_a = 0, line_b = 0;
+  {
+    leakguard::scope s("first to file");
+    line_a = __LINE__ + 1;
+    a = keep(new int(1));
+  }
+  {
+    leakguard::scope s("second to file");
+    line_b = __LINE__ + 1;
+    b = keep(new int(2));
+  }
+  const std::string text = file.read();
+  INFO("file:\n", text);
+  CHECK(text.rfind("preexisting line\n", 0) == 0);
+  CHECK(lgt::contains(text, "first to file"));
+  CHECK(lgt::contains(text, "second to file"));
+  CHECK(text.find("first to file") < text.find("second to file"));
+  CHECK(lgt::find_file_line(text, __FILE__, line_a) != std::string::npos);
+  CHECK(lgt::find_file_line(text, __FILE__, line_b) != std::string::npos);
+  delete a;
+  delete b;
+}
+
+TEST_CASE("report_path: nothing goes to stderr when a path is set") {
+  lgt::temp_file file;
+  const std::string path = file.path();
+  auto result = lgt::run_in_child([path] {
+    runtime_options o;
+    o.on_leak = leak_action::log;
+    o.report_path = path;
+    leakguard::set_options(o);
+    leakguard::set_leak_handler(leakguard::log_leak);
+    leakguard::scope s("quiet on stderr");
+    (void)keep(new char[4242]);
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK_FALSE(lgt::contains(result.err, "quiet on stderr"));
+  CHECK(lgt::contains(file.read(), "quiet on stderr"));
+}
+
+TEST_CASE("report_path that cannot be opened: the report still reaches stderr and nothing crashes") {
+  auto result = lgt::run_in_child([] {
+    runtime_options o;
+    o.on_leak = leak_action::log;
+    o.report_path = "/nonexistent-directory-for-leakguard/x.log";
+    leakguard::set_options(o);
+    leakguard::set_leak_handler(leakguard::log_leak);
+    { leakguard::scope s("unwritable path"); (void)keep(new char[17]); }
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(lgt::contains(result.err, "unwritable path"));
+}
+
+TEST_CASE("report=json makes log_leak print a valid JSON report") {
+  auto result = lgt::run_in_child([] {
+    runtime_options o;
+    o.on_leak = leak_action::log;
+    o.report = report_format::json;
+    leakguard::set_options(o);
+    leakguard::set_leak_handler(leakguard::log_leak);
+    { leakguard::scope s("json \"quoted\" label"); (void)keep(new char[2468]); }
+  });
+  INFO(result.describe());
+  REQUIRE(result.ok());
+  lgt::json_parser parser(result.err);
+  const auto docs = parser.parse_sequence();
+  INFO("parse error: ", parser.error());
+  REQUIRE(docs.has_value());
+  REQUIRE(docs->size() == 1);
+  CHECK(lgt::json_has_string((*docs)[0], "json \"quoted\" label"));
+  CHECK(lgt::json_has_number((*docs)[0], 2468));
+}
+
+TEST_CASE("report=json with report_path appends one valid JSON document per report") {
+  lgt::temp_file file;
+  lgt::options_guard restore;
+  runtime_options o = leakguard::options();
+  o.report = report_format::json;
+  o.report_path = file.path();
+  leakguard::set_options(o);
+  lgt::leak_handler_guard handler(leakguard::log_leak);
+  int* a = nullptr;
+  int* b = nullptr;
+  { leakguard::scope s("json one"); a = keep(new int(1)); }
+  { leakguard::scope s("json two"); b = keep(new int(2)); }
+  const std::string text = file.read();
+  INFO("file:\n", text);
+  lgt::json_parser parser(text);
+  const auto docs = parser.parse_sequence();
+  INFO("parse error: ", parser.error());
+  REQUIRE(docs.has_value());
+  REQUIRE(docs->size() == 2);
+  CHECK(lgt::json_has_string((*docs)[0], "json one"));
+  CHECK(lgt::json_has_string((*docs)[1], "json two"));
+  delete a;
+  delete b;
+}
+
+TEST_CASE("on_leak=log makes the default handler report and continue") {
+  auto result = lgt::run_in_child([] {
+    runtime_options o;
+    o.on_leak = leak_action::log;
+    leakguard::set_options(o);
+    // the handler is left as it was at start-up: the default
+    { leakguard::scope s("default handler, log"); (void)keep(new char[3579]); }
+    std::fputs("continued\n", stderr);
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(lgt::contains(result.err, "3579"));
+  CHECK(lgt::contains(result.err, "continued"));
+}
+
+TEST_CASE("on_leak=abort (the default) makes the default handler abort") {
+  auto result = lgt::run_in_child([] {
+    leakguard::set_options(runtime_options{});
+    { leakguard::scope s("default handler, abort"); (void)keep(new char[3580]); }
+    std::fputs("continued\n", stderr);
+  });
+  INFO(result.describe());
+  CHECK(result.aborted());
+  CHECK(lgt::contains(result.err, "3580"));
+  CHECK_FALSE(lgt::contains(result.err, "continued"));
+}
+
+}  // TEST_SUITE
