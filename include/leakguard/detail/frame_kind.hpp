@@ -46,7 +46,9 @@ inline bool is_internal_frame(std::string_view function, std::string_view file) 
 // The standard library's frames: skipped when choosing a block's site.
 inline bool is_library_frame(std::string_view function, std::string_view file) {
   if (file.find("/c++/") != std::string_view::npos) return true;  // libstdc++ and libc++ headers
-  return starts_with_any(qualified_name(function),
+  // A name the demangler could not read stays mangled: _ZSt..., _ZNSt..., _ZNKSt...
+  return starts_with_any(function, {"_ZSt", "_ZNSt", "_ZNKSt", "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx"}) ||
+         starts_with_any(qualified_name(function),
                          {"std::", "__gnu_cxx::", "__cxxabiv1::", "__cxa_", "__libc_", "__pthread"});
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../report.hpp"
+#include "../suppressions.hpp"
 #include "scope_state.hpp"
 #include "symbolize.hpp"
 #include "tracking.hpp"
@@ -113,10 +114,12 @@ inline void end_scope(scope_state* s, scope_snapshot* out) {
     s->active = false;
     if (out) collect(s, *out);
     scope_state* parent = lock_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
-    for (block_record* r = s->live.next; r != &s->live; r = r->next)
-      r->owner.store(parent, std::memory_order_release);
     if (parent) {
-      if (s->live.next != &s->live) {  // splice the whole list onto the parent's
+      // A free racing with us reads owner == parent and waits on the
+      // parent's lock, which we hold until the splice is done.
+      for (block_record* r = s->live.next; r != &s->live; r = r->next)
+        r->owner.store(parent, std::memory_order_release);
+      if (s->live.next != &s->live) {
         block_record* first = s->live.next;
         block_record* last = s->live.prev;
         first->prev = parent->live.prev;
@@ -126,16 +129,19 @@ inline void end_scope(scope_state* s, scope_snapshot* out) {
       }
       parent->lock.unlock();
     } else {
+      // A free racing with us that reads owner == null frees the block at
+      // once: clearing the owner must be the last write to each record.
       for (block_record* r = s->live.next; r != &s->live;) {
         block_record* next = r->next;
         r->prev = r->next = r;
+        r->owner.store(nullptr, std::memory_order_release);
         r = next;
       }
     }
     for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
       foreign_link* next = f->next;
-      f->scope.store(nullptr, std::memory_order_release);
       f->prev = f->next = f;
+      f->scope.store(nullptr, std::memory_order_release);  // the last write, as above
       f = next;
     }
     s->clear_lists();
@@ -171,6 +177,7 @@ inline report build_report(std::string label, std::source_location where, const 
   blocks.reserve(snap.blocks.size());
   for (const block_snapshot& b : snap.blocks) {
     const symbolized_stack& st = lookup(b.stack);
+    if (suppressed(st.frames)) continue;  // suppressions.hpp
     blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial, st.site, st.frames, describe_origin(b.origin)});
   }
   if (snap.violation.count) {

@@ -57,8 +57,17 @@ inline backtrace_state* libbacktrace_state() {
 }
 #endif
 
+// libbacktrace's "threaded" mode still races on its lazily read DWARF tables
+// (ThreadSanitizer finds it), and absl::Symbolize keeps a small cache: one
+// lock serialises lookups. They run only while a report is built.
+inline spin_lock& symbolizer_lock() {
+  static constinit spin_lock lock;
+  return lock;
+}
+
 // Appends the frames of one return address, innermost inlined frame first.
 inline void symbolize_pc(const void* pc, std::vector<frame>& out) {
+  lock_guard serialised(symbolizer_lock());
   // A return address points after the call; look up the call itself.
   const auto lookup = reinterpret_cast<std::uintptr_t>(pc) - 1;
   const std::size_t before = out.size();
