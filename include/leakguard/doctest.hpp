@@ -11,7 +11,7 @@
 // and did not free fails the test case through doctest itself: an error at
 // the leaking line, under the test's name, with a short stack, counted in
 // the summary and the exit code, and seen by every reporter (console, xml,
-// junit). Filters (-tc, -tce, -sf, ...) work as usual.
+// junit) as a failed check "leakguard: no leaks". Filters (-tc, -tce, -sf, ...) work as usual.
 //
 //   TEST_CASE("keeps a cache on purpose" * leakguard::may_leak()) { ... }
 //   TEST_SUITE("legacy" * leakguard::may_leak()) { ... }
@@ -38,7 +38,8 @@
 // hook between a test case's last run and the point where its result is
 // counted, so the listener swaps the test case's function pointer for a
 // wrapper (and restores it at test_case_end); the wrapper opens the scope,
-// runs the test, ends the scope and, on a leak, calls ADD_FAIL_CHECK_AT.
+// runs the test, ends the scope and, on a leak, fails a CHECK at the
+// leaking line.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -53,10 +54,25 @@
 #ifndef DOCTEST_CONFIG_DISABLE
 // Outside namespace leakguard: doctest's macros name `doctest::` unqualified.
 namespace leakguard_doctest_detail {
-// ADD_FAIL_CHECK: counted as a failed check (the test case fails, the run
-// goes on), reported to every reporter at file:line.
+// A failed CHECK at the leaking line: counted like any failed check (the
+// test case fails, the run goes on) and seen by every reporter; junit in
+// doctest 2.4 records failed assertions only, not FAIL_CHECK messages.
+// The expression reads "leakguard: no leaks", its value is the headline,
+// and the sites and stacks are the assertion's logged context.
 inline void fail(const char* file, int line, const std::string& message) {
-  DOCTEST_ADD_FAIL_CHECK_AT(file, line, message);
+  const std::size_t eol = message.find('\n');
+  std::string headline = message.substr(0, eol);
+  if (headline.starts_with("leakguard: ")) headline.erase(0, 11);
+  const std::string details = eol == std::string::npos ? std::string() : message.substr(eol + 1);
+  doctest::detail::ResultBuilder rb(doctest::assertType::DT_CHECK, file, line, "leakguard: no leaks");
+  rb.setResult(doctest::detail::Result(false, headline.c_str()));
+  if (details.empty()) {
+    if (rb.log()) DOCTEST_BREAK_INTO_DEBUGGER();
+  } else {
+    auto context = doctest::detail::MakeContextScope([&details](std::ostream* os) { *os << '\n' << details; });
+    if (rb.log()) DOCTEST_BREAK_INTO_DEBUGGER();
+  }
+  rb.react();
 }
 }  // namespace leakguard_doctest_detail
 #endif

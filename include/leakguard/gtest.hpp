@@ -140,7 +140,9 @@ class listener : public ::testing::EmptyTestEventListener {
     // GoogleTest's and gMock's bookkeeping inside a test.
     for (std::string_view p : {"testing::internal::", "testing::TestResult::", "testing::ScopedTrace::",
                                "testing::UnitTest::", "testing::TestInfo::", "testing::Test::",
-                               "testing::TestSuite::", "testing::Mock::", "/include/gtest/", "/include/gmock/"})
+                               "testing::TestSuite::", "testing::Mock::", "/include/gtest/", "/include/gmock/",
+                               // gMock's map of NiceMock/StrictMock reactions keeps its buckets
+                               "testing::(anonymous namespace)::UninterestingCallReactionMap"})
       leakguard::suppress(p);
     test::detail::warm_up_runtime();
     warm_up_gtest();

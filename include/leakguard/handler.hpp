@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "config.hpp"
+#include "detail/leak_ledger.hpp"
+#include "detail/thread_state.hpp"
 #include "options.hpp"
 #include "report.hpp"
 
@@ -60,8 +62,65 @@ inline void abort_on_leak(const report& r) {
   std::abort();
 }
 
+namespace detail {
+
+inline void write_summary(const leak_ledger::summary& s, report_format format) {
+  std::string out;
+  if (format == report_format::json) {
+    out = "{\"leak_summary\":{\"seconds\":" + std::to_string(s.seconds) + ",\"sites\":[";
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+      const leak_ledger::entry& e = s.sites[i];
+      if (i) out += ',';
+      out += "{\"site\":";
+      append_json_string(out, e.totals.site);
+      out += ",\"reports\":" + std::to_string(e.pending_reports) + ",\"blocks\":" + std::to_string(e.pending_blocks) +
+             ",\"bytes\":" + std::to_string(e.pending_bytes) + ",\"total_reports\":" +
+             std::to_string(e.totals.reports) + ",\"total_bytes\":" + std::to_string(e.totals.bytes) + '}';
+    }
+    out += "]}}\n";
+  } else {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f", s.seconds);
+    out = std::string("leakguard: leaks at already reported sites in the last ") + buf + " s:\n";
+    for (const leak_ledger::entry& e : s.sites) {
+      std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(e.pending_reports) / (s.seconds > 0 ? s.seconds : 1));
+      out += "  " + std::to_string(e.pending_bytes) + " bytes in " + std::to_string(e.pending_blocks) +
+             " blocks from " + std::to_string(e.pending_reports) + " scopes (" + buf + "/s) at " + e.totals.site +
+             "; " + std::to_string(e.totals.reports) + " scopes, " + std::to_string(e.totals.bytes) +
+             " bytes in all\n";
+    }
+  }
+  write_output(out);
+}
+
+}  // namespace detail
+
 // Writes the report (text or JSON, to stderr or report_path) and continues.
-inline void log_leak(const report& r) { detail::write_report(r); }
+// A long-running server must not flood its log: with log_interval > 0 (the
+// default, 60 s), a report whose sites have all been reported before is not
+// printed; its leaks are summed per site into a summary written at most once
+// per interval. leak_sites() gives the totals to code.
+inline void log_leak(const report& r) {
+  const runtime_options o = options();
+  const bool repeat = detail::dispatching.current == &r && !detail::dispatching.new_site;
+  if (o.log_interval == 0 || !repeat) return detail::write_report(r);
+  const detail::leak_ledger::summary s = detail::ledger().take_pending(std::chrono::seconds(o.log_interval));
+  if (!s.sites.empty()) detail::write_summary(s, o.report);
+}
+
+// Per-site totals of every leak reported to a handler since start-up, most
+// bytes first: a server's metrics endpoint can export them.
+inline std::vector<site_totals> leak_sites() {
+  std::vector<site_totals> out = detail::ledger().totals();
+  std::stable_sort(out.begin(), out.end(), [](const site_totals& a, const site_totals& b) { return a.bytes > b.bytes; });
+  return out;
+}
+
+// Forgets the totals (tests; a server rotating its metrics).
+inline void reset_leak_sites() {
+  detail::internal_guard guard;
+  detail::ledger().reset();
+}
 
 namespace detail {
 

@@ -180,12 +180,8 @@ inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size
   void* raw = raw_of(h);
   h->set_flags(flags | flag_freed);
   mark_freed(p);
-  if (upstream_ == std::pmr::new_delete_resource()) {
-    std::free(raw);
-  } else {
-    internal_guard guard;
-    upstream_->deallocate(raw, total, align);
-  }
+  if (upstream_ == std::pmr::new_delete_resource()) std::free(raw);
+  else upstream_->deallocate(raw, total, align);
 }
 
 #endif  // LEAKGUARD_ENABLED

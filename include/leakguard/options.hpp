@@ -1,6 +1,7 @@
 // leakguard/options.hpp — runtime settings: LEAKGUARD_OPTIONS and from code.
 //
 //   LEAKGUARD_OPTIONS=stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log
+//   LEAKGUARD_OPTIONS=sample_bytes=1048576:log_interval=300   (production)
 //
 // The variable is read once, at start-up. An unknown key or a bad value is
 // reported on stderr once and otherwise ignored; the other keys still apply.
@@ -31,6 +32,14 @@ struct runtime_options {
   report_format report = report_format::text;
   // Empty: stderr. Otherwise reports are appended to this file.
   std::string report_path;
+  // Sampling for production: 0 captures a stack for every tracked
+  // allocation; N > 0 captures one on average every N bytes allocated inside
+  // scopes (like tcmalloc's heap sampling). Counts and leak detection stay
+  // exact; an unsampled leaked block is reported with site "(not sampled)".
+  std::size_t sample_bytes = 0;
+  // log_leak prints a site's first leak in full, then sums that site's later
+  // leaks into one line per site every this many seconds. 0: print every report.
+  int log_interval = 60;
 };
 
 inline constexpr int max_stack_depth = 64;
@@ -82,6 +91,19 @@ inline runtime_options parse_options(std::string_view text, runtime_options base
       else complain("report must be text or json, got", item);
     } else if (key == "report_path") {
       base.report_path = std::string(value);
+    } else if (key == "sample_bytes" || key == "log_interval") {
+      unsigned long long n = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc{} || end != value.data() + value.size() || value.empty() ||
+          (key == "log_interval" && n > 86400)) {
+        complain(key == "sample_bytes" ? "sample_bytes must be a number of bytes, got"
+                                       : "log_interval must be 0..86400 seconds, got",
+                 item);
+      } else if (key == "sample_bytes") {
+        base.sample_bytes = static_cast<std::size_t>(n);
+      } else {
+        base.log_interval = static_cast<int>(n);
+      }
     } else {
       complain("unknown key in", item);
     }
@@ -95,6 +117,7 @@ namespace detail {
 // constant-initialised global, so that reading it never triggers (or
 // recurses into) the lazy initialisation below.
 inline constinit std::atomic<int> stack_depth_setting{16};
+inline constinit std::atomic<std::size_t> sample_bytes_setting{0};
 
 struct options_state {
   detail::spin_lock lock;
@@ -110,6 +133,7 @@ inline options_state& options_storage() {
       std::string errors;
       state.get().current = parse_options(env, {}, &errors);
       stack_depth_setting.store(state.get().current.stack_depth, std::memory_order_relaxed);
+      sample_bytes_setting.store(state.get().current.sample_bytes, std::memory_order_relaxed);
       if (!errors.empty()) std::fputs(errors.c_str(), stderr);
     }
     return true;
@@ -119,6 +143,7 @@ inline options_state& options_storage() {
 }
 
 inline int stack_depth() noexcept { return stack_depth_setting.load(std::memory_order_relaxed); }
+inline std::size_t sample_bytes() noexcept { return sample_bytes_setting.load(std::memory_order_relaxed); }
 
 }  // namespace detail
 
@@ -129,17 +154,20 @@ inline runtime_options options() {
   return s.current;
 }
 
-// Replaces the settings; a stack_depth outside 0..64 is clamped.
+// Replaces the settings; a stack_depth outside 0..64 and a negative
+// log_interval are clamped.
 inline void set_options(const runtime_options& o) {
   auto& s = detail::options_storage();
   runtime_options copy = o;
   copy.stack_depth = copy.stack_depth < 0 ? 0
                      : copy.stack_depth > max_stack_depth ? max_stack_depth
                                                           : copy.stack_depth;
+  if (copy.log_interval < 0) copy.log_interval = 0;
   {
     detail::lock_guard g(s.lock);
     std::swap(s.current, copy);
     detail::stack_depth_setting.store(s.current.stack_depth, std::memory_order_relaxed);
+    detail::sample_bytes_setting.store(s.current.sample_bytes, std::memory_order_relaxed);
   }
 }
 

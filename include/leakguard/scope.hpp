@@ -57,6 +57,12 @@ namespace detail {
 // reported and dropped instead of terminating the program.
 inline void call_leak_handler(const leak_handler& own, const report& r, int uncaught_at_open) {
   internal_guard guard;
+  const dispatch_note outer = dispatching;
+  dispatching = {&r, ledger().record(r)};
+  struct restore {
+    dispatch_note saved;
+    ~restore() { dispatching = saved; }
+  } restore_note{outer};
   leak_handler handler = own ? own : leak_handler_slot().get();
   if (!handler) handler = &default_leak_handler;
   if (std::uncaught_exceptions() <= uncaught_at_open) return handler(r);
@@ -75,12 +81,10 @@ class scope {
   explicit scope(std::string_view label, std::source_location where = std::source_location::current())
       : scope(scope_options{.label = label}, where) {}
   explicit scope(scope_options options, std::source_location where = std::source_location::current())
-      : where_(where), uncaught_(std::uncaught_exceptions()) {
-    {
-      // The label and handler copies are leakguard's, not the scope's.
-      detail::internal_guard guard;
+      : where_(where), uncaught_(std::uncaught_exceptions()), handler_(std::move(options.handler)) {
+    if (!options.label.empty()) {
+      detail::internal_guard guard;  // the label's copy is leakguard's, not the user's
       label_ = std::string(options.label);
-      handler_ = std::move(options.handler);
     }
     state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_);
   }
@@ -94,12 +98,12 @@ class scope {
       release();
       return;
     }
-    detail::scope_snapshot snapshot;
+    detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
+    detail::end_scope(std::exchange(state_, nullptr), &snapshot);
     report r;
-    {
+    if (!snapshot.blocks.empty() || snapshot.violation.count) {
       detail::internal_guard guard;
-      detail::end_scope(std::exchange(state_, nullptr), &snapshot);
-      if (!snapshot.blocks.empty() || snapshot.violation.count) r = detail::build_report(label_, where_, snapshot);
+      r = detail::build_report(label_, where_, snapshot);
     }
     if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);
     release();
@@ -130,13 +134,12 @@ class scope {
   // enclosing scope. The destructor then does nothing.
   void dismiss() noexcept {
     if (!state_) return;
-    detail::internal_guard guard;
     detail::end_scope(std::exchange(state_, nullptr), nullptr);
   }
 
  private:
+  // Frees the label and handler now: a scope object may outlive its scope.
   void release() noexcept {
-    detail::internal_guard guard;
     std::string().swap(label_);
     leak_handler().swap(handler_);
   }
@@ -145,8 +148,8 @@ class scope {
   std::uint64_t generation_ = 0;
   std::source_location where_;
   int uncaught_;
-  std::string label_;
   leak_handler handler_;
+  std::string label_;
 };
 
 // Blocks allocated on this thread while an ignore_scope is active are never

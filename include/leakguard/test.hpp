@@ -146,23 +146,35 @@ inline bool starts_with_any(std::string_view name, const std::vector<std::string
 // then the user's frames down to the test body; never the framework's.
 inline void append_short_stack(std::string& out, const std::vector<frame>& stack, std::string_view test_name,
                                std::size_t max_frames) {
+  using leakguard::detail::is_library_frame;
+  using leakguard::detail::qualified_name;
   const framework_hooks& h = hooks();
-  std::size_t i = 0;
-  while (i < stack.size() && leakguard::detail::is_library_frame(stack[i].function, stack[i].file)) ++i;
-  if (i == stack.size()) i = 0;
-  if (i > 0) out += "      (" + std::to_string(i) + (i == 1 ? " standard library frame)\n" : " standard library frames)\n");
-  std::size_t shown = 0;
-  for (; i < stack.size(); ++i) {
-    const frame& f = stack[i];
-    const std::string_view name = leakguard::detail::qualified_name(f.function);
-    const bool body = h.is_test_body && h.is_test_body(name);
-    if (shown > 0 && (starts_with_any(name, h.frame_boundaries) || name == "main")) break;
-    if (shown == max_frames) {
+  std::size_t first = 0;
+  while (first < stack.size() && is_library_frame(stack[first].function, stack[first].file)) ++first;
+  if (first == stack.size()) first = 0;
+  // The last frame worth showing: the test body, else the last user frame
+  // above the framework's (a thread's entry frames are the library's).
+  std::size_t last = first;
+  for (std::size_t i = first; i < stack.size(); ++i) {
+    const std::string_view name = qualified_name(stack[i].function);
+    if (i > first && (starts_with_any(name, h.frame_boundaries) || name == "main")) break;
+    if (h.is_test_body && h.is_test_body(name)) {
+      last = i;
+      break;
+    }
+    if (!name.empty() && !is_library_frame(stack[i].function, stack[i].file)) last = i;
+  }
+  if (first > 0)
+    out += "      (" + std::to_string(first) + (first == 1 ? " standard library frame)\n" : " standard library frames)\n");
+  for (std::size_t i = first; i <= last && i < stack.size(); ++i) {
+    if (i - first == max_frames) {
       out += "      ...\n";
       break;
     }
+    const frame& f = stack[i];
+    const std::string_view name = qualified_name(f.function);
     out += "      #" + std::to_string(i) + ' ';
-    if (body) {
+    if (h.is_test_body && h.is_test_body(name)) {
       out += "test \"";
       out += test_name;
       out += '"';
@@ -171,8 +183,6 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
     }
     if (!f.file.empty()) out += " at " + f.file + ':' + std::to_string(f.line);
     out += '\n';
-    ++shown;
-    if (body) break;  // the test itself: nothing below is the user's
   }
 }
 

@@ -102,6 +102,10 @@ class stack_depot {
   std::atomic<std::size_t> used_{0};
 };
 
+// Stands for the stack of a tracked block that sampling skipped (see
+// runtime_options::sample_bytes); never dereferenced.
+inline const stack_trace* not_sampled() noexcept { return reinterpret_cast<const stack_trace*>(alignof(stack_trace)); }
+
 // Zero-initialised (constinit), never destroyed: usable before main and in
 // static destructors.
 inline constinit stack_depot depot{};

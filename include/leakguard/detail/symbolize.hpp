@@ -7,6 +7,7 @@
 
 #include <absl/debugging/symbolize.h>
 #include <cxxabi.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -86,14 +87,18 @@ inline void symbolize_pc(const void* pc, std::vector<frame>& out) {
       },
       [](void*, const char*, int) {}, &ctx);
 #endif
-  // No debug info: the symbol table still names the function.
+  // No debug info: the symbol table still names the function; for a
+  // stripped shared library (libstdc++.so) only the dynamic one does.
   if (out.size() == before || out.back().function.empty()) {
     char name[1024];
     std::string function;
+    Dl_info info;
     if (absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name)) {
       function = name;
-      shorten_names(function);
+    } else if (dladdr(reinterpret_cast<const void*>(lookup), &info) && info.dli_sname) {
+      function = demangle(info.dli_sname);
     }
+    shorten_names(function);
     if (out.size() == before) out.push_back(frame{pc, std::move(function), {}, 0});
     else out.back().function = std::move(function);
   }
@@ -118,19 +123,34 @@ inline std::string frame_site(const frame& f) {
 inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   symbolized_stack result;
   if (!stack) return result;
+  if (stack == not_sampled()) {
+    result.site = "(not sampled)";
+    return result;
+  }
+  // Depth counts return addresses, as captured; inlined frames come free.
   std::vector<frame> all;
-  for (std::uint32_t i = 0; i < stack->depth; ++i) symbolize_pc(stack->frames[i], all);
+  std::vector<std::uint32_t> pc_index;
+  for (std::uint32_t i = 0; i < stack->depth; ++i) {
+    symbolize_pc(stack->frames[i], all);
+    pc_index.resize(all.size(), i);
+  }
   std::size_t first = 0;
   while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
-  const std::size_t keep = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
-  for (std::size_t i = first; i < all.size() && result.frames.size() < keep; ++i)
-    result.frames.push_back(std::move(all[i]));
+  if (first < all.size()) {
+    const std::size_t keep = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
+    for (std::size_t i = first; i < all.size() && pc_index[i] < pc_index[first] + keep; ++i)
+      result.frames.push_back(std::move(all[i]));
+  }
+  // The site: the first frame of the user's code, else the first named frame.
+  auto named = [](const frame& f) { return !f.file.empty() || !f.function.empty(); };
   for (const frame& f : result.frames) {
-    if (!is_library_frame(f.function, f.file) && !is_internal_frame(f.function, f.file)) {
+    if (named(f) && !is_library_frame(f.function, f.file) && !is_internal_frame(f.function, f.file)) {
       result.site = frame_site(f);
       break;
     }
   }
+  for (auto it = result.frames.begin(); result.site.empty() && it != result.frames.end(); ++it)
+    if (named(*it)) result.site = frame_site(*it);
   if (result.site.empty() && !result.frames.empty()) result.site = frame_site(result.frames.front());
   return result;
 }

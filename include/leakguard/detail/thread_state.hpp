@@ -28,6 +28,7 @@ enum slow_reason : std::uint32_t {
   slow_no_alloc = 4,      // a no_alloc_scope is active
   slow_all_threads = 8,   // some thread opened an all_threads scope (set by that thread)
   slow_exited = 16,       // past thread exit: count into the registry directly
+  slow_internal = 32,     // leakguard itself is running: its blocks are not counted
 };
 
 // The first allocation inside a no_alloc_scope, and how many there were.
@@ -55,6 +56,8 @@ struct thread_state {
   std::atomic<std::uint64_t> bytes_allocated{0};
   std::atomic<std::uint64_t> bytes_freed{0};
   std::int64_t unflushed_bytes = 0;  // live-byte change not yet in the registry's peak
+  std::int64_t bytes_until_sample = 0;  // sampling countdown, see tracking.hpp
+  std::uint64_t random_state = 0;
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 
@@ -65,11 +68,17 @@ struct thread_state {
 inline constinit thread_local thread_state tls{};
 
 // Marks leakguard's own work on this thread: allocations made meanwhile
-// (report strings, a handler's copies) are never tracked or attributed.
+// (report strings, a handler's copies, a resource's upstream) are never
+// tracked, attributed or counted in global_stats. It sends them down the
+// cold path, so it is for rare work only, never around an allocation.
 class internal_guard {
  public:
-  internal_guard() noexcept : state_(tls) { ++state_.internal_depth; }
-  ~internal_guard() { --state_.internal_depth; }
+  internal_guard() noexcept : state_(tls) {
+    if (state_.internal_depth++ == 0) state_.set(slow_internal);
+  }
+  ~internal_guard() {
+    if (--state_.internal_depth == 0) state_.clear(slow_internal);
+  }
   internal_guard(const internal_guard&) = delete;
   internal_guard& operator=(const internal_guard&) = delete;
 

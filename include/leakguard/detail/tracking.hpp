@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -158,15 +159,35 @@ inline std::uint8_t layout_for(const watch& w, bool resource) noexcept {
   return flags;
 }
 
+// Heap sampling (runtime_options::sample_bytes): a per-thread countdown of
+// bytes; when it runs out the allocation gets a stack and the countdown is
+// drawn again from an exponential distribution, so every byte has the same
+// chance to be sampled and periodic patterns cannot hide from it.
+inline bool take_sample(thread_state& t, std::size_t size) noexcept {
+  const std::size_t mean = sample_bytes();
+  if (mean == 0) return true;
+  if ((t.bytes_until_sample -= static_cast<std::int64_t>(size)) > 0) return false;
+  if (t.random_state == 0) t.random_state = reinterpret_cast<std::uintptr_t>(&t) | 1;
+  t.random_state ^= t.random_state << 13;  // xorshift64
+  t.random_state ^= t.random_state >> 7;
+  t.random_state ^= t.random_state << 17;
+  const double uniform = static_cast<double>((t.random_state >> 11) + 1) * 0x1.0p-53;  // (0, 1]
+  t.bytes_until_sample = static_cast<std::int64_t>(-std::log(uniform) * static_cast<double>(mean)) + 1;
+  return true;
+}
+
 // Books a fresh block: serial, stack, no_alloc violation, scopes.
 inline void track_block(thread_state& t, void* p, std::size_t size, const watch& w, std::uint8_t flags,
                         const origin_ref* origin) noexcept {
   if (!(flags & flag_tracked) && !w.forbidden) return;
   const std::uint64_t serial = take_serial();
-  const stack_trace* stack;
-  {
-    internal_guard guard;
-    stack = capture_stack(stack_depth());
+  const stack_trace* stack = nullptr;
+  if (const int depth = stack_depth(); depth > 0) {
+    if (w.forbidden || take_sample(t, size)) {
+      stack = capture_stack(depth);  // allocates nothing: absl's walk, the depot's malloc arena
+    } else {
+      stack = not_sampled();
+    }
   }
   if (w.forbidden) note_no_alloc_violation(t, size, serial, stack);
   if (!(flags & flag_tracked)) return;
