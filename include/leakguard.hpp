@@ -15,6 +15,7 @@
 
 #include "leakguard/allocator.hpp"
 #include "leakguard/config.hpp"
+#include "leakguard/failure_injection.hpp"
 #include "leakguard/handler.hpp"
 #include "leakguard/memory_resource.hpp"
 #include "leakguard/options.hpp"

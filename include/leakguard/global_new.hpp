@@ -23,11 +23,11 @@
 
 namespace leakguard::detail {
 
-// The new_handler loop of [new.delete.single]; null only from nothrow forms.
+// The new_handler loop of [new.delete.single], entered after a first
+// attempt failed; null only from the nothrow forms.
 template <alloc_kind Kind, bool Throws>
 LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment) {
   for (;;) {
-    if (void* p = allocate_aligned<Kind>(size, alignment)) return p;
     std::new_handler handler = std::get_new_handler();
     if (!handler) {
       if constexpr (Throws) throw std::bad_alloc();
@@ -42,14 +42,13 @@ LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment) {
         return nullptr;
       }
     }
+    if (void* p = allocate_aligned<Kind>(size, alignment)) return p;
   }
 }
 
 template <alloc_kind Kind, bool Throws>
 LEAKGUARD_ALWAYS_INLINE void* operator_new(std::size_t size, std::size_t alignment = default_alignment) {
-  if (alignment <= default_alignment) {
-    if (void* p = allocate<Kind>(size); LEAKGUARD_LIKELY(p != nullptr)) return p;
-  }
+  if (void* p = allocate_aligned<Kind>(size, alignment); LEAKGUARD_LIKELY(p != nullptr)) return p;
   return allocate_retry<Kind, Throws>(size, alignment);
 }
 

@@ -98,6 +98,7 @@ inline void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignme
   if (bytes >= max_request) throw std::bad_alloc();
   thread_state& t = tls;
   const watch w = watch_of(t);
+  if (inject_failure(t, w)) throw std::bad_alloc();
   const std::uint8_t flags = layout_for(w, /*resource=*/true);
   alignment = effective_alignment(alignment);
   const std::size_t total = block_bytes(bytes, flags, alignment);

@@ -38,6 +38,10 @@ struct scope_options {
   std::size_t max_bytes = unlimited;        // allows this many bytes in total
   bool all_threads = false;  // also attribute other threads' allocations while active
   leak_handler handler = {};  // this scope's handler; empty: the global one
+  // Failure injection: if N > 0, the Nth allocation this thread makes inside
+  // the scope fails (operator new throws std::bad_alloc, nothrow forms and
+  // allocators report failure as usual). See failure_injection.hpp.
+  std::size_t fail_allocation = 0;
 };
 
 // What happened inside one scope so far, counting only blocks attributed to
@@ -87,6 +91,8 @@ class scope {
       label_ = std::string(options.label);
     }
     state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_);
+    if ((injects_failure_ = options.fail_allocation != 0))
+      saved_fail_countdown_ = std::exchange(detail::tls.fail_countdown, options.fail_allocation);
   }
   scope(const scope&) = delete;
   scope& operator=(const scope&) = delete;
@@ -98,6 +104,7 @@ class scope {
       release();
       return;
     }
+    end_failure_injection();
     detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
     detail::end_scope(std::exchange(state_, nullptr), &snapshot);
     report r;
@@ -134,10 +141,15 @@ class scope {
   // enclosing scope. The destructor then does nothing.
   void dismiss() noexcept {
     if (!state_) return;
+    end_failure_injection();
     detail::end_scope(std::exchange(state_, nullptr), nullptr);
   }
 
  private:
+  void end_failure_injection() noexcept {
+    if (injects_failure_) detail::tls.fail_countdown = saved_fail_countdown_;
+  }
+
   // Frees the label and handler now: a scope object may outlive its scope.
   void release() noexcept {
     std::string().swap(label_);
@@ -146,6 +158,8 @@ class scope {
 
   detail::scope_state* state_ = nullptr;
   std::uint64_t generation_ = 0;
+  std::uint64_t saved_fail_countdown_ = 0;
+  bool injects_failure_ = false;
   std::source_location where_;
   int uncaught_;
   leak_handler handler_;

@@ -57,6 +57,7 @@ struct thread_state {
   std::atomic<std::uint64_t> bytes_freed{0};
   std::int64_t unflushed_bytes = 0;  // live-byte change not yet in the registry's peak
   std::int64_t bytes_until_sample = 0;  // sampling countdown, see tracking.hpp
+  std::uint64_t fail_countdown = 0;     // > 0: that many watched allocations, then one fails
   std::uint64_t random_state = 0;
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;

@@ -210,10 +210,17 @@ inline void track_block(thread_state& t, void* p, std::size_t size, const watch&
   }
 }
 
+// Failure injection (scope_options::fail_allocation): true when this watched
+// allocation is the one to fail.
+inline bool inject_failure(thread_state& t, const watch& w) noexcept {
+  return w.watched && t.fail_countdown != 0 && --t.fail_countdown == 0;
+}
+
 LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind,
                                    const origin_ref* origin = nullptr) noexcept {
   thread_state& t = tls;
   const watch w = watch_of(t);
+  if (inject_failure(t, w)) return nullptr;
   const std::uint8_t flags = layout_for(w, false);
   void* p = raw_allocate(size, effective_alignment(alignment), kind, flags);
   if (!p) return nullptr;
