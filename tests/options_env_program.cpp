@@ -1,0 +1,107 @@
+// LEAKGUARD_OPTIONS is read once at start-up: this program re-runs itself
+// with the variable set and checks what the child parsed and printed.
+// Exit code: the number of failed checks.
+#include <leakguard.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+int failures = 0;
+
+#define CHECK_ENV(cond, what)                                                           \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
+      std::fprintf(stderr, "options_env_program: check failed: %s (%s)\n", #cond, what); \
+      ++failures;                                                                       \
+    }                                                                                   \
+  } while (0)
+
+// The child prints the options in force on stdout.
+int print_options() {
+  const leakguard::runtime_options o = leakguard::options();
+  std::printf("stack_depth=%d on_leak=%s report=%s report_path=%s sample_bytes=%zu log_interval=%d\n", o.stack_depth,
+              o.on_leak == leakguard::leak_action::log ? "log" : "abort",
+              o.report == leakguard::report_format::json ? "json" : "text", o.report_path.c_str(), o.sample_bytes,
+              o.log_interval);
+  return 0;
+}
+
+struct child_output {
+  std::string out, err;
+  int status = -1;
+};
+
+// Runs this program as "child" with LEAKGUARD_OPTIONS=value (unset if null).
+child_output run_child(const char* self, const char* value) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) std::abort();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    if (value) setenv("LEAKGUARD_OPTIONS", value, 1);
+    else unsetenv("LEAKGUARD_OPTIONS");
+    execl(self, self, "child", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  child_output r;
+  char buf[4096];
+  for (ssize_t n; (n = read(out_pipe[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) r.err.append(buf, static_cast<std::size_t>(n));
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  waitpid(pid, &r.status, 0);
+  return r;
+}
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+std::size_t count(const std::string& s, const char* part) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "child") == 0) return print_options();
+  const char* self = "/proc/self/exe";
+
+  child_output r = run_child(self, nullptr);
+  CHECK_ENV(contains(r.out, "stack_depth=16 on_leak=abort report=text report_path= sample_bytes=0 log_interval=60"),
+            r.out.c_str());
+  CHECK_ENV(r.err.empty(), r.err.c_str());
+
+  r = run_child(self, "stack_depth=4:on_leak=log:report=json:report_path=/tmp/x.log:sample_bytes=4096:log_interval=5");
+  CHECK_ENV(contains(r.out, "stack_depth=4 on_leak=log report=json report_path=/tmp/x.log sample_bytes=4096 log_interval=5"),
+            r.out.c_str());
+  CHECK_ENV(r.err.empty(), r.err.c_str());
+
+  // A bad key and a bad value: one warning each, at start-up, the rest applies.
+  r = run_child(self, "colour=red:stack_depth=999:on_leak=log");
+  CHECK_ENV(contains(r.out, "stack_depth=16 on_leak=log"), r.out.c_str());
+  CHECK_ENV(count(r.err, "colour") == 1, r.err.c_str());
+  CHECK_ENV(count(r.err, "stack_depth=999") == 1, r.err.c_str());
+  CHECK_ENV(count(r.err, "\n") == 2, r.err.c_str());
+  CHECK_ENV(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "child exit status");
+
+  // Garbage never crashes.
+  r = run_child(self, ":::=:==:stack_depth=:on_leak:\x01\x02");
+  CHECK_ENV(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, r.err.c_str());
+  CHECK_ENV(contains(r.out, "stack_depth=16 on_leak=abort"), r.out.c_str());
+
+  if (failures == 0) std::fputs("options_env_program: all checks passed\n", stderr);
+  return failures;
+}
