@@ -131,7 +131,7 @@ inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size
   using namespace detail;
   if (!p) return;
   block_header* h = header_of(p);
-  const bool ours = h->magic() == header_magic && !(h->flags() & flag_freed) &&
+  const bool ours = header_readable(p) && h->magic() == header_magic && !(h->flags() & flag_freed) &&
                     h->kind() == alloc_kind::resource && (h->flags() & flag_resource) &&
                     resource_of(h)->resource == this;
   if (!ours) {
@@ -142,7 +142,10 @@ inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size
     {
       internal_guard guard;
       msg = "leakguard::memory_resource::deallocate of " + describe(p);
-      if (h->magic() == header_magic && (h->flags() & flag_freed)) {
+      if (!header_readable(p)) {
+        kind = user_poisoned(p) ? misuse_kind::double_free : misuse_kind::foreign_pointer;
+        msg += kind == misuse_kind::double_free ? ", a block that was already freed" : ", which leakguard did not allocate";
+      } else if (h->magic() == header_magic && (h->flags() & flag_freed)) {
         kind = misuse_kind::double_free;
         msg = "double free: " + msg + ", a block that was already freed";
       } else if (h->magic() != header_magic) {

@@ -217,7 +217,7 @@ class no_alloc_scope {
 // belongs to (their live counts drop; deallocations do not). Pointers
 // leakguard did not allocate, and null, are ignored.
 inline void ignore(const void* p) noexcept {
-  if (!p) return;
+  if (!p || !detail::header_readable(p)) return;
   detail::block_header* h = detail::header_of(p);
   if (h->magic() != detail::header_magic || (h->flags() & detail::flag_freed)) return;
   if (h->flags() & detail::flag_tracked) detail::settle(h, false);

@@ -25,6 +25,22 @@
 
 #include "../config.hpp"
 
+// Under AddressSanitizer, the bytes before a pointer leakguard did not make
+// (a redzone) or of a freed block are poisoned: ask before reading a header.
+#if defined(__SANITIZE_ADDRESS__)
+#define LEAKGUARD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LEAKGUARD_ASAN 1
+#endif
+#endif
+#ifndef LEAKGUARD_ASAN
+#define LEAKGUARD_ASAN 0
+#endif
+#if LEAKGUARD_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace leakguard::detail {
 
 struct scope_state;
@@ -141,6 +157,27 @@ inline constexpr std::uint8_t layout_flags = flag_tracked | flag_foreign | flag_
 
 inline void* raw_of(block_header* h) noexcept {
   return reinterpret_cast<char*>(h + 1) - prefix_size(h->flags() & layout_flags, h->alignment());
+}
+
+// False only under AddressSanitizer, for a header in poisoned memory.
+inline bool header_readable(const void* user) noexcept {
+#if LEAKGUARD_ASAN
+  return __asan_region_is_poisoned(const_cast<void*>(static_cast<const void*>(header_of(user))),
+                                   sizeof(block_header)) == nullptr;
+#else
+  (void)user;
+  return true;
+#endif
+}
+
+// Under AddressSanitizer: the user bytes themselves are poisoned (freed).
+inline bool user_poisoned(const void* user) noexcept {
+#if LEAKGUARD_ASAN
+  return __asan_address_is_poisoned(user) != 0;
+#else
+  (void)user;
+  return false;
+#endif
 }
 
 // Written over the first user word of a block as it is freed. An untracked

@@ -315,6 +315,17 @@ inline constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
 LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  if (!header_readable(p)) {  // AddressSanitizer: freed memory or a redzone
+    const bool freed = user_poisoned(p);
+    std::string msg;
+    {
+      internal_guard guard;
+      msg = std::string(freed ? "double free: " : "") + free_name(kind) + " of " + describe(p) +
+            (freed ? ", a block that was already freed" : ", which leakguard did not allocate");
+    }
+    return report_misuse(freed ? misuse_kind::double_free : misuse_kind::foreign_pointer, p, nullptr,
+                         std::move(msg));
+  }
   block_header* h = header_of(p);
   if (h->magic() != header_magic && looks_freed(p)) {
     std::string msg;
@@ -387,6 +398,7 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
 template <alloc_kind Kind>
 LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size, std::size_t alignment = 0) noexcept {
   if (LEAKGUARD_UNLIKELY(p == nullptr)) return;
+  if (LEAKGUARD_ASAN && !header_readable(p)) return deallocate_cold(p, Kind, size, alignment);
   block_header* h = header_of(p);
   thread_state& t = tls;
   const std::uint64_t expected =
