@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the examples with the gcc preset and runs the quickstart and request_loop demos.
+# Builds the examples with the gcc preset and runs the quickstart and request_loop demos,
+# then the doctest and GoogleTest integration examples.
 # Installs missing Debian packages first when run as root (or with sudo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(g++ cmake ninja-build pkg-config libabsl-dev doctest-dev)
+packages=(g++ cmake ninja-build pkg-config libabsl-dev doctest-dev libgtest-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -43,6 +44,23 @@ for demo in quickstart request_loop; do
   echo "=== examples/${demo} ==="
   if ! "./build/gcc/examples/${demo}"; then
     echo "=== ${demo} failed ===" >&2
+    status=1
+  fi
+done
+
+# Test-framework integration: each suite has one deliberately leaky test, so
+# the program exits non-zero by design. That failure is the expected result;
+# anything else (a clean exit, a crash) fails the demo.
+for demo in doctest_example gtest_example; do
+  echo "=== examples/${demo} (one test leaks on purpose: expect 1 failed test) ==="
+  set +e
+  "./build/gcc/examples/${demo}"
+  rc=$?
+  set -e
+  if [[ ${rc} -eq 1 ]]; then
+    echo "=== ${demo}: the leaky test failed, as expected (exit 1) ==="
+  else
+    echo "=== ${demo} exited with ${rc}, expected 1 (the leaky test failing) ===" >&2
     status=1
   fi
 done

@@ -32,6 +32,8 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #pragma GCC diagnostic ignored "-Wfree-nonheap-object"
 #pragma GCC diagnostic ignored "-Wuse-after-free"
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 
 using lgt::keep;
@@ -334,6 +336,30 @@ TEST_CASE_TEMPLATE("allocator: a leaked block of any T is reported with its size
   a.deallocate(p, 5);
 }
 
+TEST_CASE("allocator: allocate(0) gives a pointer that deallocate(p, 0) takes back without misuse or report") {
+  lgt::capture_reports captured;
+  lgt::capture_misuse misuses;
+  leakguard::scope_stats st{};
+  bool distinct = false;
+  {
+    leakguard::scope s("zero");
+    lga<int> a;
+    lga<align256> b;
+    int* p = a.allocate(0);
+    int* q = a.allocate(0);
+    align256* r = b.allocate(0);
+    distinct = p != q;
+    a.deallocate(p, 0);
+    a.deallocate(q, 0);
+    b.deallocate(r, 0);
+    st = s.stats();
+  }
+  CHECK(distinct);
+  CHECK(st.live_blocks == 0);
+  CHECK(captured.reports.empty());
+  CHECK(misuses.events.empty());
+}
+
 #if defined(__cpp_lib_allocate_at_least) && __cpp_lib_allocate_at_least >= 202106L
 TEST_CASE("allocator: allocate_at_least returns at least n, tracked, freed by deallocate with the returned count") {
   lgt::capture_reports captured;
@@ -539,9 +565,11 @@ TEST_CASE("allocator with std::allocate_shared: leaked control block is reported
   leakguard::scope_stats st{};
   {
     leakguard::scope s("allocate_shared clean");
-    auto sp = std::allocate_shared<std::string>(a, 5, 'y');
-    std::weak_ptr<std::string> w = sp;
-    sp.reset();
+    {
+      auto sp = std::allocate_shared<std::string>(a, 5, 'y');
+      std::weak_ptr<std::string> w = sp;
+      sp.reset();  // the object is destroyed; the block lives until the weak_ptr goes
+    }
     st = s.stats();
   }
   CHECK(captured.reports.size() == 1);
@@ -638,10 +666,13 @@ TEST_CASE("allocator with scoped_allocator_adaptor in a map of strings: clean in
   lgt::capture_reports captured;
   lgt::capture_misuse misuses;
   leakguard::scope_stats st{};
+  std::vector<std::string> keys;  // std::allocator strings, made outside the scope
+  for (int i = 0; i < 20; ++i) keys.emplace_back(40, static_cast<char>('a' + i));
+  const std::string value(50, 'v');
   {
     leakguard::scope s("scoped map");
     M m{std::scoped_allocator_adaptor<lga<P>>{lga<P>{"map"}}};
-    for (int i = 0; i < 20; ++i) m.emplace(std::string(40, static_cast<char>('a' + i)).c_str(), std::string(50, 'v').c_str());
+    for (int i = 0; i < 20; ++i) m.emplace(keys[i].c_str(), value.c_str());
     M copy = m;
     st = s.stats();
   }
@@ -798,6 +829,21 @@ namespace {
 
 using leakguard::misuse_kind;
 
+// A misuse handler that allocates nothing (so global figures stay exact).
+struct count_misuse {
+  static inline int count = 0;
+  static inline misuse_kind last = misuse_kind::foreign_pointer;
+  leakguard::misuse_handler previous;
+  count_misuse() {
+    count = 0;
+    previous = leakguard::set_misuse_handler([](const leakguard::misuse& m) {
+      ++count;
+      last = m.kind;
+    });
+  }
+  ~count_misuse() { leakguard::set_misuse_handler(std::move(previous)); }
+};
+
 struct misuse_outcome {
   std::vector<leakguard::misuse> events;
   leakguard::heap_stats before{}, after{};
@@ -948,16 +994,20 @@ TEST_CASE("allocator misuse (returning handler): deallocating twice is double_fr
 
 TEST_CASE("allocator misuse (returning handler): double deallocate of an untracked (fast-path) block is double_free") {
   auto r = lgt::run_in_child([] {
-    lgt::capture_misuse misuses;
+    count_misuse misuses;
     const leakguard::heap_stats before = leakguard::global_stats();
     lga<int> a;
     int* p = a.allocate(4);
     a.deallocate(p, 4);
     a.deallocate(keep(p), 4);
     const leakguard::heap_stats after = leakguard::global_stats();
-    LGT_CHILD_CHECK(2, misuses.events.size() == 1);
-    LGT_CHILD_CHECK(3, misuses.events[0].kind == misuse_kind::double_free);
+    LGT_CHILD_CHECK(2, count_misuse::count == 1);
+    LGT_CHILD_CHECK(3, count_misuse::last == misuse_kind::double_free);
+    // (Exact allocation/deallocation deltas are not checked: outside a scope,
+    // leakguard's own work while reporting the misuse goes through the
+    // counted fast path of operator new.)
     LGT_CHILD_CHECK(4, after.live_blocks == before.live_blocks);
+    LGT_CHILD_CHECK(5, after.live_bytes == before.live_bytes);
   });
   INFO(r.describe());
   CHECK(r.ok());

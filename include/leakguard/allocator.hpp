@@ -9,6 +9,12 @@
 // <leakguard/global_new.hpp>, and counted once: they come from leakguard's
 // own raw path, not from operator new. Reports name the allocating line and
 // the allocator's label and construction site.
+//
+// allocator<T, Upstream> tracks blocks that come from the user's own
+// allocator instead (an arena, a pool):
+//
+//   std::vector<int, leakguard::allocator<int, arena_allocator<int>>> v{
+//       leakguard::allocator<int, arena_allocator<int>>{arena_allocator<int>{arena}, "ids"}};
 #pragma once
 
 #include <cstddef>
@@ -23,12 +29,17 @@
 
 #if LEAKGUARD_ENABLED
 #include "detail/tracking.hpp"
+#include "detail/upstream.hpp"
 #endif
 
 namespace leakguard {
 
+// Upstream = void: leakguard's own heap.
+template <class T, class Upstream = void>
+class allocator;
+
 template <class T>
-class allocator {
+class allocator<T, void> {
  public:
   using value_type = T;
   using size_type = std::size_t;
@@ -83,6 +94,94 @@ class allocator {
   }
 
  private:
+  std::string_view label_;
+  std::source_location where_;
+};
+
+// Tracks the blocks of a user's allocator: each block (with leakguard's
+// header in front) comes from `Upstream` rebound to suitably aligned units,
+// and goes back to it. Equality, propagation and is_always_equal follow
+// Upstream; rebinding rebinds Upstream too.
+template <class T, class Upstream>
+class allocator {
+  using upstream_traits = std::allocator_traits<Upstream>;
+
+ public:
+  using value_type = T;
+  using size_type = std::size_t;
+  using difference_type = std::ptrdiff_t;
+  using upstream_type = Upstream;
+  using is_always_equal = typename upstream_traits::is_always_equal;
+  using propagate_on_container_copy_assignment = typename upstream_traits::propagate_on_container_copy_assignment;
+  using propagate_on_container_move_assignment = typename upstream_traits::propagate_on_container_move_assignment;
+  using propagate_on_container_swap = typename upstream_traits::propagate_on_container_swap;
+  template <class U>
+  struct rebind {
+    using other = allocator<U, typename upstream_traits::template rebind_alloc<U>>;
+  };
+
+  allocator(std::source_location where = std::source_location::current()) noexcept(
+      std::is_nothrow_default_constructible_v<Upstream>)
+      : upstream_(), where_(where) {}
+  explicit allocator(const Upstream& upstream, std::string_view label = {},
+                     std::source_location where = std::source_location::current()) noexcept
+      : upstream_(upstream), label_(label), where_(where) {}
+  template <class U, class OtherUpstream>
+  allocator(const allocator<U, OtherUpstream>& other) noexcept
+      : upstream_(other.upstream()), label_(other.label()), where_(other.where()) {}
+
+  [[nodiscard]] T* allocate(std::size_t n) {
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+#if LEAKGUARD_ENABLED
+    using namespace detail;
+    const upstream_block b = allocate_upstream(
+        n * sizeof(T), alignof(T), alloc_kind::allocator, /*resource=*/false, [this](std::size_t bytes, std::size_t) {
+          unit_allocator units(upstream_);
+          return static_cast<void*>(std::to_address(
+              std::allocator_traits<unit_allocator>::allocate(units, (bytes + sizeof(unit) - 1) / sizeof(unit))));
+        });
+    const origin_ref origin{label_, where_, "leakguard::allocator"};
+    track_block(tls, b.user, n * sizeof(T), b.w, b.flags, &origin);
+    return static_cast<T*>(b.user);
+#else
+    typename upstream_traits::template rebind_alloc<T> typed(upstream_);
+    return std::to_address(std::allocator_traits<decltype(typed)>::allocate(typed, n));
+#endif
+  }
+
+  void deallocate(T* p, std::size_t n) noexcept {
+#if LEAKGUARD_ENABLED
+    using namespace detail;
+    if (!p) return;
+    const upstream_release r =
+        release_upstream(p, n * sizeof(T), alignof(T), alloc_kind::allocator, nullptr, "leakguard::allocator<T, Upstream>");
+    if (!r.raw) return;
+    unit_allocator units(upstream_);
+    std::allocator_traits<unit_allocator>::deallocate(units, static_cast<unit*>(r.raw),
+                                                       (r.bytes + sizeof(unit) - 1) / sizeof(unit));
+#else
+    typename upstream_traits::template rebind_alloc<T> typed(upstream_);
+    std::allocator_traits<decltype(typed)>::deallocate(typed, p, n);
+#endif
+  }
+
+  const Upstream& upstream() const noexcept { return upstream_; }
+  std::string_view label() const noexcept { return label_; }
+  std::source_location where() const noexcept { return where_; }
+
+  template <class U, class OtherUpstream>
+  friend bool operator==(const allocator& a, const allocator<U, OtherUpstream>& b) noexcept {
+    return a.upstream() == b.upstream();
+  }
+
+ private:
+  // The upstream hands out whole units aligned for T and for the header.
+  struct alignas(alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? alignof(T) : __STDCPP_DEFAULT_NEW_ALIGNMENT__) unit {
+    unsigned char bytes[alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? alignof(T) : __STDCPP_DEFAULT_NEW_ALIGNMENT__];
+  };
+  using unit_allocator = typename upstream_traits::template rebind_alloc<unit>;
+
+  Upstream upstream_;
   std::string_view label_;
   std::source_location where_;
 };

@@ -35,6 +35,10 @@
 // - GoogleTest's own bookkeeping inside a test (failure records,
 //   SCOPED_TRACE, RecordProperty, per-thread state) is suppressed by
 //   function-name patterns (see <leakguard/suppressions.hpp>).
+// - gMock: the first NiceMock/NaggyMock/StrictMock of the program builds
+//   gMock's table of reactions, inside libgmock (no frame pointers, so no
+//   readable stack): create one in SetUpTestSuite() or a global
+//   Environment, or that first test is charged with ~100 bytes.
 // - Listeners appended after leakguard's run inside each test's scope in
 //   OnTestStart; what they keep is charged to the test. install() again
 //   moves leakguard's listener last.

@@ -23,6 +23,7 @@
 #if LEAKGUARD_ENABLED
 #include "detail/scope_books.hpp"
 #include "detail/tracking.hpp"
+#include "detail/upstream.hpp"
 #endif
 
 namespace leakguard {
@@ -95,97 +96,44 @@ class memory_resource : public std::pmr::memory_resource {
 
 inline void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   using namespace detail;
-  if (bytes >= max_request) throw std::bad_alloc();
-  thread_state& t = tls;
-  const watch w = watch_of(t);
-  if (inject_failure(t, w)) throw std::bad_alloc();
-  const std::uint8_t flags = layout_for(w, /*resource=*/true);
-  alignment = effective_alignment(alignment);
-  const std::size_t total = block_bytes(bytes, flags, alignment);
-  void* raw;
-  if (upstream_ == std::pmr::new_delete_resource()) {
-    // The usual upstream: leakguard's own raw path, so that with
-    // global_new.hpp the block is not counted a second time as a `new`.
-    raw = alignment <= default_alignment ? std::malloc(total)
-                                         : (posix_memalign(&raw, alignment, total) == 0 ? raw : nullptr);
-    if (!raw) throw std::bad_alloc();
-  } else {
-    internal_guard guard;  // the upstream's own allocations are not the user's
-    raw = upstream_->allocate(total, alignment);
-  }
-  void* p = init_block(raw, bytes, alignment, alloc_kind::resource, flags);
-  if (!(flags & flag_internal)) count_allocation_cold(t, bytes);
-  resource_link* l = resource_of(header_of(p));
+  const bool direct = upstream_ == std::pmr::new_delete_resource();
+  const upstream_block b =
+      allocate_upstream(bytes, alignment, alloc_kind::resource, /*resource=*/true, [&](std::size_t n, std::size_t a) {
+        // The usual upstream: malloc directly, so that with global_new.hpp
+        // the block is not counted a second time as a `new`.
+        if (!direct) return upstream_->allocate(n, a);
+        void* raw = nullptr;
+        if (a <= default_alignment) raw = std::malloc(n);
+        else if (posix_memalign(&raw, a, n) != 0) raw = nullptr;
+        return raw;
+      });
+  resource_link* l = resource_of(header_of(b.user));
   l->resource = this;
-  l->flags = flags;
+  l->flags = b.flags;
   {
     lock_guard g(lock_);
     link(live_, l);
   }
   const origin_ref origin{label_, where_, "leakguard::memory_resource"};
-  track_block(t, p, bytes, w, flags, &origin);
-  return p;
+  track_block(tls, b.user, bytes, b.w, b.flags, &origin);
+  return b.user;
 }
 
 inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
   using namespace detail;
   if (!p) return;
-  block_header* h = header_of(p);
-  const bool ours = header_readable(p) && h->magic() == header_magic && !(h->flags() & flag_freed) &&
-                    h->kind() == alloc_kind::resource && (h->flags() & flag_resource) &&
-                    resource_of(h)->resource == this;
-  if (!ours) {
-    // Not this resource's live block: report it, and free nothing (its
-    // memory, if any, belongs to some other heap).
-    std::string msg;
-    misuse_kind kind = misuse_kind::foreign_pointer;
-    {
-      internal_guard guard;
-      msg = "leakguard::memory_resource::deallocate of " + describe(p);
-      if (!header_readable(p)) {
-        kind = user_poisoned(p) ? misuse_kind::double_free : misuse_kind::foreign_pointer;
-        msg += kind == misuse_kind::double_free ? ", a block that was already freed" : ", which leakguard did not allocate";
-      } else if (h->magic() == header_magic && (h->flags() & flag_freed)) {
-        kind = misuse_kind::double_free;
-        msg = "double free: " + msg + ", a block that was already freed";
-      } else if (h->magic() != header_magic) {
-        if (looks_freed(p)) kind = misuse_kind::double_free;
-        msg += kind == misuse_kind::double_free ? ", a block that was already freed"
-                                                : ", which leakguard did not allocate";
-      } else {
-        kind = misuse_kind::wrong_allocator;
-        msg += h->kind() == alloc_kind::resource ? ", a block of another leakguard::memory_resource"
-                                                 : std::string(", a block allocated by ") + kind_name(h->kind());
-      }
+  if (header_readable(p)) {  // unlink first: release_upstream frees the block's books
+    block_header* h = header_of(p);
+    if (h->magic() == header_magic && !(h->flags() & flag_freed) && (h->flags() & flag_resource) &&
+        resource_of(h)->resource == this) {
+      lock_guard g(lock_);
+      unlink(resource_of(h));
     }
-    return report_misuse(kind, p, kind == misuse_kind::wrong_allocator ? h : nullptr, std::move(msg));
   }
-  if (bytes != h->size || effective_alignment(alignment) != h->alignment()) {
-    std::string msg;
-    {
-      internal_guard guard;
-      msg = "leakguard::memory_resource::deallocate of " + describe(p) + " with size " + std::to_string(bytes) +
-            " and alignment " + std::to_string(alignment) + ", but the block was allocated with size " +
-            std::to_string(h->size) + " and alignment " + std::to_string(h->alignment());
-    }
-    report_misuse(bytes != h->size ? misuse_kind::size_mismatch : misuse_kind::alignment_mismatch, p, h,
-                  std::move(msg));
-  }
-  // Freed as it was allocated, whatever the call said.
-  const std::uint8_t flags = h->flags();
-  settle(h, true);
-  {
-    lock_guard g(lock_);
-    unlink(resource_of(h));
-  }
-  if (!(flags & flag_internal)) count_deallocation_cold(tls, h->size);
-  const std::size_t total = block_bytes(h->size, flags, h->alignment());
-  const std::size_t align = h->alignment();
-  void* raw = raw_of(h);
-  h->set_flags(flags | flag_freed);
-  mark_freed(p);
-  if (upstream_ == std::pmr::new_delete_resource()) std::free(raw);
-  else upstream_->deallocate(raw, total, align);
+  const upstream_release r = release_upstream(p, bytes, alignment, alloc_kind::resource, this, "leakguard::memory_resource");
+  if (!r.raw) return;
+  if (upstream_ == std::pmr::new_delete_resource()) std::free(r.raw);
+  else upstream_->deallocate(r.raw, r.bytes, r.alignment);
 }
 
 #endif  // LEAKGUARD_ENABLED

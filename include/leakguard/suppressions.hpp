@@ -52,6 +52,9 @@ struct suppression_list {
       // as long as the thread, like a static.
       "TLS init function for ",
       "__tls_init",
+      // clang's initialiser of one thread_local (or global) object, called
+      // from __tls_init; global ones run before main, outside any scope.
+      "__cxx_global_var_init",
       "TLS wrapper function for ",
       // The C++ runtime's per-thread exception globals and emergency pool.
       "__cxa_get_globals",

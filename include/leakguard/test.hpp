@@ -136,6 +136,16 @@ inline bool split_site(std::string_view site, std::string& file, int& line) {
   return true;
 }
 
+// The qualified name of a frame's function for display and matching:
+// clang spells "(anonymous namespace)::" into linkage names, which
+// qualified_name() would cut at its space.
+inline std::string display_name(std::string_view function) {
+  std::string f(function);
+  static constexpr std::string_view anon = "(anonymous namespace)::";
+  for (std::size_t at; (at = f.find(anon)) != std::string::npos;) f.erase(at, anon.size());
+  return std::string(leakguard::detail::qualified_name(f));
+}
+
 inline bool starts_with_any(std::string_view name, const std::vector<std::string_view>& prefixes) {
   for (std::string_view p : prefixes)
     if (name.starts_with(p)) return true;
@@ -147,7 +157,6 @@ inline bool starts_with_any(std::string_view name, const std::vector<std::string
 inline void append_short_stack(std::string& out, const std::vector<frame>& stack, std::string_view test_name,
                                std::size_t max_frames) {
   using leakguard::detail::is_library_frame;
-  using leakguard::detail::qualified_name;
   const framework_hooks& h = hooks();
   std::size_t first = 0;
   while (first < stack.size() && is_library_frame(stack[first].function, stack[first].file)) ++first;
@@ -156,7 +165,7 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
   // above the framework's (a thread's entry frames are the library's).
   std::size_t last = first;
   for (std::size_t i = first; i < stack.size(); ++i) {
-    const std::string_view name = qualified_name(stack[i].function);
+    const std::string name = display_name(stack[i].function);
     if (i > first && (starts_with_any(name, h.frame_boundaries) || name == "main")) break;
     if (h.is_test_body && h.is_test_body(name)) {
       last = i;
@@ -172,14 +181,14 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
       break;
     }
     const frame& f = stack[i];
-    const std::string_view name = qualified_name(f.function);
+    const std::string name = display_name(f.function);
     out += "      #" + std::to_string(i) + ' ';
     if (h.is_test_body && h.is_test_body(name)) {
       out += "test \"";
       out += test_name;
       out += '"';
     } else {
-      out += name.empty() ? std::string_view("??") : name;
+      out += name.empty() ? std::string_view("??") : std::string_view(name);
     }
     if (!f.file.empty()) out += " at " + f.file + ':' + std::to_string(f.line);
     out += '\n';

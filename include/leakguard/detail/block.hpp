@@ -56,6 +56,7 @@ enum block_flags : std::uint8_t {
   flag_freed = 4,     // set just before free(); survives only in tracked blocks
   flag_resource = 8,  // a resource_link precedes everything; memory from an upstream
   flag_internal = 16, // leakguard's own block: not in global_stats
+  flag_upstream = 32, // memory from an upstream resource or user allocator, not malloc
 };
 
 inline constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;

@@ -12,8 +12,13 @@ namespace leakguard::detail {
 inline std::string_view qualified_name(std::string_view function) {
   int depth = 0;
   std::size_t start = 0;
+  static constexpr std::string_view anonymous = "(anonymous namespace)";
   for (std::size_t i = 0; i < function.size(); ++i) {
     const char c = function[i];
+    if (function.compare(i, anonymous.size(), anonymous) == 0) {  // a name part, not parameters
+      i += anonymous.size() - 1;
+      continue;
+    }
     if (depth == 0 && function.compare(i, 8, "operator") == 0 &&
         (i == 0 || function[i - 1] == ':' || function[i - 1] == ' ')) {
       // "operator new", "operator<<", "operator()": the name runs to its '('.

@@ -381,9 +381,9 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
     }
     report_misuse(misuse_kind::size_mismatch, p, h, std::move(msg));
   }
-  // A memory_resource block freed by another function: its memory belongs
-  // to that resource's upstream, so leave it alone rather than corrupt a heap.
-  if ((flags & flag_resource) && kind != alloc_kind::resource) return;
+  // A block of a memory_resource or allocator adaptor: its memory belongs to
+  // their upstream, so leave it alone rather than corrupt a heap.
+  if (flags & flag_upstream) return;
   // A genuine block: free it as it was allocated, whatever the call said.
   if (flags & flag_tracked) settle(h, true);
   if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);

@@ -1,0 +1,134 @@
+// A doctest suite with deliberate leaks next to clean tests, opted-out tests
+// and first-use initialisation; the driver (integration_test.cpp) checks
+// which tests fail, by name, and what the output says.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <leakguard/doctest.hpp>
+#include <leakguard/global_new.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct widget {
+  std::string name;
+  int size = 0;
+};
+
+// Not inlined, so that the report's stack shows it above the test.
+[[gnu::noinline]] widget* make_widget(const char* name) {
+  widget* w = new widget{name, 1};  // LEAK-SITE-WIDGET
+  asm volatile("" : : "r"(w) : "memory");
+  return w;
+}
+
+// A lazily built singleton: allocates on first use, lives for the program.
+struct registry {
+  std::map<std::string, int> entries{{"first", 1}, {"second", 2}};
+  static registry& instance() {
+    static registry* r = new registry;  // never freed, on purpose
+    return *r;
+  }
+};
+
+struct other_registry {
+  std::vector<std::string> names{std::string(40, 'n')};
+  static other_registry& instance() {
+    static auto* r = new other_registry;
+    return *r;
+  }
+};
+
+struct third_registry {
+  std::vector<int> ids = std::vector<int>(16, 3);
+  static third_registry& instance() {
+    static auto* r = new third_registry;
+    return *r;
+  }
+};
+
+std::vector<widget*> leaked_by_thread;
+
+}  // namespace
+
+TEST_CASE("leaks a widget") {
+  widget* w = make_widget("gadget");
+  CHECK(w->size == 1);
+}
+
+TEST_CASE("clean neighbour") {
+  std::unique_ptr<widget> w(make_widget("freed"));
+  CHECK(w->name == "freed");
+}
+
+TEST_CASE("leaks in one subcase only") {
+  std::vector<int> kept(10);
+  SUBCASE("clean subcase") { CHECK(kept.size() == 10); }
+  SUBCASE("leaky subcase") {
+    int* p = new int[25];  // LEAK-SITE-SUBCASE
+    asm volatile("" : : "r"(p) : "memory");
+    CHECK(kept.size() == 10);
+  }
+}
+
+TEST_CASE("opted out with a decorator" * leakguard::may_leak()) {
+  (void)make_widget("kept on purpose");
+  CHECK(true);
+}
+
+TEST_CASE("opted out from the body") {
+  LEAKGUARD_ALLOW_LEAKS();
+  (void)make_widget("also kept on purpose");
+  CHECK(true);
+}
+
+TEST_SUITE("legacy suite" * leakguard::may_leak()) {
+  TEST_CASE("suite member that leaks") { (void)make_widget("legacy"); }
+}
+
+TEST_CASE("singleton warmed up by a decorator" * leakguard::warm_up([] { registry::instance(); })) {
+  CHECK(registry::instance().entries.size() == 2);
+}
+
+TEST_CASE("singleton built inside the test") {
+  // First use inside the test: the singleton's blocks are reported.
+  CHECK(other_registry::instance().names.size() == 1);  // LEAK-SITE-SINGLETON
+}
+
+TEST_CASE("first use excused, real leak still caught") {
+  LEAKGUARD_FIRST_USE(third_registry::instance());
+  CHECK(third_registry::instance().ids.size() == 16);
+  std::string* s = new std::string(100, 'r');  // LEAK-SITE-AFTER-FIRST-USE
+  asm volatile("" : : "r"(s) : "memory");
+}
+
+TEST_CASE("worker thread leaks") {
+  std::thread([] { leaked_by_thread.push_back(make_widget("from a thread")); }).join();
+  CHECK(leaked_by_thread.size() == 1);
+}
+
+TEST_CASE("REQUIRE fails after an allocation") {
+  std::string* s = new std::string(100, 'q');
+  REQUIRE(s->empty());  // fails and leaves the test: not reported as a leak
+  delete s;
+}
+
+TEST_CASE("user scope inside the test leaks") {
+  {
+    LEAKGUARD_SCOPE("inner");
+    (void)make_widget("inner");
+  }
+  CHECK(true);
+}
+
+int main(int argc, char** argv) {
+  if (std::getenv("LEAKGUARD_CHILD_THIS_THREAD_ONLY")) leakguard::test::configure({.all_threads = false});
+  doctest::Context context(argc, argv);
+  return context.run();
+}

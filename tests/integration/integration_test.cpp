@@ -1,0 +1,289 @@
+// Builds nothing itself: runs the doctest and GoogleTest child programs of
+// tests/integration/ (built with <leakguard/doctest.hpp> / <leakguard/gtest.hpp>)
+// as separate processes and checks their output, summaries and exit codes.
+// Paths come from the build system: LEAKGUARD_CHILD_DOCTEST_CLEAN, ..._LEAKY,
+// LEAKGUARD_CHILD_GTEST_CLEAN, ..._LEAKY (empty: GoogleTest not found, its
+// checks are skipped) and LEAKGUARD_INTEGRATION_SOURCE_DIR.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+struct result {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out;  // stdout and stderr together
+};
+
+std::string quote(std::string_view s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+result run(const std::string& program, const std::string& args = {}, const std::string& env = {}) {
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + quote(program) + " " + args + " 2>&1";
+  result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+  const int raw = pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + (WIFSIGNALED(raw) ? WTERMSIG(raw) : 0);
+  return r;
+}
+
+bool contains(const std::string& text, std::string_view what) { return text.find(what) != std::string::npos; }
+
+std::size_t count(const std::string& text, std::string_view what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The line of `marker` in tests/integration/<file>, as "file.cpp:LINE".
+std::string site_of(const std::string& file, std::string_view marker) {
+  std::ifstream in(std::string(LEAKGUARD_INTEGRATION_SOURCE_DIR) + "/" + file);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n)
+    if (contains(line, marker)) return file + ":" + std::to_string(n);
+  FAIL("marker not found: " << marker);
+  return {};
+}
+
+// The block of doctest console output for one test case: from its
+// "TEST CASE:  name" line to the next separator.
+std::string doctest_section(const std::string& out, const std::string& name) {
+  const std::size_t at = out.find("TEST CASE:  " + name + "\n");
+  if (at == std::string::npos) return {};
+  const std::size_t end = out.find("=====", at);
+  return out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// GoogleTest: from "[ RUN      ] name" to its "[  FAILED  ]"/"[       OK ]" line.
+std::string gtest_section(const std::string& out, const std::string& name) {
+  const std::size_t at = out.find("[ RUN      ] " + name + "\n");
+  if (at == std::string::npos) return {};
+  std::size_t end = out.find("[  FAILED  ] " + name, at);
+  if (end == std::string::npos) end = out.find("[       OK ] " + name, at);
+  return out.substr(at, end == std::string::npos ? std::string::npos : end - at + 200);
+}
+
+const std::string doctest_clean = LEAKGUARD_CHILD_DOCTEST_CLEAN;
+const std::string doctest_leaky = LEAKGUARD_CHILD_DOCTEST_LEAKY;
+const std::string gtest_clean = LEAKGUARD_CHILD_GTEST_CLEAN;
+const std::string gtest_leaky = LEAKGUARD_CHILD_GTEST_LEAKY;
+
+}  // namespace
+
+// ---- doctest ---------------------------------------------------------------
+
+TEST_CASE("doctest: a clean suite stays green") {
+  const result r = run(doctest_clean);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "test cases: 16 | 16 passed | 0 failed"));
+  CHECK(contains(r.out, "Status: SUCCESS!"));
+  CHECK(!contains(r.out, "leakguard:"));
+}
+
+TEST_CASE("doctest: a clean suite stays green with every reporter and order") {
+  for (const char* args : {"-r=xml", "-r=junit", "-r=console,xml", "-ob=rand -rs=7", "-ob=name", "-s"}) {
+    const result r = run(doctest_clean, args);
+    INFO(std::string(args) << "\n" << r.out);
+    CHECK(r.status == 0);
+    CHECK(!contains(r.out, "leakguard:"));
+    CHECK(!contains(r.out, "no leaks"));
+  }
+}
+
+TEST_CASE("doctest: leaking test cases fail by name, with the report") {
+  const result r = run(doctest_leaky);
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(contains(r.out, "test cases: 12 |  5 passed | 7 failed | 0 skipped"));
+  CHECK(contains(r.out, "Status: FAILURE!"));
+
+  const std::string widget = doctest_section(r.out, "leaks a widget");
+  CHECK(contains(widget, site_of("doctest_leaky.cpp", "LEAK-SITE-WIDGET") + ": ERROR: CHECK( leakguard: no leaks ) is NOT correct!"));
+  CHECK(contains(widget, "test \"leaks a widget\" leaked 40 bytes in 1 block"));
+  CHECK(contains(widget, "40 bytes in 1 block allocated at "));
+  CHECK(contains(widget, "#0 make_widget at "));
+  CHECK(contains(widget, "test \"leaks a widget\" at "));
+  // Short: no frames of doctest, leakguard, the runtime or main.
+  CHECK(!contains(widget, "doctest::"));
+  CHECK(!contains(widget, "leakguard::"));
+  CHECK(!contains(widget, " main"));
+
+  const std::string subcase = doctest_section(r.out, "leaks in one subcase only");
+  CHECK(count(r.out, "TEST CASE:  leaks in one subcase only\n") == 1);  // only the leaky run
+  CHECK(contains(subcase, "leaky subcase"));
+  CHECK(contains(subcase, site_of("doctest_leaky.cpp", "LEAK-SITE-SUBCASE") + ": ERROR"));
+  CHECK(contains(subcase, "leaked 100 bytes in 1 block"));
+
+  const std::string singleton = doctest_section(r.out, "singleton built inside the test");
+  CHECK(contains(singleton, "leaked 97 bytes in 3 blocks"));
+
+  const std::string first_use = doctest_section(r.out, "first use excused, real leak still caught");
+  CHECK(contains(first_use, site_of("doctest_leaky.cpp", "LEAK-SITE-AFTER-FIRST-USE") + ": ERROR"));
+  CHECK(contains(first_use, "leaked 133 bytes in 2 blocks"));  // the string, not the registry
+
+  const std::string thread = doctest_section(r.out, "worker thread leaks");
+  CHECK(contains(thread, "leaked 48 bytes in 2 blocks"));
+  CHECK(contains(thread, "#0 make_widget at "));
+
+  const std::string require = doctest_section(r.out, "REQUIRE fails after an allocation");
+  CHECK(contains(require, "REQUIRE( s->empty() ) is NOT correct!"));
+  CHECK(!contains(require, "leakguard:"));
+
+  const std::string nested = doctest_section(r.out, "user scope inside the test leaks");
+  CHECK(contains(nested, "scope \"inner\" at "));  // the user's own scope, through the global handler
+  CHECK(contains(nested, "(in test \"user scope inside the test leaks\")"));
+  CHECK(contains(nested, "test \"user scope inside the test leaks\" leaked 40 bytes"));
+
+  for (const char* clean : {"clean neighbour", "opted out with a decorator", "opted out from the body",
+                            "suite member that leaks", "singleton warmed up by a decorator"}) {
+    INFO(clean);
+    CHECK(doctest_section(r.out, clean).empty());
+  }
+}
+
+TEST_CASE("doctest: filters keep working") {
+  SUBCASE("-tc selects one leaky test") {
+    const result r = run(doctest_leaky, "-tc='leaks a widget'");
+    INFO(r.out);
+    CHECK(r.status != 0);
+    CHECK(contains(r.out, "test cases: 1 | 0 passed | 1 failed | 11 skipped"));
+  }
+  SUBCASE("-tce excludes the leaky tests") {
+    const result r = run(doctest_leaky, "-tce='leaks*,singleton built*,first use*,worker*,REQUIRE*,user scope*'");
+    INFO(r.out);
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "test cases: 5 | 5 passed | 0 failed | 7 skipped"));
+    CHECK(!contains(r.out, "leakguard:"));
+  }
+  SUBCASE("-sf and -ts") {
+    const result r = run(doctest_leaky, "-ts='legacy suite'");
+    INFO(r.out);
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "test cases: 1 | 1 passed | 0 failed | 11 skipped"));
+  }
+  SUBCASE("--count and --list-test-cases run nothing") {
+    CHECK(run(doctest_leaky, "--count").status == 0);
+    const result r = run(doctest_leaky, "-ltc");
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "leaks a widget"));
+  }
+}
+
+TEST_CASE("doctest: xml and junit reporters see the leak as a failure") {
+  const result xml = run(doctest_leaky, "-r=xml -tc='leaks a widget,clean neighbour'");
+  INFO(xml.out);
+  CHECK(xml.status != 0);
+  CHECK(contains(xml.out, "<Original>\n          leakguard: no leaks"));
+  CHECK(contains(xml.out, "leaked 40 bytes in 1 block"));
+  CHECK(contains(xml.out, "<OverallResultsTestCases successes=\"1\" failures=\"1\""));
+
+  const result junit = run(doctest_leaky, "-r=junit -tc='leaks a widget,clean neighbour'");
+  INFO(junit.out);
+  CHECK(junit.status != 0);
+  CHECK(contains(junit.out, "failures=\"1\""));
+  CHECK(contains(junit.out, "name=\"leaks a widget\""));
+  CHECK(contains(junit.out, "<failure message=\"test &quot;leaks a widget&quot; leaked 40 bytes in 1 block\""));
+  CHECK(contains(junit.out, "name=\"clean neighbour\" time=\"0\" status=\"run\"/>"));
+}
+
+TEST_CASE("doctest: all_threads can be turned off") {
+  const result r = run(doctest_leaky, "", "LEAKGUARD_CHILD_THIS_THREAD_ONLY=1");
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(contains(r.out, "test cases: 12 |  6 passed | 6 failed"));
+  CHECK(doctest_section(r.out, "worker thread leaks").empty());
+}
+
+// ---- GoogleTest -------------------------------------------------------------
+
+TEST_CASE("gtest: a clean suite stays green (gtest_main, no setup)") {
+  if (gtest_clean.empty()) return;  // GoogleTest not found at configure time
+  const result r = run(gtest_clean);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "[  PASSED  ] 17 tests."));
+  CHECK(!contains(r.out, "FAILED"));
+  CHECK(!contains(r.out, "leakguard:"));
+  const result shuffled = run(gtest_clean, "--gtest_shuffle --gtest_random_seed=3 --gtest_repeat=2");
+  INFO(shuffled.out);
+  CHECK(shuffled.status == 0);
+  CHECK(!contains(shuffled.out, "leakguard:"));
+}
+
+TEST_CASE("gtest: leaking tests are FAILED by name, with the report") {
+  if (gtest_leaky.empty()) return;
+  const result r = run(gtest_leaky);
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(contains(r.out, "[  PASSED  ] 4 tests."));
+  CHECK(contains(r.out, "[  FAILED  ] 6 tests, listed below:"));
+  for (const char* name : {"Leaky.LeaksAWidget", "Leaky.FirstUseExcusedRealLeakStillCaught", "Leaky.WorkerThreadLeaks",
+                           "Leaky.AssertFailsAfterAnAllocation", "LeakyFixture.SetUpLeaks",
+                           "Numbers/LeakyParam.LeaksOnOdd/0"}) {
+    INFO(name);
+    const bool listed = contains(r.out, std::string("[  FAILED  ] ") + name + "\n") ||
+                        contains(r.out, std::string("[  FAILED  ] ") + name + ",");
+    CHECK(listed);
+  }
+  const std::string widget = gtest_section(r.out, "Leaky.LeaksAWidget");
+  CHECK(contains(widget, site_of("gtest_leaky.cpp", "LEAK-SITE-WIDGET") + ": Failure"));
+  CHECK(contains(widget, "leakguard: test \"Leaky.LeaksAWidget\" leaked 40 bytes in 1 block"));
+  CHECK(contains(widget, "#0 make_widget at "));
+  CHECK(contains(widget, "test \"Leaky.LeaksAWidget\" at "));
+  CHECK(!contains(widget, "testing::"));
+  CHECK(!contains(widget, " main"));
+
+  const std::string first_use = gtest_section(r.out, "Leaky.FirstUseExcusedRealLeakStillCaught");
+  CHECK(contains(first_use, site_of("gtest_leaky.cpp", "LEAK-SITE-AFTER-FIRST-USE") + ": Failure"));
+  CHECK(contains(first_use, "leaked 133 bytes in 2 blocks"));
+
+  const std::string setup = gtest_section(r.out, "LeakyFixture.SetUpLeaks");
+  CHECK(contains(setup, site_of("gtest_leaky.cpp", "LEAK-SITE-SETUP") + ": Failure"));
+
+  const std::string assert_early = gtest_section(r.out, "Leaky.AssertFailsAfterAnAllocation");
+  CHECK(!contains(assert_early, "leakguard:"));
+
+  for (const char* clean : {"Leaky.CleanNeighbour", "Leaky.OptedOutFromTheBody",
+                            "WarmFixture.SingletonBuiltInSetUpTestSuite", "Numbers/LeakyParam.LeaksOnOdd/1"}) {
+    INFO(clean);
+    CHECK(contains(r.out, std::string("[       OK ] ") + clean + " ("));
+  }
+}
+
+TEST_CASE("gtest: filters, xml output and all_threads") {
+  if (gtest_leaky.empty()) return;
+  const result filtered = run(gtest_leaky, "--gtest_filter='-Leaky.LeaksAWidget:Leaky.First*:Leaky.Worker*:Leaky.Assert*:LeakyFixture.*:Numbers/*'");
+  INFO(filtered.out);
+  CHECK(filtered.status == 0);
+  CHECK(contains(filtered.out, "[  PASSED  ] 3 tests."));
+
+  const std::string xml_path = std::string(LEAKGUARD_INTEGRATION_BINARY_DIR) + "/gtest_leaky.xml";
+  std::remove(xml_path.c_str());
+  const result xml = run(gtest_leaky, "--gtest_filter=Leaky.LeaksAWidget:Leaky.CleanNeighbour --gtest_output=xml:" + quote(xml_path));
+  CHECK(xml.status != 0);
+  std::ifstream in(xml_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(text);
+  CHECK(contains(text, "tests=\"2\" failures=\"1\""));
+  CHECK(contains(text, "leakguard: test &quot;Leaky.LeaksAWidget&quot; leaked 40 bytes in 1 block"));
+
+  const result this_thread = run(gtest_leaky, "", "LEAKGUARD_CHILD_THIS_THREAD_ONLY=1");
+  INFO(this_thread.out);
+  CHECK(contains(this_thread.out, "[  FAILED  ] 5 tests, listed below:"));
+  CHECK(contains(this_thread.out, "[       OK ] Leaky.WorkerThreadLeaks ("));
+}

@@ -1,0 +1,7 @@
+// The second test program's single TU with doctest's runner, and WITHOUT
+// <leakguard/global_new.hpp>: `new` is not tracked here, only
+// leakguard::allocator and leakguard::memory_resource blocks are.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <leakguard.hpp>
