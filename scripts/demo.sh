@@ -5,24 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(g++ cmake ninja-build pkg-config libabsl-dev doctest-dev libgtest-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  if [[ $(id -u) -eq 0 ]]; then
-    sudo=()
-  elif command -v sudo >/dev/null; then
-    sudo=(sudo)
-  else
-    echo "demo: missing packages: ${missing[*]} (run as root or install them)" >&2
-    exit 1
-  fi
-  echo "demo: installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/install-deps.sh g++ cmake ninja-build pkg-config libabsl-dev doctest-dev libgtest-dev
 
 cmake --preset gcc
 # Build only the examples (one target per examples/*.cpp), not the test suites.

@@ -11,6 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suites=("$@")
 [[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang meson)
 
+# What the suites need on a fresh Debian 12 (only the missing ones are installed).
+scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev \
+  libgtest-dev libbenchmark-dev clang-16 libclang-rt-16-dev
+
 run_meson() {
   # --reconfigure picks up new source files (meson.build lists them at setup).
   if [[ -d build/meson/meson-private ]]; then

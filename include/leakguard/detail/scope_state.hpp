@@ -36,7 +36,8 @@ struct budget_violation {
   const stack_trace* stack = nullptr;
 };
 
-struct scope_state {
+// Cache-line aligned: two threads each in its own scope must not share one.
+struct alignas(64) scope_state {
   spin_lock lock;
   bool active = false;
   bool all_threads = false;
@@ -132,7 +133,7 @@ inline scope_state* acquire_scope_state() noexcept {
     if ((s = pool.free)) pool.free = s->next_free;
   }
   if (s) return s;
-  void* raw = std::malloc(sizeof(scope_state));
+  void* raw = std::aligned_alloc(alignof(scope_state), sizeof(scope_state));
   return raw ? ::new (raw) scope_state() : nullptr;
 }
 

@@ -1,0 +1,177 @@
+// Production features: heap sampling, aggregated log_leak, per-site totals.
+#include <doctest/doctest.h>
+#include <leakguard.hpp>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using lgt::keep;
+
+namespace {
+
+// Sets options for the test, restoring them after.
+struct with_options : lgt::options_guard {
+  template <class F>
+  explicit with_options(F change) {
+    leakguard::runtime_options o = leakguard::options();
+    change(o);
+    leakguard::set_options(o);
+  }
+};
+
+std::size_t count_of(const std::string& s, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("production") {
+
+TEST_CASE("sampling: counts stay exact, every leak is reported, only some blocks have stacks") {
+  with_options sampled([](auto& o) { o.sample_bytes = 4096; });
+  lgt::capture_reports captured;
+  std::vector<void*> blocks;
+  blocks.reserve(1000);
+  leakguard::scope_stats st;
+  {
+    leakguard::scope s;
+    for (int i = 0; i < 1000; ++i) blocks.push_back(keep(::operator new(64)));
+    st = s.stats();
+  }
+  CHECK(st.allocations == 1000);
+  CHECK(st.live_blocks == 1000);
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  CHECK(r.leaked_blocks() == 1000);
+  std::size_t with_stack = 0, not_sampled = 0;
+  for (const leakguard::leaked_block& b : r.blocks()) {
+    if (!b.stack.empty()) ++with_stack;
+    if (b.site == "(not sampled)" && b.stack.empty()) ++not_sampled;
+  }
+  CHECK(with_stack + not_sampled == 1000);
+  // 64,000 bytes at one sample per 4096 on average: about 16 samples.
+  CHECK(with_stack >= 4);
+  CHECK(with_stack <= 60);
+  for (void* p : blocks) ::operator delete(p);
+}
+
+TEST_CASE("sampling off (sample_bytes = 0): every tracked block has a stack") {
+  with_options every([](auto& o) { o.sample_bytes = 0; });
+  lgt::capture_reports captured;
+  std::vector<void*> blocks;
+  blocks.reserve(50);
+  {
+    leakguard::scope s;
+    for (int i = 0; i < 50; ++i) blocks.push_back(keep(::operator new(64)));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  std::size_t with_stack = 0;
+  for (const leakguard::leaked_block& b : captured.reports[0].blocks()) with_stack += !b.stack.empty();
+  CHECK(with_stack == 50);
+  for (void* p : blocks) ::operator delete(p);
+}
+
+TEST_CASE("leak_sites: per-site totals of every reported leak") {
+  leakguard::reset_leak_sites();
+  lgt::capture_reports captured;
+  std::vector<void*> blocks;
+  blocks.reserve(8);  // no vector growth inside the scopes
+  int line = 0;
+  for (int i = 0; i < 3; ++i) {
+    leakguard::scope s;
+    line = __LINE__ + 1;
+    blocks.push_back(keep(::operator new(100)));
+  }
+  const std::vector<leakguard::site_totals> sites = leakguard::leak_sites();
+  REQUIRE(sites.size() == 1);
+  CHECK(lgt::site_is(sites[0].site, __FILE__, line));
+  CHECK(sites[0].reports == 3);
+  CHECK(sites[0].blocks == 3);
+  CHECK(sites[0].bytes == 300);
+  CHECK(sites[0].first_seen <= sites[0].last_seen);
+  leakguard::reset_leak_sites();
+  CHECK(leakguard::leak_sites().empty());
+  for (void* p : blocks) ::operator delete(p);
+}
+
+TEST_CASE("log_leak: a site's first leak in full, repeats summed into one line per interval") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  std::vector<void*> blocks;
+  blocks.reserve(32);  // no vector growth inside the scopes
+  {
+    with_options logging([&](auto& o) {
+      o.report_path = log.path();
+      o.log_interval = 3600;  // no summary during this test
+    });
+    lgt::leak_handler_guard handler(leakguard::log_leak);
+    for (int i = 0; i < 20; ++i) {
+      leakguard::scope s("request");
+      blocks.push_back(keep(::operator new(32)));
+    }
+  }
+  const std::string text = log.read();
+  CHECK(count_of(text, "leakguard: scope \"request\"") == 1);  // printed once, not 20 times
+  CHECK(count_of(text, "32 bytes in 1 block allocated at") == 1);
+  const std::vector<leakguard::site_totals> sites = leakguard::leak_sites();
+  REQUIRE(sites.size() == 1);
+  CHECK(sites[0].reports == 20);  // all counted
+  for (void* p : blocks) ::operator delete(p);
+  leakguard::reset_leak_sites();
+}
+
+TEST_CASE("log_leak: with log_interval elapsed, the repeats come out as one summary line per site") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  std::vector<void*> blocks;
+  blocks.reserve(32);  // no vector growth inside the scopes
+  {
+    with_options logging([&](auto& o) {
+      o.report_path = log.path();
+      o.log_interval = 1;
+    });
+    lgt::leak_handler_guard handler(leakguard::log_leak);
+    auto leaky_request = [&] {  // one site for every leak
+      leakguard::scope s("request");
+      blocks.push_back(keep(::operator new(32)));
+    };
+    for (int i = 0; i < 5; ++i) leaky_request();  // the first in full, 4 pending
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    leaky_request();  // the 5th repeat; the interval has passed: the summary
+  }
+  const std::string text = log.read();
+  CHECK(count_of(text, "leakguard: scope \"request\"") == 1);
+  CHECK(count_of(text, "leaks at already reported sites") == 1);
+  CHECK(count_of(text, "160 bytes in 5 blocks from 5 scopes") == 1);  // the 5 repeats
+  for (void* p : blocks) ::operator delete(p);
+  leakguard::reset_leak_sites();
+}
+
+TEST_CASE("log_leak: log_interval = 0 prints every report") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  std::vector<void*> blocks;
+  blocks.reserve(32);  // no vector growth inside the scopes
+  {
+    with_options logging([&](auto& o) {
+      o.report_path = log.path();
+      o.log_interval = 0;
+    });
+    lgt::leak_handler_guard handler(leakguard::log_leak);
+    for (int i = 0; i < 4; ++i) {
+      leakguard::scope s("request");
+      blocks.push_back(keep(::operator new(32)));
+    }
+  }
+  CHECK(count_of(log.read(), "leakguard: scope \"request\"") == 4);
+  for (void* p : blocks) ::operator delete(p);
+  leakguard::reset_leak_sites();
+}
+
+}  // TEST_SUITE
