@@ -604,6 +604,12 @@ TEST_CASE("allocator with std::allocate_shared of over-aligned types (alignas 64
 TEST_CASE("allocator with std::scoped_allocator_adaptor: elements get the outer allocator, both levels reported") {
   using S = std::basic_string<char, std::char_traits<char>, lga<char>>;
   using SA = std::scoped_allocator_adaptor<lga<S>>;
+  // Unoptimised, the adaptor's construct chain alone is ~20 real frames deep:
+  // the stack must be deep enough to reach the user's line.
+  lgt::options_guard restore;
+  leakguard::runtime_options deep = leakguard::options();
+  deep.stack_depth = 48;
+  leakguard::set_options(deep);
   lgt::capture_reports captured;
   lgt::capture_misuse misuses;
   std::optional<std::vector<S, SA>> holder;
