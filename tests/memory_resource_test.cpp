@@ -890,3 +890,38 @@ TEST_CASE("memory_resource misuse (default handler): double deallocate aborts na
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("memory_resource") {
+
+TEST_CASE("memory_resource::check_on_destruction reports what is still live when the resource dies") {
+  lgt::capture_reports captured;
+  void* kept = nullptr;
+  int line = 0;
+  {
+    leakguard::memory_resource r{"checked"};
+    r.check_on_destruction();
+    line = __LINE__ + 1;
+    kept = r.allocate(40);
+    r.deallocate(r.allocate(8), 8);  // freed: not reported
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& rep = captured.reports[0];
+  CHECK(rep.label() == "checked");
+  REQUIRE(rep.leaked_blocks() == 1);
+  CHECK(rep.blocks()[0].address == kept);
+  CHECK(rep.blocks()[0].size == 40);
+  CHECK(lgt::site_is(rep.blocks()[0].site, __FILE__, line));
+  // The block stays allocated: the resource that could free it is gone.
+}
+
+TEST_CASE("memory_resource without check_on_destruction dies quietly with blocks outstanding") {
+  lgt::capture_reports captured;
+  std::pmr::monotonic_buffer_resource arena;
+  {
+    leakguard::memory_resource r{"unchecked", &arena};
+    (void)r.allocate(40);  // the arena frees wholesale
+  }
+  CHECK(captured.reports.empty());
+}
+
+}  // TEST_SUITE

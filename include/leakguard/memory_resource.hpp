@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
+#include <exception>
 #include <memory_resource>
 #include <new>
 #include <source_location>
@@ -22,6 +24,7 @@
 
 #if LEAKGUARD_ENABLED
 #include "detail/scope_books.hpp"
+#include "scope.hpp"
 #include "detail/tracking.hpp"
 #include "detail/upstream.hpp"
 #endif
@@ -50,14 +53,36 @@ class memory_resource : public std::pmr::memory_resource {
   }
   memory_resource(const memory_resource&) = delete;
   memory_resource& operator=(const memory_resource&) = delete;
+  // With check_on_destruction(), blocks still live here go to the leak
+  // handler as one report (label and construction site of the resource).
   ~memory_resource() override {
 #if LEAKGUARD_ENABLED
+    if (check_on_destruction_) {
+      try {
+        report r = outstanding();
+        if (!r.empty()) detail::call_leak_handler({}, r, uncaught_);
+      } catch (...) {  // a destructor cannot pass it on
+        std::fputs("leakguard: leak handler threw from ~memory_resource; dropped\n", stderr);
+      }
+    }
     detail::internal_guard guard;
     std::string().swap(label_);
 #endif
   }
 
   std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
+
+  // Asks the destructor to report what is still live. Off by default: a
+  // resource under a pool, or one whose owner frees wholesale, legitimately
+  // dies with blocks outstanding.
+  void check_on_destruction(bool on = true) noexcept {
+#if LEAKGUARD_ENABLED
+    check_on_destruction_ = on;
+    uncaught_ = std::uncaught_exceptions();
+#else
+    (void)on;
+#endif
+  }
 
   // The blocks of this resource still live, whatever scope they belong to.
   report outstanding() const {
@@ -87,6 +112,8 @@ class memory_resource : public std::pmr::memory_resource {
   std::source_location where_;
 #if LEAKGUARD_ENABLED
   std::string label_;
+  bool check_on_destruction_ = false;
+  int uncaught_ = 0;
   mutable detail::spin_lock lock_;
   detail::resource_link live_;  // sentinel of this resource's live blocks
 #endif
