@@ -23,7 +23,9 @@
 
 #include "support.hpp"
 
+using lgt::aligned;
 using lgt::keep;
+using lgt::usable;
 
 namespace {
 
@@ -34,9 +36,6 @@ struct alignas(256) align256 {
   unsigned char bytes[256];
 };
 
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
 
 std::string blocks_of(const leakguard::report& r) {
   std::string s;

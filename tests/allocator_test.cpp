@@ -36,7 +36,9 @@
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 
+using lgt::aligned;
 using lgt::keep;
+using lgt::usable;
 
 namespace {
 
@@ -55,19 +57,6 @@ struct alignas(4096) align4096 {
 struct three_bytes {
   char c[3];
 };
-
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
-
-bool usable(void* p, std::size_t size) {
-  auto* bytes = static_cast<unsigned char*>(keep(p));
-  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 13 + 5);
-  asm volatile("" ::: "memory");
-  for (std::size_t i = 0; i < size; ++i)
-    if (bytes[i] != static_cast<unsigned char>(i * 13 + 5)) return false;
-  return true;
-}
 
 // ---- origin formats ------------------------------------------------------------------
 // `"<label>" (leakguard::allocator constructed at <path>/<file>:<line>)`, or

@@ -18,23 +18,11 @@
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #endif
 
+using lgt::aligned;
 using lgt::keep;
+using lgt::usable;
 
 namespace {
-
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
-
-// Writes and reads back every byte: the memory is usable.
-bool usable(void* p, std::size_t size) {
-  auto* bytes = static_cast<unsigned char*>(keep(p));
-  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + 1);
-  asm volatile("" ::: "memory");
-  for (std::size_t i = 0; i < size; ++i)
-    if (bytes[i] != static_cast<unsigned char>(i * 7 + 1)) return false;
-  return true;
-}
 
 constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 constexpr std::size_t big_alignments[] = {64, 256, 4096};

@@ -25,22 +25,11 @@
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 
+using lgt::aligned;
 using lgt::keep;
+using lgt::usable;
 
 namespace {
-
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
-
-bool usable(void* p, std::size_t size) {
-  auto* bytes = static_cast<unsigned char*>(keep(p));
-  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 11 + 3);
-  asm volatile("" ::: "memory");
-  for (std::size_t i = 0; i < size; ++i)
-    if (bytes[i] != static_cast<unsigned char>(i * 11 + 3)) return false;
-  return true;
-}
 
 constexpr std::size_t all_alignments[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 

@@ -21,6 +21,7 @@
 #include <cctype>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +45,20 @@ template <class T>
 inline T* keep(T* p) noexcept {
   asm volatile("" : : "r"(p) : "memory");
   return p;
+}
+
+inline bool aligned(const void* p, std::size_t alignment) noexcept {
+  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
+}
+
+// Writes and reads back every byte: the memory is usable.
+inline bool usable(void* p, std::size_t size) noexcept {
+  auto* bytes = static_cast<unsigned char*>(keep(p));
+  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(i * 7 + 1);
+  asm volatile("" ::: "memory");
+  for (std::size_t i = 0; i < size; ++i)
+    if (bytes[i] != static_cast<unsigned char>(i * 7 + 1)) return false;
+  return true;
 }
 
 // Placed after the last call of a function, keeps that call from becoming a
