@@ -23,7 +23,7 @@ cmake --build --preset gcc --target "${targets[@]}"
 # The quickstart leaks once on purpose; request_loop shows a per-request
 # scope catching a rare leak in a long-running loop.
 status=0
-for demo in quickstart request_loop session_cache; do
+for demo in quickstart request_loop session_cache thread_pool_server; do
   echo "=== examples/${demo} ==="
   if ! "./build/gcc/examples/${demo}"; then
     echo "=== ${demo} failed ===" >&2

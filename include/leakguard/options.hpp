@@ -35,7 +35,8 @@ struct runtime_options {
   // Sampling for production: 0 captures a stack for every tracked
   // allocation; N > 0 captures one on average every N bytes allocated inside
   // scopes (like tcmalloc's heap sampling). Counts and leak detection stay
-  // exact; an unsampled leaked block is reported with site "(not sampled)".
+  // exact; an unsampled leaked block's site reads "(not sampled) in scope
+  // "label" at file:line", naming the scope instead of the line.
   std::size_t sample_bytes = 0;
   // log_leak prints a site's first leak in full, then sums that site's later
   // leaks into one line per site every this many seconds. 0: print every report.

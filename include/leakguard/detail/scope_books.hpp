@@ -173,12 +173,19 @@ inline report build_report(std::string label, std::source_location where, const 
     if (it == cache.end()) it = cache.emplace(st, symbolize(st, depth)).first;
     return it->second;
   };
+  // An unsampled block has no stack: name the scope instead, so that per-site
+  // totals (leak_sites) still tell one scope's leaks from another's.
+  std::string unsampled_site = "(not sampled) in scope ";
+  if (!label.empty()) unsampled_site += '"' + label + "\" ";
+  unsampled_site += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
   std::vector<leaked_block> blocks;
   blocks.reserve(snap.blocks.size());
   for (const block_snapshot& b : snap.blocks) {
     const symbolized_stack& st = lookup(b.stack);
     if (suppressed(st.frames)) continue;  // suppressions.hpp
-    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial, st.site, st.frames, describe_origin(b.origin)});
+    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial,
+                                  b.stack == not_sampled() ? unsampled_site : st.site, st.frames,
+                                  describe_origin(b.origin)});
   }
   if (snap.violation.count) {
     const symbolized_stack& st = lookup(snap.violation.stack);
