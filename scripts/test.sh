@@ -27,6 +27,8 @@ run_meson() {
 
 summary=()
 status=0
+passed=0
+failed=0
 for suite in "${suites[@]}"; do
   echo "=== leakguard: ${suite} ==="
   case "${suite}" in
@@ -34,12 +36,24 @@ for suite in "${suites[@]}"; do
     gcc | clang | asan | tsan | release) cmd=(cmake --workflow --preset "${suite}") ;;
     *) echo "unknown suite '${suite}'" >&2; exit 2 ;;
   esac
-  if "${cmd[@]}"; then
+  log=$(mktemp)
+  if "${cmd[@]}" 2>&1 | tee "${log}"; then
     summary+=("${suite}: ok")
   else
     summary+=("${suite}: FAILED")
     status=1
   fi
+  # Test counts from ctest ("N tests failed out of M") and meson ("Ok: N", "Fail: N").
+  if out_of=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' "${log}" | tail -n 1) && [[ -n ${out_of} ]]; then
+    read -r f _ _ _ _ m <<<"${out_of}"
+    passed=$((passed + m - f))
+    failed=$((failed + f))
+  fi
+  ok=$(grep -Eo '^Ok: +[0-9]+' "${log}" | tail -n 1 | grep -Eo '[0-9]+' || true)
+  bad=$(grep -Eo '^Fail: +[0-9]+' "${log}" | tail -n 1 | grep -Eo '[0-9]+' || true)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${bad:-0}))
+  rm -f "${log}"
 done
 
 verdict=PASS
@@ -47,4 +61,5 @@ verdict=PASS
 line=""
 for s in "${summary[@]}"; do line+="${line:+, }${s}"; done
 echo "leakguard tests ${verdict}: ${line}"
+echo "leakguard: ${passed} passed, ${failed} failed"
 exit "${status}"
