@@ -127,8 +127,10 @@ inline constexpr std::size_t prefix_size(std::uint8_t flags, std::size_t alignme
   return alignment > default_alignment ? round_up(bytes, alignment) : bytes;
 }
 
+// Through an integer: the compiler knows what operator new returned as an
+// object of the requested size and would call the header outside of it.
 inline block_header* header_of(const void* user) noexcept {
-  return static_cast<block_header*>(const_cast<void*>(user)) - 1;
+  return reinterpret_cast<block_header*>(reinterpret_cast<std::uintptr_t>(user) - sizeof(block_header));
 }
 inline block_record* record_of(block_header* h) noexcept {
   return reinterpret_cast<block_record*>(h) - 1;
@@ -188,11 +190,16 @@ inline bool user_poisoned(const void* user) noexcept {
 inline std::uint64_t freed_marker(const void* user) noexcept {
   return 0xdeadf5eeb10c0000ull ^ reinterpret_cast<std::uintptr_t>(user);
 }
+// Under AddressSanitizer neither is needed (freed memory is poisoned, see
+// header_readable) nor allowed: ASan poisons the cookie of `new T[n]`, which
+// is where the marker would go.
 inline void mark_freed(void* user) noexcept {
+  if (LEAKGUARD_ASAN) return;
   const std::uint64_t marker = freed_marker(user);
   std::memcpy(user, &marker, sizeof marker);
 }
 inline bool looks_freed(const void* user) noexcept {
+  if (LEAKGUARD_ASAN) return false;
   std::uint64_t word;
   std::memcpy(&word, user, sizeof word);
   return word == freed_marker(user);
