@@ -149,8 +149,9 @@ inline watch watch_of(thread_state& t) noexcept {
           !own_work && (slow & slow_no_alloc) != 0};
 }
 
-// The layout a block needs for what watches it; `always_record` for the
-// memory_resource, which lists its blocks whether or not a scope watches.
+// The layout a block needs for what watches it; a `resource` block always
+// has a record: the memory_resource lists its blocks whether or not a scope
+// watches.
 inline std::uint8_t layout_for(const watch& w, bool resource) noexcept {
   std::uint8_t flags = tls.internal_depth ? flag_internal : 0;
   if (w.watched || resource) flags |= flag_tracked;
