@@ -372,8 +372,13 @@ TEST_CASE("allocator: allocate_at_least returns at least n, tracked, freed by de
   CHECK(misuses.events.empty());
 }
 #else
-TEST_CASE("allocator: allocate_at_least is not offered by this standard library (nothing to test)") {
-  MESSAGE("__cpp_lib_allocate_at_least not defined in this mode; allocate_at_least not tested");
+template <class A>
+concept has_allocate_at_least = requires(A a) { a.allocate_at_least(1); };
+
+TEST_CASE("allocator: without the library's allocate_at_least, the allocator does not declare one either") {
+  // std::allocation_result does not exist here: a member using it could not compile.
+  CHECK_FALSE(has_allocate_at_least<lga<int>>);
+  CHECK_FALSE(has_allocate_at_least<leakguard::allocator<int, std::allocator<int>>>);
 }
 #endif
 

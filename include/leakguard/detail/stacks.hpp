@@ -60,8 +60,6 @@ class stack_depot {
     }
   }
 
-  std::size_t bytes_used() const noexcept { return used_.load(std::memory_order_relaxed); }
-
  private:
   static constexpr std::size_t bucket_count = std::size_t{1} << 16;
   static constexpr std::size_t chunk_size = std::size_t{1} << 16;
@@ -91,7 +89,6 @@ class stack_depot {
     void* p = arena_next_;
     arena_next_ += bytes;
     arena_left_ -= bytes;
-    used_.fetch_add(bytes, std::memory_order_relaxed);
     return p;
   }
 
@@ -99,7 +96,6 @@ class stack_depot {
   spin_lock arena_lock_;
   char* arena_next_ = nullptr;
   std::size_t arena_left_ = 0;
-  std::atomic<std::size_t> used_{0};
 };
 
 // Stands for the stack of a tracked block that sampling skipped (see
