@@ -6,6 +6,8 @@
 #include <atomic>
 #include <semaphore>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "support.hpp"
@@ -308,6 +310,81 @@ TEST_CASE("adopting a context whose scope has already ended is harmless") {
   });
   INFO(result.describe());
   CHECK(result.ok());
+}
+
+TEST_CASE("serials follow real-time order between threads that take turns") {
+  // Serials come from per-thread batches (detail/serial.hpp); taking turns
+  // must still number every block after the ones made before it.
+  lgt::capture_reports captured;
+  constexpr int turns = 40;  // more than detail::serial_racing
+  std::vector<int*> made;    // in real-time order
+  std::binary_semaphore worker_turn{0}, main_turn{0};
+  std::thread worker([&] {
+    for (int i = 0; i < turns; ++i) {
+      worker_turn.acquire();
+      made.push_back(keep(new int(i)));  // `made` has room: reserved below
+      main_turn.release();
+    }
+  });
+  made.reserve(2 * turns);
+  {
+    leakguard::scope_options o;
+    o.all_threads = true;
+    leakguard::scope s(o);
+    for (int i = 0; i < turns; ++i) {
+      made.push_back(keep(new int(i)));
+      worker_turn.release();
+      main_turn.acquire();
+    }
+  }
+  worker.join();
+  REQUIRE(captured.reports.size() == 1);
+  const auto blocks = captured.reports[0].blocks();
+  REQUIRE(blocks.size() == made.size());
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    CAPTURE(i);
+    CHECK(blocks[i].address == made[i]);
+    if (i > 0) CHECK(blocks[i - 1].serial < blocks[i].serial);
+  }
+  for (int* p : made) delete p;
+}
+
+TEST_CASE("serials stay unique and increasing per thread while threads allocate at once") {
+  lgt::capture_reports captured;
+  constexpr int per_thread = 5000;  // several serial batches, racing
+  std::vector<int*> made[2];
+  std::atomic<int> ready{0};
+  auto body = [&](int index) {
+    made[index].reserve(per_thread);
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    for (int i = 0; i < per_thread; ++i) {
+      delete keep(new int(i));
+      made[index].push_back(keep(new int(i)));
+    }
+  };
+  {
+    leakguard::scope_options o;
+    o.all_threads = true;
+    leakguard::scope s(o);
+    std::thread a(body, 0), b(body, 1);
+    a.join();
+    b.join();
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const auto blocks = captured.reports[0].blocks();
+  std::unordered_map<const void*, std::uint64_t> serial_of;
+  for (const auto& b : blocks) serial_of.emplace(b.address, b.serial);
+  std::unordered_set<std::uint64_t> seen;
+  for (const auto& b : blocks) CHECK(seen.insert(b.serial).second);
+  for (auto& list : made) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      REQUIRE(serial_of.count(list[i]) == 1);
+      if (i > 0 && serial_of[list[i - 1]] >= serial_of[list[i]]) FAIL("serials decrease at ", i);
+    }
+    for (int* p : list) delete p;
+  }
 }
 
 TEST_CASE("two threads, each in its own scope, each reports only its own leak") {

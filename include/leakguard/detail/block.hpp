@@ -63,11 +63,13 @@ inline constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT_
 inline constexpr std::uint8_t default_alignment_log2 = std::countr_zero(default_alignment);
 inline constexpr std::uint16_t header_magic = 0x1ea6;
 
-// The header's second word, compared whole on the fast free path.
+inline constexpr std::uint64_t tag_flags(std::uint8_t flags) noexcept { return std::uint64_t{flags} << 32; }
+
+// The header's second word, compared whole on the fast free paths.
 inline constexpr std::uint64_t make_tag(alloc_kind kind, std::uint8_t align_log2,
                                         std::uint8_t flags) noexcept {
   return std::uint64_t{header_magic} | std::uint64_t{static_cast<std::uint8_t>(kind)} << 16 |
-         std::uint64_t{align_log2} << 24 | std::uint64_t{flags} << 32;
+         std::uint64_t{align_log2} << 24 | tag_flags(flags);
 }
 
 struct block_header {

@@ -36,8 +36,15 @@ struct internal_allocator {
 // It yields after a short spin so that a preempted holder can finish.
 class spin_lock {
  public:
-  void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
+  LEAKGUARD_ALWAYS_INLINE void lock() noexcept {
+    if (LEAKGUARD_LIKELY(!locked_.exchange(true, std::memory_order_acquire))) return;
+    lock_contended();
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  LEAKGUARD_NOINLINE void lock_contended() noexcept {
+    do {
       for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
         if (spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -47,11 +54,9 @@ class spin_lock {
           sched_yield();
         }
       }
-    }
+    } while (locked_.exchange(true, std::memory_order_acquire));
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
- private:
   std::atomic<bool> locked_{false};
 };
 

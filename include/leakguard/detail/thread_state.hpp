@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "internal_memory.hpp"
+#include "serial.hpp"
 
 namespace leakguard::detail {
 
@@ -59,6 +60,7 @@ struct thread_state {
   std::int64_t bytes_until_sample = 0;  // sampling countdown, see tracking.hpp
   std::uint64_t fail_countdown = 0;     // > 0: that many watched allocations, then one fails
   std::uint64_t random_state = 0;
+  serial_state serials;
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 

@@ -2,10 +2,13 @@
 //
 // allocate(): one thread-local load and one branch decide between the fast
 // path (nothing watches this thread: raw allocation, header, own counters)
-// and allocate_cold() (register the thread, no_alloc violations, tracking).
+// and allocate_watched(), which sends a thread that is only in scopes of its
+// own to allocate_scoped() and everything else (registration, all_threads,
+// no_alloc, ignore, failure injection) to allocate_cold().
 // deallocate(): one compare of the header's tag against what this free
-// expects decides between the fast path and deallocate_cold() (tracked
-// block, aligned block, misuse).
+// expects decides between the fast path and deallocate_slow(): a tracked
+// block freed as it was made is settled at once, anything else (aligned or
+// foreign-linked blocks, misuse) goes to deallocate_cold().
 #pragma once
 
 #include <atomic>
@@ -24,10 +27,6 @@
 #include "thread_state.hpp"
 
 namespace leakguard::detail {
-
-inline constinit std::atomic<std::uint64_t> next_serial{1};
-
-inline std::uint64_t take_serial() noexcept { return next_serial.fetch_add(1, std::memory_order_relaxed); }
 
 inline std::size_t effective_alignment(std::size_t alignment) noexcept {
   return alignment > default_alignment ? alignment : default_alignment;
@@ -83,7 +82,7 @@ inline void attribute_to_all_threads(block_record* r, std::size_t size, scope_st
 
 // Removes a block from the books of every scope it belongs to; `freed` is
 // false for leakguard::ignore, which forgets a block without freeing it.
-inline void settle(block_header* h, bool freed) noexcept {
+LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
   block_record* r = record_of(h);
   const std::size_t size = h->size;
   for (scope_state* s; (s = r->owner.load(std::memory_order_acquire));) {
@@ -178,10 +177,10 @@ inline bool take_sample(thread_state& t, std::size_t size) noexcept {
 }
 
 // Books a fresh block: serial, stack, no_alloc violation, scopes.
-inline void track_block(thread_state& t, void* p, std::size_t size, const watch& w, std::uint8_t flags,
+LEAKGUARD_ALWAYS_INLINE void track_block(thread_state& t, void* p, std::size_t size, const watch& w, std::uint8_t flags,
                         const origin_ref* origin) noexcept {
   if (!(flags & flag_tracked) && !w.forbidden) return;
-  const std::uint64_t serial = take_serial();
+  const std::uint64_t serial = take_serial(t.serials);
   const stack_trace* stack = nullptr;
   if (const int depth = stack_depth(); depth > 0) {
     if (w.forbidden || take_sample(t, size)) {
@@ -217,6 +216,18 @@ inline bool inject_failure(thread_state& t, const watch& w) noexcept {
   return w.watched && t.fail_countdown != 0 && --t.fail_countdown == 0;
 }
 
+// The common watched case, a thread in its own scopes and nothing else
+// (no all_threads scope, no ignore_scope, no failure to inject): the
+// general path below with its questions answered at compile time.
+LEAKGUARD_NOINLINE void* allocate_scoped(thread_state& t, std::size_t size, alloc_kind kind,
+                                         const origin_ref* origin) noexcept {
+  void* p = raw_allocate(size, default_alignment, kind, flag_tracked);
+  if (!p) return nullptr;
+  count_allocation(t, size);
+  track_block(t, p, size, watch{slow_scoped, true, false}, flag_tracked, origin);
+  return p;
+}
+
 LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind,
                                    const origin_ref* origin = nullptr) noexcept {
   thread_state& t = tls;
@@ -230,11 +241,21 @@ LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, allo
   return p;
 }
 
+// Off the fast path (`slow` is set): allocate_scoped() or allocate_cold().
+LEAKGUARD_NOINLINE void* allocate_watched(std::size_t size, std::size_t alignment, alloc_kind kind,
+                                          const origin_ref* origin = nullptr) noexcept {
+  thread_state& t = tls;
+  if (t.slow.load(std::memory_order_relaxed) == slow_scoped && t.ignore_depth == 0 && t.fail_countdown == 0 &&
+      alignment <= default_alignment)
+    return allocate_scoped(t, size, kind, origin);
+  return allocate_cold(size, alignment, kind, origin);
+}
+
 // Returns the block or null; the operator new forms add the new_handler loop.
 template <alloc_kind Kind>
 LEAKGUARD_ALWAYS_INLINE void* allocate(std::size_t size) noexcept {
   thread_state& t = tls;
-  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0)) return allocate_cold(size, default_alignment, Kind);
+  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0)) return allocate_watched(size, default_alignment, Kind);
   void* p = raw_allocate(size, default_alignment, Kind, 0);
   if (LEAKGUARD_LIKELY(p != nullptr)) count_allocation(t, size);
   return p;
@@ -252,7 +273,7 @@ template <alloc_kind Kind>
 LEAKGUARD_ALWAYS_INLINE void* allocate_from(std::size_t size, std::size_t alignment, const origin_ref& origin) noexcept {
   thread_state& t = tls;
   if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0 || alignment > default_alignment))
-    return allocate_cold(size, alignment, Kind, &origin);
+    return allocate_watched(size, alignment, Kind, &origin);
   void* p = raw_allocate(size, default_alignment, Kind, 0);
   if (LEAKGUARD_LIKELY(p != nullptr)) count_allocation(t, size);
   return p;
@@ -312,6 +333,16 @@ inline std::string describe(const void* p) {
 // ---- free ----------------------------------------------------------------------
 
 inline constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
+
+// Takes a checked block off the books and frees it.
+LEAKGUARD_ALWAYS_INLINE void release_block(thread_state& t, void* p, block_header* h, std::uint8_t flags) noexcept {
+  if (flags & flag_tracked) settle(h, true);
+  if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);
+  void* raw = raw_of(h);
+  h->set_flags(flags | flag_freed);
+  mark_freed(p);
+  std::free(raw);
+}
 
 LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
   thread_state& t = tls;
@@ -386,12 +417,20 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
   // their upstream, so leave it alone rather than corrupt a heap.
   if (flags & flag_upstream) return;
   // A genuine block: free it as it was allocated, whatever the call said.
-  if (flags & flag_tracked) settle(h, true);
-  if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);
-  void* raw = raw_of(h);
-  h->set_flags(flags | flag_freed);
-  mark_freed(p);
-  std::free(raw);
+  release_block(t, p, h, flags);
+}
+
+// Off the fast free path: a tracked block freed as it was made (checked by
+// its tag, `expected` with flag_tracked) goes straight to release_block();
+// anything else to deallocate_cold().
+LEAKGUARD_NOINLINE void deallocate_slow(void* p, alloc_kind kind, std::size_t size, std::size_t alignment,
+                                        std::uint64_t expected) noexcept {
+  block_header* h = header_of(p);
+  thread_state& t = tls;
+  if (h->tag == (expected | tag_flags(flag_tracked)) && (size == unknown_size || size == h->size) &&
+      !(t.slow.load(std::memory_order_relaxed) & slow_unregistered))
+    return release_block(t, p, h, flag_tracked);
+  deallocate_cold(p, kind, size, alignment);
 }
 
 // `size` is unknown_size for unsized frees, `alignment` 0 for the forms
@@ -407,7 +446,7 @@ LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size
                                                    : default_alignment_log2, 0);
   if (LEAKGUARD_UNLIKELY(h->tag != expected || (size != unknown_size && size != h->size) ||
                          (t.slow.load(std::memory_order_relaxed) & (slow_unregistered | slow_exited)))) {
-    return deallocate_cold(p, Kind, size, alignment);
+    return deallocate_slow(p, Kind, size, alignment, expected);
   }
   count_deallocation(t, h->size);
   mark_freed(p);
