@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs leakguard's test suites and prints one summary line.
 #
-#   scripts/test.sh                 # gcc + clang CMake workflows, then Meson
+#   scripts/test.sh                 # gcc, clang, asan (ASan+UBSan), tsan, then Meson
 #   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release meson
 #
 # Every suite runs even if an earlier one fails, so one run shows everything.
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 suites=("$@")
-[[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang meson)
+[[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang asan tsan meson)
 
 # What the suites need on a fresh Debian 12 (only the missing ones are installed).
 scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev \

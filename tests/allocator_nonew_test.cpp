@@ -319,7 +319,7 @@ TEST_CASE("nonew: memory_resource as the upstream of a pool: chunks held by the 
   CHECK(lg.outstanding().empty());
 }
 
-TEST_CASE("nonew misuse (returning handler): wrong size, double free, wrong resource; books stay consistent") {
+TEST_CASE("nonew misuse (returning handler): wrong size, double free, wrong resource; books stay consistent" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     lgt::capture_reports captured;

@@ -970,7 +970,7 @@ TEST_CASE("allocator misuse (returning handler): an alignas(64) block freed thro
   CHECK(r.ok());
 }
 
-TEST_CASE("allocator misuse (returning handler): deallocating twice is double_free, the second free does nothing") {
+TEST_CASE("allocator misuse (returning handler): deallocating twice is double_free, the second free does nothing" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     auto out = misuse_returning([] { return static_cast<void*>(lga<long>{}.allocate(4)); },
                                 [](void* p) {
@@ -992,7 +992,7 @@ TEST_CASE("allocator misuse (returning handler): deallocating twice is double_fr
   CHECK(r.ok());
 }
 
-TEST_CASE("allocator misuse (returning handler): double deallocate of an untracked (fast-path) block is double_free") {
+TEST_CASE("allocator misuse (returning handler): double deallocate of an untracked (fast-path) block is double_free" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     const leakguard::heap_stats before = leakguard::global_stats();
@@ -1069,7 +1069,7 @@ TEST_CASE("allocator misuse (default handler): wrong size aborts and names both 
   CHECK(lgt::contains(r.err, "12"));
 }
 
-TEST_CASE("allocator misuse (default handler): double deallocate aborts naming a double free") {
+TEST_CASE("allocator misuse (default handler): double deallocate aborts naming a double free" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     lga<int> a;
     int* p = a.allocate(2);

@@ -86,12 +86,15 @@ void safe_work() {
   std::vector<std::unique_ptr<int>> v;
   for (int i = 0; i < 4; ++i) v.push_back(std::make_unique<int>(i));
   std::map<int, std::string> m{{1, std::string(40, 'x')}};
+  keep(a->data());  // clang may elide allocations nothing reads
+  keep(&m);
 }
 
 // Not exception-safe: a raw owning pointer leaks if the next allocation throws.
 void unsafe_work() {
   int* raw = keep(new int(7));
   std::string s(64, 'y');  // throws here when this allocation fails: `raw` leaks
+  keep(s.data());          // clang may elide an unused string's allocation
   delete raw;
 }
 }  // namespace

@@ -366,7 +366,7 @@ TEST_CASE("a failing operator new calls the installed new_handler before throwin
 // Each case runs in a child: if leakguard lets the bad free reach glibc, glibc
 // aborts (or the heap is corrupted), which must not take the test runner down.
 
-TEST_CASE("double delete with the default misuse handler aborts and names the offending line") {
+TEST_CASE("double delete with the default misuse handler aborts and names the offending line" * doctest::skip(lgt::under_tsan)) {
   const int line = __LINE__ + 4;
   auto result = lgt::run_in_child([] {
     int* p = keep(new int(1));
@@ -487,7 +487,7 @@ TEST_SUITE("global_new") {
 
 using leakguard::misuse_kind;
 
-TEST_CASE("misuse with a returning handler: double delete of an untracked block") {
+TEST_CASE("misuse with a returning handler: double delete of an untracked block" * doctest::skip(lgt::under_tsan)) {
   auto r = misuse_with_returning_handler(
       misuse_kind::double_free, false,
       [] {
@@ -503,7 +503,7 @@ TEST_CASE("misuse with a returning handler: double delete of an untracked block"
   CHECK(r.ok());
 }
 
-TEST_CASE("misuse with a returning handler: double delete of a block tracked by a scope") {
+TEST_CASE("misuse with a returning handler: double delete of a block tracked by a scope" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     lgt::capture_misuse misuses;
     lgt::capture_reports captured;

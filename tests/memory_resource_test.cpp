@@ -725,7 +725,7 @@ TEST_CASE("memory_resource misuse (returning handler): deallocate with the wrong
   CHECK(r.ok());
 }
 
-TEST_CASE("memory_resource misuse (returning handler): deallocating twice is double_free; nothing freed twice upstream") {
+TEST_CASE("memory_resource misuse (returning handler): deallocating twice is double_free; nothing freed twice upstream" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     lgt::capture_reports captured;
@@ -865,7 +865,7 @@ TEST_CASE("memory_resource misuse (default handler): `delete` of a resource bloc
   CHECK(lgt::contains(r.err, "leakguard::memory_resource"));
 }
 
-TEST_CASE("memory_resource misuse (default handler): double deallocate aborts naming a double free") {
+TEST_CASE("memory_resource misuse (default handler): double deallocate aborts naming a double free" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     leakguard::memory_resource a;
     void* p = a.allocate(64);
