@@ -2,7 +2,7 @@
 # Runs leakguard's test suites and prints one summary line.
 #
 #   scripts/test.sh                 # gcc + clang CMake workflows, then Meson
-#   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release meson
+#   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release fuzz meson
 #
 # Every suite runs even if an earlier one fails, so one run shows everything.
 set -euo pipefail
@@ -33,7 +33,7 @@ for suite in "${suites[@]}"; do
   echo "=== leakguard: ${suite} ==="
   case "${suite}" in
     meson) cmd=(run_meson) ;;
-    gcc | clang | asan | tsan | release) cmd=(cmake --workflow --preset "${suite}") ;;
+    gcc | clang | asan | tsan | release | fuzz) cmd=(cmake --workflow --preset "${suite}") ;;
     *) echo "unknown suite '${suite}'" >&2; exit 2 ;;
   esac
   log=$(mktemp)
