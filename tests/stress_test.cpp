@@ -10,7 +10,7 @@
 // scope opens or ends, so each outcome is independent of the interleaving).
 //
 //   LEAKGUARD_STRESS_SEED=N   replay a run (the seed is printed on failure)
-//   LEAKGUARD_STRESS_OPS=N    operations per run (default 20000)
+//   LEAKGUARD_STRESS_OPS=N    operations per run (default 50000, about 1 s)
 //   LEAKGUARD_STRESS_KNOWN_BUGS=1  also generate what leakguard gets wrong
 //                             today (fails: see model.hpp)
 #include <doctest/doctest.h>
@@ -175,7 +175,7 @@ TEST_CASE("regression: an allocation after an out-of-order dismiss() does not de
 
 TEST_CASE("random operations on threads, scopes, contexts and ignores match the reference model") {
   const std::uint64_t seed = env_number("LEAKGUARD_STRESS_SEED", std::random_device{}());
-  const std::uint64_t budget = env_number("LEAKGUARD_STRESS_OPS", 20000);
+  const std::uint64_t budget = env_number("LEAKGUARD_STRESS_OPS", 50000);
   constexpr std::size_t threads = 4;  // x max_depth must stay within leakguard's max_chain (32)
   constexpr int serialized_per_round = 200, burst_per_thread = 60;
   INFO("replay with LEAKGUARD_STRESS_SEED=", seed, " LEAKGUARD_STRESS_OPS=", budget);
