@@ -10,7 +10,8 @@
 // scope opens or ends, so each outcome is independent of the interleaving).
 //
 //   LEAKGUARD_STRESS_SEED=N   replay a run (the seed is printed on failure)
-//   LEAKGUARD_STRESS_OPS=N    operations per run (default 50000, about 1 s)
+//   LEAKGUARD_STRESS_OPS=N    operations per run (default 30000: under 1 s idle,
+//                             a few seconds on a loaded 2-core machine)
 //   LEAKGUARD_STRESS_KNOWN_BUGS=1  also generate what leakguard gets wrong
 //                             today (fails: see model.hpp)
 #include <doctest/doctest.h>
@@ -175,9 +176,11 @@ TEST_CASE("regression: an allocation after an out-of-order dismiss() does not de
 
 TEST_CASE("random operations on threads, scopes, contexts and ignores match the reference model") {
   const std::uint64_t seed = env_number("LEAKGUARD_STRESS_SEED", std::random_device{}());
-  const std::uint64_t budget = env_number("LEAKGUARD_STRESS_OPS", 50000);
+  const std::uint64_t budget = env_number("LEAKGUARD_STRESS_OPS", 30000);
   constexpr std::size_t threads = 4;  // x max_depth must stay within leakguard's max_chain (32)
-  constexpr int serialized_per_round = 200, burst_per_thread = 60;
+  // A turn is a run of operations on one thread: each handover costs two
+  // wake-ups, which on a loaded machine take milliseconds each.
+  constexpr int turns_per_round = 16, max_turn = 24, burst_per_thread = 60;
   INFO("replay with LEAKGUARD_STRESS_SEED=", seed, " LEAKGUARD_STRESS_OPS=", budget);
 
   const leakguard::heap_stats before = leakguard::global_stats();
@@ -207,18 +210,19 @@ TEST_CASE("random operations on threads, scopes, contexts and ignores match the 
     while (w.counts.ops.load() < budget) {
       ++rounds;
       // Serialized: one thread at a time; blocks change hands between threads.
-      for (int i = 0; i < serialized_per_round; ++i) {
+      for (int turn = 0; turn < turns_per_round; ++turn) {
         const std::size_t k = rng() % threads;
         actor& a = *actors[k];
-        if (rng() % 100 < 8 && !a.bag.empty()) {
+        if (rng() % 2 == 0 && !a.bag.empty()) {
           const std::size_t j = rng() % a.bag.size();
           actors[(k + 1 + rng() % (threads - 1)) % threads]->bag.push_back(a.bag[j]);
           a.bag[j] = a.bag.back();
           a.bag.pop_back();
-          continue;
         }
-        const op o = serialized_op(rng, a);
-        workers[k]->run([o](actor& x) { x.apply(o); });
+        workers[k]->run([s = rng(), n = 1 + rng() % max_turn](actor& x) {
+          std::mt19937_64 r(s);
+          for (std::uint64_t i = 0; i < n; ++i) x.apply(serialized_op(r, x));
+        });
       }
       // Concurrent burst.
       {
@@ -295,7 +299,7 @@ TEST_CASE("random operations on threads, scopes, contexts and ignores match the 
   INFO(std::string_view(first.data(), first_size));
   CHECK(discrepancies == 0);
   CHECK(ops >= budget);
-  if (budget >= 20000) {  // the default run exercises what it claims to
+  if (budget >= 30000) {  // the default run exercises what it claims to
     CHECK(scopes_checked > 100);
     CHECK(cross_thread_frees > 0);
     CHECK(foreign > 0);
