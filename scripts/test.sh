@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs leakguard's test suites and prints one summary line.
 #
-#   scripts/test.sh                 # gcc, clang, asan (ASan+UBSan), tsan, then Meson
-#   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release meson
+#   scripts/test.sh                 # gcc, clang, asan (ASan+UBSan), tsan, fuzz, then Meson
+#   scripts/test.sh asan tsan       # any of: gcc clang asan tsan release fuzz meson
 #
 # Every suite runs even if an earlier one fails, so one run shows everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 suites=("$@")
-[[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang asan tsan meson)
+[[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang asan tsan fuzz meson)
 
 # What the suites need on a fresh Debian 12 (only the missing ones are installed).
 scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev \
@@ -33,7 +33,7 @@ for suite in "${suites[@]}"; do
   echo "=== leakguard: ${suite} ==="
   case "${suite}" in
     meson) cmd=(run_meson) ;;
-    gcc | clang | asan | tsan | release) cmd=(cmake --workflow --preset "${suite}") ;;
+    gcc | clang | asan | tsan | release | fuzz) cmd=(cmake --workflow --preset "${suite}") ;;
     *) echo "unknown suite '${suite}'" >&2; exit 2 ;;
   esac
   log=$(mktemp)

@@ -59,13 +59,19 @@ struct scope_settings {
 inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation) noexcept {
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  // The parent is the thread's innermost scope only while it is current: an
+  // adopted context's scope may have ended, and its recycled scope_state may
+  // be the very one acquired below (a scope its own parent deadlocks).
+  scope_state* parent = t.innermost;
+  if (lock_if_current(parent, t.innermost_generation)) parent->lock.unlock();
+  else parent = nullptr;
   scope_state* s = acquire_scope_state();
   if (!s) return nullptr;
   {
     lock_guard g(s->lock);
     s->clear_lists();
-    s->parent = t.innermost;
-    s->parent_generation = t.innermost_generation;
+    s->parent = parent;
+    s->parent_generation = parent ? t.innermost_generation : 0;
     s->max_allocations = settings.max_allocations;
     s->max_bytes = settings.max_bytes;
     s->all_threads = settings.all_threads;
