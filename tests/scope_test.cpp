@@ -252,6 +252,69 @@ TEST_CASE("after an inner dismiss() new allocations go to the enclosing scope on
   delete p;
 }
 
+TEST_CASE("check() includes the blocks of scopes nested in it that are still open") {
+  lgt::capture_reports captured;
+  leakguard::scope outer("outer");
+  int* mine = keep(new int(1));
+  int* p = nullptr;
+  int* q = nullptr;
+  {
+    leakguard::scope middle("middle");
+    p = keep(new int(2));
+    {
+      leakguard::scope inner("inner");
+      q = keep(new int(3));
+      const leakguard::report r = outer.check();
+      CHECK(r.leaked_blocks() == 3);
+      CHECK(lgt::find_block(r, mine) != nullptr);
+      CHECK(lgt::find_block(r, p) != nullptr);
+      CHECK(lgt::find_block(r, q) != nullptr);
+      CHECK(outer.stats().live_blocks == 3);
+      const leakguard::report m = middle.check();  // not what the enclosing scope owns
+      CHECK(m.leaked_blocks() == 2);
+      CHECK(lgt::find_block(m, mine) == nullptr);
+      delete q;
+    }
+    delete p;
+  }
+  CHECK(outer.check().leaked_blocks() == 1);
+  delete mine;
+  CHECK(outer.check().empty());
+  CHECK(captured.reports.empty());
+}
+
+TEST_CASE("dismiss() of an enclosing scope while a nested one is open keeps the scopes above whole") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  int* q = nullptr;
+  {
+    leakguard::scope outer("outer");
+    {
+      leakguard::scope middle("middle");
+      {
+        leakguard::scope inner("inner");
+        p = keep(new int(1));
+        middle.dismiss();
+        q = keep(new int(2));  // inner and outer; middle has ended
+        CHECK(outer.stats().allocations == 2);
+        CHECK(outer.stats().live_blocks == 2);
+        CHECK(outer.check().leaked_blocks() == 2);
+      }
+      REQUIRE(captured.reports.size() == 1);  // inner's end
+      CHECK(captured.reports[0].label() == "inner");
+      CHECK(captured.reports[0].leaked_blocks() == 2);
+    }
+    CHECK(outer.stats().live_blocks == 2);
+  }
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[1].label() == "outer");
+  CHECK(captured.reports[1].leaked_blocks() == 2);
+  CHECK(lgt::find_block(captured.reports[1], p) != nullptr);
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  delete p;
+  delete q;
+}
+
 TEST_CASE("freeing a block allocated before the scope reports nothing and never goes negative") {
   lgt::capture_reports captured;
   int* before = keep(new int(1));

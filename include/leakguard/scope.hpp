@@ -121,10 +121,7 @@ class scope {
   report check() const {
     detail::internal_guard guard;
     detail::scope_snapshot snapshot;
-    if (state_ && detail::lock_if_current(state_, generation_)) {
-      detail::collect(state_, snapshot);
-      state_->lock.unlock();
-    }
+    if (state_) detail::collect_nested(state_, generation_, snapshot);
     return detail::build_report(label_, where_, snapshot);
   }
 

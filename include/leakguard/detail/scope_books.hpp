@@ -39,13 +39,50 @@ inline block_snapshot snapshot_of(block_record* r) noexcept {
 }
 
 // REQUIRES: s->lock held.
-inline void collect(scope_state* s, scope_snapshot& out) {
+inline void collect_live(scope_state* s, scope_snapshot& out) {
   for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
+}
+
+// REQUIRES: s->lock held.
+inline void collect(scope_state* s, scope_snapshot& out) {
+  collect_live(s, out);
   for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
     out.blocks.push_back(snapshot_of(record_of(f)));
   out.violation = s->violation;
   out.max_allocations = s->max_allocations;
   out.max_bytes = s->max_bytes;
+}
+
+// For check(): what the scope `s` of generation `gen` holds so far,
+// including the blocks owned by scopes nested in it on the calling thread
+// (still open, so their blocks have not moved up to `s` yet; `s` counts
+// them but does not list them).
+inline void collect_nested(scope_state* s, std::uint64_t gen, scope_snapshot& out) {
+  thread_state& t = tls;
+  scope_state* nested[max_chain];
+  std::uint64_t generations[max_chain];
+  int n = 0;
+  scope_state* c = t.innermost;
+  std::uint64_t cg = t.innermost_generation;
+  while (c && !(c == s && cg == gen) && n < max_chain) {
+    if (!lock_if_current(c, cg)) break;
+    nested[n] = c;
+    generations[n++] = cg;
+    scope_state* parent = c->parent;
+    cg = c->parent_generation;
+    c->lock.unlock();
+    c = parent;
+  }
+  if (!(c == s && cg == gen)) n = 0;  // `s` is not in this thread's chain: nothing nested here
+  for (int i = 0; i < n; ++i) {
+    if (!lock_if_current(nested[i], generations[i])) continue;
+    collect_live(nested[i], out);
+    nested[i]->lock.unlock();
+  }
+  if (lock_if_current(s, gen)) {
+    collect(s, out);
+    s->lock.unlock();
+  }
 }
 
 struct scope_settings {
@@ -107,13 +144,28 @@ inline void leave_all_threads(scope_state* s) noexcept {
     for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
 }
 
+// A scope that ends while a scope nested in it on this thread is still open
+// (dismiss() of an enclosing scope) hands that nested scope over to its own
+// parent, so that the scopes above keep counting and receive its blocks.
+inline void bypass(thread_state& t, scope_state* s) noexcept {
+  scope_state* c = t.innermost;
+  for (int i = 0; c && c != s && i < max_chain; ++i, c = c->parent) {
+    if (c->parent == s && c->parent_generation == s->generation) {
+      lock_guard g(c->lock);
+      c->parent = s->parent;
+      c->parent_generation = s->parent_generation;
+      return;
+    }
+  }
+}
+
 // Ends a scope: no more blocks are attributed to it, what it still holds is
 // copied into `out` (when given), its blocks move to its parent, and it is
 // recycled. Scopes end in reverse order of opening on their thread; one that
-// ends out of order is ended all the same, and the thread's chain then falls
-// back to no scope once the stale one is reached.
+// ends out of order hands the scope nested in it over to its parent first.
 inline void end_scope(scope_state* s, scope_snapshot* out) {
   thread_state& t = tls;
+  if (t.innermost != s) bypass(t, s);
   if (s->all_threads) leave_all_threads(s);
   {
     lock_guard g(s->lock);
