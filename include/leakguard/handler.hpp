@@ -144,6 +144,8 @@ class handler_slot {
     return handler_;
   }
 
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
+
  private:
   spin_lock lock_;
   Handler handler_;  // empty: the default

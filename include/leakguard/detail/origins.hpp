@@ -52,6 +52,8 @@ class origin_table {
     return a;
   }
 
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
+
  private:
   spin_lock lock_;
   allocation_origin* head_ = nullptr;

@@ -72,6 +72,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->allocations = s->deallocations = 0;
     s->bytes_allocated = s->live_blocks = s->live_bytes = s->peak_bytes = 0;
     s->violation = {};
+    s->opener = &t;
     s->active = true;
     generation = s->generation;
   }
@@ -88,19 +89,6 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   return s;
 }
 
-inline void leave_all_threads(scope_state* s) noexcept {
-  lock_guard g(registry.lock);
-  for (scope_state** link = &registry.all_threads; *link; link = &(*link)->next_all_threads) {
-    if (*link == s) {
-      *link = s->next_all_threads;
-      break;
-    }
-  }
-  s->next_all_threads = nullptr;
-  if (--registry.all_threads_count == 0)
-    for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
-}
-
 // Ends a scope: no more blocks are attributed to it, what it still holds is
 // copied into `out` (when given), its blocks move to its parent, and it is
 // recycled. Scopes end in reverse order of opening on their thread; one that
@@ -108,44 +96,17 @@ inline void leave_all_threads(scope_state* s) noexcept {
 // back to no scope once the stale one is reached.
 inline void end_scope(scope_state* s, scope_snapshot* out) {
   thread_state& t = tls;
-  if (s->all_threads) leave_all_threads(s);
+  if (s->all_threads) {
+    lock_guard g(registry.lock);
+    unlist_all_threads(s);
+  }
   {
     lock_guard g(s->lock);
     s->active = false;
     if (out) collect(s, *out);
     scope_state* parent = lock_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
-    if (parent) {
-      // A free racing with us reads owner == parent and waits on the
-      // parent's lock, which we hold until the splice is done.
-      for (block_record* r = s->live.next; r != &s->live; r = r->next)
-        r->owner.store(parent, std::memory_order_release);
-      if (s->live.next != &s->live) {
-        block_record* first = s->live.next;
-        block_record* last = s->live.prev;
-        first->prev = parent->live.prev;
-        parent->live.prev->next = first;
-        last->next = &parent->live;
-        parent->live.prev = last;
-      }
-      parent->lock.unlock();
-    } else {
-      // A free racing with us that reads owner == null frees the block at
-      // once: clearing the owner must be the last write to each record.
-      for (block_record* r = s->live.next; r != &s->live;) {
-        block_record* next = r->next;
-        r->prev = r->next = r;
-        r->owner.store(nullptr, std::memory_order_release);
-        r = next;
-      }
-    }
-    for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
-      foreign_link* next = f->next;
-      f->prev = f->next = f;
-      f->scope.store(nullptr, std::memory_order_release);  // the last write, as above
-      f = next;
-    }
-    s->clear_lists();
-    ++s->generation;
+    close_books(s, parent);
+    if (parent) parent->lock.unlock();
   }
   if (t.innermost == s) {
     t.innermost = s->parent;

@@ -60,6 +60,8 @@ class stack_depot {
     }
   }
 
+  spin_lock& arena_lock() noexcept { return arena_lock_; }  // fork.hpp
+
  private:
   static constexpr std::size_t bucket_count = std::size_t{1} << 16;
   static constexpr std::size_t chunk_size = std::size_t{1} << 16;

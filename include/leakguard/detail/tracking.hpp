@@ -17,6 +17,7 @@
 
 #include "../handler.hpp"
 #include "block.hpp"
+#include "fork.hpp"
 #include "origins.hpp"
 #include "scope_state.hpp"
 #include "stacks.hpp"
