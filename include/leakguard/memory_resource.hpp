@@ -61,6 +61,8 @@ class memory_resource : public std::pmr::memory_resource {
       try {
         report r = outstanding();
         if (!r.empty()) detail::call_leak_handler({}, r, uncaught_);
+      } catch (const std::bad_alloc&) {  // no memory for the report: the next one says so
+        detail::count_lost(detail::lost.reports);
       } catch (...) {  // a destructor cannot pass it on
         std::fputs("leakguard: leak handler threw from ~memory_resource; dropped\n", stderr);
       }

@@ -2,7 +2,9 @@
 // what it still holds into a report.
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <new>
 #include <source_location>
 #include <string>
 #include <vector>
@@ -38,11 +40,16 @@ inline block_snapshot snapshot_of(block_record* r) noexcept {
   return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin};
 }
 
-// REQUIRES: s->lock held.
-inline void collect(scope_state* s, scope_snapshot& out) {
-  for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
-  for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
-    out.blocks.push_back(snapshot_of(record_of(f)));
+// REQUIRES: s->lock held, so it must not throw: without memory for the
+// whole snapshot, the report has what fit and counts itself as not built.
+inline void collect(scope_state* s, scope_snapshot& out) noexcept {
+  try {
+    for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
+    for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
+      out.blocks.push_back(snapshot_of(record_of(f)));
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
   out.violation = s->violation;
   out.max_allocations = s->max_allocations;
   out.max_bytes = s->max_bytes;
@@ -60,7 +67,10 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
   scope_state* s = acquire_scope_state();
-  if (!s) return nullptr;
+  if (!s) {
+    count_lost(lost.scopes);
+    return nullptr;
+  }
   {
     lock_guard g(s->lock);
     s->clear_lists();
@@ -116,6 +126,21 @@ inline void end_scope(scope_state* s, scope_snapshot* out) {
   release_scope_state(s);
 }
 
+// What was lost since the previous report, for the next one.
+inline unrecorded_counts take_lost() noexcept {
+  auto take = [](std::atomic<std::uint64_t>& n) { return n.exchange(0, std::memory_order_relaxed); };
+  return {take(lost.allocations), take(lost.stacks), take(lost.origins), take(lost.scopes), take(lost.reports)};
+}
+
+// For a report that is dropped (nothing left after suppressions): the next one says it.
+inline void give_back(const unrecorded_counts& u) noexcept {
+  lost.allocations.fetch_add(u.allocations, std::memory_order_relaxed);
+  lost.stacks.fetch_add(u.stacks, std::memory_order_relaxed);
+  lost.origins.fetch_add(u.origins, std::memory_order_relaxed);
+  lost.scopes.fetch_add(u.scopes, std::memory_order_relaxed);
+  lost.reports.fetch_add(u.reports, std::memory_order_relaxed);
+}
+
 inline std::string violation_message(const budget_violation& v, std::size_t max_allocations, std::size_t max_bytes) {
   std::string msg = v.bytes ? "byte budget exceeded (max_bytes = " + std::to_string(max_bytes)
                             : "allocation budget exceeded (max_allocations = " + std::to_string(max_allocations);
@@ -155,7 +180,7 @@ inline report build_report(std::string label, std::source_location where, const 
                                 snap.violation.size, snap.violation.serial, st.site, st.frames,
                                 violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
   }
-  return report(std::move(label), where, std::move(blocks), std::move(violations));
+  return report(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
 }
 
 }  // namespace leakguard::detail

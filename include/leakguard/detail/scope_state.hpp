@@ -131,6 +131,7 @@ inline void pool_push(scope_state* s) noexcept {
 
 // A fresh scope_state: the thread's spare, a pooled one, or a new one.
 inline scope_state* acquire_scope_state() noexcept {
+  if (out_of_books(book_scope)) return nullptr;  // test hook
   thread_state& t = tls;
   scope_state* s = t.spare_scope;
   if (s) {

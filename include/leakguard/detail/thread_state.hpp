@@ -195,8 +195,9 @@ LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
     t.clear(slow_unregistered);
   }
   // glibc serves the first 32 keys from a static array; later ones calloc,
-  // which is fine: it is malloc, not operator new.
-  if (registry.exit_key_made) pthread_setspecific(registry.exit_key, &t);
+  // which is fine: it is malloc, not operator new. Without a key, or that
+  // memory, the thread would stay listed after its exit: retire it now.
+  if (!registry.exit_key_made || pthread_setspecific(registry.exit_key, &t) != 0) on_thread_exit(&t);
 }
 
 struct process_counts {
