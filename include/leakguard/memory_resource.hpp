@@ -116,7 +116,7 @@ class memory_resource : public std::pmr::memory_resource {
   std::string label_;
   bool check_on_destruction_ = false;
   int uncaught_ = 0;
-  detail::resource_link live_;  // sentinel of this resource's live blocks
+  detail::resource_link live_;  // sentinel of this resource's live blocks, under resource_lock(this)
 #endif
 };
 

@@ -99,6 +99,7 @@ inline void before_fork() noexcept {
   // its allocations (other prepare handlers', first-use statics) leakguard's own.
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
   if (t.internal_depth++ == 0) t.set(slow_internal);
+  each_global_lock([](spin_lock&) {});  // first-use statics built before any lock is held
   each_global_lock([](spin_lock& l) { l.lock(); });
   lock_all_scopes();
 }
