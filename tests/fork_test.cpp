@@ -30,6 +30,16 @@ namespace {
 #ifndef LGT_TSAN
 #define LGT_TSAN 0
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define LGT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LGT_ASAN 1
+#endif
+#endif
+#ifndef LGT_ASAN
+#define LGT_ASAN 0
+#endif
 
 // What every child checks: a scope finds its leak at the right line (a
 // deadlock on a lock held across fork fails by the alarm), allocation and
@@ -131,6 +141,12 @@ TEST_CASE("a forked child retires the threads that did not survive the fork, and
 }
 
 TEST_CASE("fork while other threads allocate, free, open scopes and build reports") {
+  if (LGT_ASAN) {
+    // AddressSanitizer's own allocator (clang 16, g++ 12) is not fork-safe: a
+    // child deadlocks in malloc when another thread was inside it at the fork.
+    MESSAGE("skipped under AddressSanitizer");
+    return;
+  }
   std::atomic<bool> stop{false};
   std::atomic<long> rounds{0};
   // The forking thread's own scope, which a worker allocates into and frees
