@@ -97,12 +97,13 @@ inline void write_summary(const leak_ledger::summary& s, report_format format) {
 
 // Writes the report (text or JSON, to stderr or report_path) and continues.
 // A long-running server must not flood its log: with log_interval > 0 (the
-// default, 60 s), a report whose sites have all been reported before is not
-// printed; its leaks are summed per site into a summary written at most once
-// per interval. leak_sites() gives the totals to code.
+// default, 60 s), a report whose sites have all been reported before (and
+// that has no unrecorded() counts to tell) is not printed; its leaks are
+// summed per site into a summary written at most once per interval.
+// leak_sites() gives the totals to code.
 inline void log_leak(const report& r) {
   const runtime_options o = options();
-  const bool repeat = detail::dispatching.current == &r && !detail::dispatching.new_site;
+  const bool repeat = detail::dispatching.current == &r && !detail::dispatching.new_site && !r.unrecorded().any();
   if (o.log_interval == 0 || !repeat) return detail::write_report(r);
   const detail::leak_ledger::summary s = detail::ledger().take_pending(std::chrono::seconds(o.log_interval));
   if (!s.sites.empty()) detail::write_summary(s, o.report);
@@ -143,6 +144,8 @@ class handler_slot {
     lock_guard g(lock_);
     return handler_;
   }
+
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
 
  private:
   spin_lock lock_;

@@ -61,6 +61,8 @@ class memory_resource : public std::pmr::memory_resource {
       try {
         report r = outstanding();
         if (!r.empty()) detail::call_leak_handler({}, r, uncaught_);
+      } catch (const std::bad_alloc&) {  // no memory for the report: the next one says so
+        detail::count_lost(detail::lost.reports);
       } catch (...) {  // a destructor cannot pass it on
         std::fputs("leakguard: leak handler threw from ~memory_resource; dropped\n", stderr);
       }
@@ -90,7 +92,7 @@ class memory_resource : public std::pmr::memory_resource {
     detail::internal_guard guard;
     detail::scope_snapshot snapshot;
     {
-      detail::lock_guard g(lock_);
+      detail::lock_guard g(detail::resource_lock(this));
       for (detail::resource_link* l = live_.next; l != &live_; l = l->next) {
         const auto flags = static_cast<std::uint8_t>(l->flags);
         snapshot.blocks.push_back(detail::snapshot_of(detail::record_of(detail::header_of(l, flags))));
@@ -114,8 +116,7 @@ class memory_resource : public std::pmr::memory_resource {
   std::string label_;
   bool check_on_destruction_ = false;
   int uncaught_ = 0;
-  mutable detail::spin_lock lock_;
-  detail::resource_link live_;  // sentinel of this resource's live blocks
+  detail::resource_link live_;  // sentinel of this resource's live blocks, under resource_lock(this)
 #endif
 };
 
@@ -138,7 +139,7 @@ inline void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignme
   l->resource = this;
   l->flags = b.flags;
   {
-    lock_guard g(lock_);
+    lock_guard g(resource_lock(this));
     link(live_, l);
   }
   const origin_ref origin{label_, where_, "leakguard::memory_resource"};
@@ -153,7 +154,7 @@ inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size
     block_header* h = header_of(p);
     if (h->magic() == header_magic && !(h->flags() & flag_freed) && (h->flags() & flag_resource) &&
         resource_of(h)->resource == this) {
-      lock_guard g(lock_);
+      lock_guard g(resource_lock(this));
       unlink(resource_of(h));
     }
   }

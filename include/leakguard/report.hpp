@@ -52,17 +52,31 @@ struct violation {
   std::string message;
 };
 
+// What leakguard could not record since the previous report because its own
+// bookkeeping ran out of memory. The user's allocations were not affected
+// (they succeed or fail as they would without leakguard), but this report
+// may miss leaks or sites.
+struct unrecorded_counts {
+  std::uint64_t allocations = 0;  // made without a record: their leaks cannot be reported
+  std::uint64_t stacks = 0;       // recorded without their stack: their site is unknown
+  std::uint64_t origins = 0;      // recorded without the name of their allocator or resource
+  std::uint64_t scopes = 0;       // scopes that could not be opened: nothing in them was checked
+  std::uint64_t reports = 0;      // reports that could not be built (their leaks are missing) or added to leak_sites()
+  bool any() const noexcept { return allocations || stacks || origins || scopes || reports; }
+};
+
 class report {
  public:
   report() = default;
   // Reports are normally made by leakguard; this constructor lets a user's
   // tests feed their own handlers. Blocks are sorted by serial.
   report(std::string label, std::source_location where, std::vector<leaked_block> blocks,
-         std::vector<violation> violations = {})
+         std::vector<violation> violations = {}, unrecorded_counts unrecorded = {})
       : label_(std::move(label)),
         where_(where),
         blocks_(std::move(blocks)),
-        violations_(std::move(violations)) {
+        violations_(std::move(violations)),
+        unrecorded_(unrecorded) {
     std::sort(blocks_.begin(), blocks_.end(),
               [](const leaked_block& a, const leaked_block& b) { return a.serial < b.serial; });
     for (const leaked_block& b : blocks_) bytes_ += b.size;
@@ -75,6 +89,8 @@ class report {
   std::span<const leaked_block> blocks() const noexcept { return blocks_; }
   std::span<const violation> violations() const noexcept { return violations_; }
   std::string_view label() const noexcept { return label_; }
+  // Not part of empty(): a scope without leaks is not reported for this.
+  const unrecorded_counts& unrecorded() const noexcept { return unrecorded_; }
 
   // Where the scope was opened (its strings are the compiler's literals,
   // valid for the life of the program).
@@ -88,6 +104,7 @@ class report {
   std::source_location where_;
   std::vector<leaked_block> blocks_;
   std::vector<violation> violations_;
+  unrecorded_counts unrecorded_;
   std::size_t bytes_ = 0;
 };
 

@@ -62,7 +62,13 @@ namespace detail {
 inline void call_leak_handler(const leak_handler& own, const report& r, int uncaught_at_open) {
   internal_guard guard;
   const dispatch_note outer = dispatching;
-  dispatching = {&r, ledger().record(r)};
+  bool new_site = true;  // without memory for the ledger, print the report in full
+  try {
+    new_site = ledger().record(r);
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
+  dispatching = {&r, new_site};
   struct restore {
     dispatch_note saved;
     ~restore() { dispatching = saved; }
@@ -110,7 +116,12 @@ class scope {
     report r;
     if (!snapshot.blocks.empty() || snapshot.violation.count) {
       detail::internal_guard guard;
-      r = detail::build_report(label_, where_, snapshot);
+      try {
+        r = detail::build_report(label_, where_, snapshot);
+      } catch (const std::bad_alloc&) {  // the next report says so
+        detail::count_lost(detail::lost.reports);
+      }
+      if (r.empty()) detail::give_back(r.unrecorded());
     }
     if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);
     release();
@@ -193,13 +204,16 @@ class no_alloc_scope {
     if (!t.no_alloc) t.clear(detail::slow_no_alloc);
     if (zone_.count == 0) return;
     report r;
-    {
+    try {
       detail::internal_guard guard;
       const detail::symbolized_stack st = detail::symbolize(zone_.stack, max_stack_depth);
       std::string msg = "allocation inside a no_alloc_scope (" + std::to_string(zone_.count) +
                         (zone_.count == 1 ? " allocation)" : " allocations)");
       std::vector<violation> v{violation{violation_kind::no_alloc, zone_.size, zone_.serial, st.site, st.frames, msg}};
-      r = report("no_alloc_scope", where_, {}, std::move(v));
+      r = report("no_alloc_scope", where_, {}, std::move(v), detail::take_lost());
+    } catch (const std::bad_alloc&) {  // the next report says so
+      detail::count_lost(detail::lost.reports);
+      return;
     }
     detail::call_leak_handler({}, r, uncaught_);
   }

@@ -255,6 +255,7 @@ inline std::string failure_text(const report& r, std::string_view test_name, boo
     append_short_stack(out, v.stack, test_name, max_frames);
     if (!located && file && line) located = split_site(v.site, *file, *line);
   }
+  leakguard::detail::append_unrecorded_text(out, r.unrecorded());
   return out;
 }
 

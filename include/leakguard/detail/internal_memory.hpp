@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -14,6 +15,34 @@
 #include "../config.hpp"
 
 namespace leakguard::detail {
+
+// ---- when leakguard's own books cannot get memory ------------------------------
+// A user's allocation never fails for lack of memory for leakguard's books:
+// it goes on unrecorded (or recorded without its stack), and what was lost
+// is counted here until the next report says so (report::unrecorded()).
+struct lost_books {
+  std::atomic<std::uint64_t> allocations{0};  // no record: their leaks cannot be reported
+  std::atomic<std::uint64_t> stacks{0};       // recorded without their stack
+  std::atomic<std::uint64_t> origins{0};      // recorded without their allocator's name
+  std::atomic<std::uint64_t> scopes{0};       // scopes that could not be opened
+  std::atomic<std::uint64_t> reports{0};      // reports that could not be built or tallied
+};
+inline constinit lost_books lost{};
+
+inline void count_lost(std::atomic<std::uint64_t>& what) noexcept { what.fetch_add(1, std::memory_order_relaxed); }
+
+// Test hook: on this thread, bookkeeping of these kinds fails as if malloc
+// returned null.
+enum book_kind : unsigned {
+  book_record = 1,    // a block's record (and foreign link)
+  book_stack = 2,     // a new stack in the depot
+  book_origin = 4,    // an allocator's interned name
+  book_scope = 8,     // a scope_state
+  book_snapshot = 16, // a scope's snapshot (internal_allocator)
+  book_report = 32,   // leakguard's own operator new: reports, the ledger, handlers
+};
+inline constinit thread_local unsigned failing_books = 0;
+inline bool out_of_books(unsigned kinds) noexcept { return (failing_books & kinds) != 0; }
 
 // A std-conforming allocator over malloc/free for internal containers.
 template <class T>
@@ -23,6 +52,7 @@ struct internal_allocator {
   template <class U>
   internal_allocator(const internal_allocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
+    if (out_of_books(book_snapshot)) throw std::bad_alloc();
     if (void* p = std::malloc(n * sizeof(T))) return static_cast<T*>(p);
     throw std::bad_alloc();
   }
@@ -39,6 +69,9 @@ class spin_lock {
   LEAKGUARD_ALWAYS_INLINE void lock() noexcept {
     if (LEAKGUARD_LIKELY(!locked_.exchange(true, std::memory_order_acquire))) return;
     lock_contended();
+  }
+  bool try_lock() noexcept {  // for fork's prepare handler (fork.hpp)
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 

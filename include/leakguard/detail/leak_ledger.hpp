@@ -102,6 +102,8 @@ class leak_ledger {
     last_summary_ = std::chrono::steady_clock::now();
   }
 
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
+
  private:
   spin_lock lock_;
   std::map<std::string, entry, std::less<>> sites_;

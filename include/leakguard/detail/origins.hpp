@@ -42,8 +42,13 @@ class origin_table {
           std::string_view(a->label, a->label_size) == o.label)
         return a;
     }
-    auto* a = static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + o.label.size() + 1));
-    if (!a) return nullptr;
+    auto* a = out_of_books(book_origin)
+                  ? nullptr
+                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + o.label.size() + 1));
+    if (!a) {
+      count_lost(lost.origins);
+      return nullptr;
+    }
     char* label = reinterpret_cast<char*>(a + 1);
     if (!o.label.empty()) std::memcpy(label, o.label.data(), o.label.size());
     label[o.label.size()] = '\0';
@@ -51,6 +56,8 @@ class origin_table {
     head_ = a;
     return a;
   }
+
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
 
  private:
   spin_lock lock_;

@@ -125,6 +125,29 @@ inline void append_stack_json(std::string& out, const std::vector<frame>& stack)
   out += ']';
 }
 
+// One line per kind of loss, e.g. "leakguard: 3 allocations could not be
+// recorded (bookkeeping out of memory); their leaks may be missing".
+inline void append_unrecorded_text(std::string& out, const unrecorded_counts& u) {
+  auto line = [&](std::uint64_t n, std::string_view what, std::string_view happened, std::string_view so) {
+    if (!n) return;
+    out += "leakguard: ";
+    append_number(out, n);
+    out += ' ';
+    out += what;
+    if (n != 1) out += 's';
+    out += ' ';
+    out += happened;
+    out += " (bookkeeping out of memory)";
+    out += so;
+    out += '\n';
+  };
+  line(u.allocations, "allocation", "could not be recorded", "; their leaks may be missing");
+  line(u.stacks, "allocation", "recorded without a stack", "; their sites are unknown");
+  line(u.origins, "allocation", "recorded without the allocator's name", "");
+  line(u.scopes, "scope", "could not be opened", "; what was allocated in them was not checked");
+  line(u.reports, "report", "could not be built or tallied", "; leaks may be missing");
+}
+
 }  // namespace detail
 
 // Names the scope, then groups the leaked blocks by site, largest total
@@ -143,6 +166,7 @@ inline std::string report::to_text() const {
   detail::append_location(out, where_);
   if (blocks_.empty() && violations_.empty()) {
     out += ": no leaks\n";
+    detail::append_unrecorded_text(out, unrecorded_);
     return out;
   }
   out += ": ";
@@ -200,6 +224,7 @@ inline std::string report::to_text() const {
     out += '\n';
     detail::append_stack_text(out, v.stack);
   }
+  detail::append_unrecorded_text(out, unrecorded_);
   return out;
 }
 
@@ -250,7 +275,12 @@ inline std::string report::to_json() const {
     detail::append_stack_json(out, v.stack);
     out += '}';
   }
-  out += "]}";
+  out += "],\"unrecorded\":{\"allocations\":" + std::to_string(unrecorded_.allocations);
+  out += ",\"stacks\":" + std::to_string(unrecorded_.stacks);
+  out += ",\"origins\":" + std::to_string(unrecorded_.origins);
+  out += ",\"scopes\":" + std::to_string(unrecorded_.scopes);
+  out += ",\"reports\":" + std::to_string(unrecorded_.reports);
+  out += "}}";
   return out;
 }
 

@@ -2,7 +2,9 @@
 // what it still holds into a report.
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <new>
 #include <source_location>
 #include <string>
 #include <vector>
@@ -38,16 +40,25 @@ inline block_snapshot snapshot_of(block_record* r) noexcept {
   return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin};
 }
 
-// REQUIRES: s->lock held.
-inline void collect_live(scope_state* s, scope_snapshot& out) {
-  for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
+// REQUIRES: s->lock held, so it must not throw: without memory for the
+// whole snapshot, the report has what fit and counts itself as not built.
+inline void collect_live(scope_state* s, scope_snapshot& out) noexcept {
+  try {
+    for (block_record* r = s->live.next; r != &s->live; r = r->next) out.blocks.push_back(snapshot_of(r));
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
 }
 
-// REQUIRES: s->lock held.
-inline void collect(scope_state* s, scope_snapshot& out) {
+// REQUIRES: s->lock held (see collect_live).
+inline void collect(scope_state* s, scope_snapshot& out) noexcept {
   collect_live(s, out);
-  for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
-    out.blocks.push_back(snapshot_of(record_of(f)));
+  try {
+    for (foreign_link* f = s->foreign.next; f != &s->foreign; f = f->next)
+      out.blocks.push_back(snapshot_of(record_of(f)));
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
   out.violation = s->violation;
   out.max_allocations = s->max_allocations;
   out.max_bytes = s->max_bytes;
@@ -103,7 +114,10 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   if (lock_if_current(parent, t.innermost_generation)) parent->lock.unlock();
   else parent = nullptr;
   scope_state* s = acquire_scope_state();
-  if (!s) return nullptr;
+  if (!s) {
+    count_lost(lost.scopes);
+    return nullptr;
+  }
   {
     lock_guard g(s->lock);
     s->clear_lists();
@@ -115,6 +129,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->allocations = s->deallocations = 0;
     s->bytes_allocated = s->live_blocks = s->live_bytes = s->peak_bytes = 0;
     s->violation = {};
+    s->opener = &t;
     s->active = true;
     generation = s->generation;
   }
@@ -129,19 +144,6 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
       for (thread_state* other = registry.head; other; other = other->next) other->set(slow_all_threads);
   }
   return s;
-}
-
-inline void leave_all_threads(scope_state* s) noexcept {
-  lock_guard g(registry.lock);
-  for (scope_state** link = &registry.all_threads; *link; link = &(*link)->next_all_threads) {
-    if (*link == s) {
-      *link = s->next_all_threads;
-      break;
-    }
-  }
-  s->next_all_threads = nullptr;
-  if (--registry.all_threads_count == 0)
-    for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
 }
 
 // A scope that ends while a scope nested in it on this thread is still open
@@ -166,44 +168,17 @@ inline void bypass(thread_state& t, scope_state* s) noexcept {
 inline void end_scope(scope_state* s, scope_snapshot* out) {
   thread_state& t = tls;
   if (t.innermost != s) bypass(t, s);
-  if (s->all_threads) leave_all_threads(s);
+  if (s->all_threads) {
+    lock_guard g(registry.lock);
+    unlist_all_threads(s);
+  }
   {
     lock_guard g(s->lock);
     s->active = false;
     if (out) collect(s, *out);
     scope_state* parent = lock_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
-    if (parent) {
-      // A free racing with us reads owner == parent and waits on the
-      // parent's lock, which we hold until the splice is done.
-      for (block_record* r = s->live.next; r != &s->live; r = r->next)
-        r->owner.store(parent, std::memory_order_release);
-      if (s->live.next != &s->live) {
-        block_record* first = s->live.next;
-        block_record* last = s->live.prev;
-        first->prev = parent->live.prev;
-        parent->live.prev->next = first;
-        last->next = &parent->live;
-        parent->live.prev = last;
-      }
-      parent->lock.unlock();
-    } else {
-      // A free racing with us that reads owner == null frees the block at
-      // once: clearing the owner must be the last write to each record.
-      for (block_record* r = s->live.next; r != &s->live;) {
-        block_record* next = r->next;
-        r->prev = r->next = r;
-        r->owner.store(nullptr, std::memory_order_release);
-        r = next;
-      }
-    }
-    for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
-      foreign_link* next = f->next;
-      f->prev = f->next = f;
-      f->scope.store(nullptr, std::memory_order_release);  // the last write, as above
-      f = next;
-    }
-    s->clear_lists();
-    ++s->generation;
+    close_books(s, parent);
+    if (parent) parent->lock.unlock();
   }
   if (t.innermost == s) {
     t.innermost = s->parent;
@@ -211,6 +186,21 @@ inline void end_scope(scope_state* s, scope_snapshot* out) {
     if (!t.innermost) t.clear(slow_scoped);
   }
   release_scope_state(s);
+}
+
+// What was lost since the previous report, for the next one.
+inline unrecorded_counts take_lost() noexcept {
+  auto take = [](std::atomic<std::uint64_t>& n) { return n.exchange(0, std::memory_order_relaxed); };
+  return {take(lost.allocations), take(lost.stacks), take(lost.origins), take(lost.scopes), take(lost.reports)};
+}
+
+// For a report that is dropped (nothing left after suppressions): the next one says it.
+inline void give_back(const unrecorded_counts& u) noexcept {
+  lost.allocations.fetch_add(u.allocations, std::memory_order_relaxed);
+  lost.stacks.fetch_add(u.stacks, std::memory_order_relaxed);
+  lost.origins.fetch_add(u.origins, std::memory_order_relaxed);
+  lost.scopes.fetch_add(u.scopes, std::memory_order_relaxed);
+  lost.reports.fetch_add(u.reports, std::memory_order_relaxed);
 }
 
 inline std::string violation_message(const budget_violation& v, std::size_t max_allocations, std::size_t max_bytes) {
@@ -252,7 +242,7 @@ inline report build_report(std::string label, std::source_location where, const 
                                 snap.violation.size, snap.violation.serial, st.site, st.frames,
                                 violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
   }
-  return report(std::move(label), where, std::move(blocks), std::move(violations));
+  return report(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
 }
 
 }  // namespace leakguard::detail

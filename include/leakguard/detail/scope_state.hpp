@@ -46,6 +46,8 @@ struct alignas(64) scope_state {
   std::uint64_t parent_generation = 0;
   scope_state* next_all_threads = nullptr;  // registry.all_threads list
   scope_state* next_free = nullptr;         // the pool
+  scope_state* next_made = nullptr;         // pool.all: every scope_state, for fork
+  thread_state* opener = nullptr;           // the thread that opened it
   block_record live;                        // list sentinels
   foreign_link foreign;
   std::size_t max_allocations = 0;
@@ -117,11 +119,19 @@ inline void unlink(Node* n) noexcept {
 struct scope_pool {
   spin_lock lock;
   scope_state* free = nullptr;
+  scope_state* all = nullptr;  // every scope_state ever made: fork.hpp locks them all
 };
 inline constinit scope_pool pool{};
 
+// REQUIRES: pool.lock.
+inline void pool_push(scope_state* s) noexcept {
+  s->next_free = pool.free;
+  pool.free = s;
+}
+
 // A fresh scope_state: the thread's spare, a pooled one, or a new one.
 inline scope_state* acquire_scope_state() noexcept {
+  if (out_of_books(book_scope)) return nullptr;  // test hook
   thread_state& t = tls;
   scope_state* s = t.spare_scope;
   if (s) {
@@ -134,7 +144,12 @@ inline scope_state* acquire_scope_state() noexcept {
   }
   if (s) return s;
   void* raw = std::aligned_alloc(alignof(scope_state), sizeof(scope_state));
-  return raw ? ::new (raw) scope_state() : nullptr;
+  if (!raw) return nullptr;
+  s = ::new (raw) scope_state();
+  lock_guard g(pool.lock);
+  s->next_made = pool.all;
+  pool.all = s;
+  return s;
 }
 
 inline void release_scope_state(scope_state* s) noexcept {
@@ -144,17 +159,66 @@ inline void release_scope_state(scope_state* s) noexcept {
     return;
   }
   lock_guard g(pool.lock);
-  s->next_free = pool.free;
-  pool.free = s;
+  pool_push(s);
 }
 
 inline void release_spare_scope(thread_state& t) noexcept {
   if (scope_state* s = t.spare_scope) {
     t.spare_scope = nullptr;
     lock_guard g(pool.lock);
-    s->next_free = pool.free;
-    pool.free = s;
+    pool_push(s);
   }
+}
+
+// ---- ending a scope's books (scope_books.hpp, and fork.hpp in a child) ----------
+
+// REQUIRES: registry.lock. Takes `s` off the all_threads list, if it is on it.
+inline void unlist_all_threads(scope_state* s) noexcept {
+  for (scope_state** link = &registry.all_threads; *link; link = &(*link)->next_all_threads) {
+    if (*link != s) continue;
+    *link = s->next_all_threads;
+    s->next_all_threads = nullptr;
+    if (--registry.all_threads_count == 0)
+      for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
+    return;
+  }
+}
+
+// REQUIRES: s->lock, and parent->lock when `parent` (the scope's parent, if
+// still current). Hands the scope's blocks to `parent` (or to no one), drops
+// its foreign blocks and retires this generation; `active` is already false.
+inline void close_books(scope_state* s, scope_state* parent) noexcept {
+  if (parent) {
+    // A free racing with us reads owner == parent and waits on the
+    // parent's lock, which our caller holds until the splice is done.
+    for (block_record* r = s->live.next; r != &s->live; r = r->next)
+      r->owner.store(parent, std::memory_order_release);
+    if (s->live.next != &s->live) {
+      block_record* first = s->live.next;
+      block_record* last = s->live.prev;
+      first->prev = parent->live.prev;
+      parent->live.prev->next = first;
+      last->next = &parent->live;
+      parent->live.prev = last;
+    }
+  } else {
+    // A free racing with us that reads owner == null frees the block at
+    // once: clearing the owner must be the last write to each record.
+    for (block_record* r = s->live.next; r != &s->live;) {
+      block_record* next = r->next;
+      r->prev = r->next = r;
+      r->owner.store(nullptr, std::memory_order_release);
+      r = next;
+    }
+  }
+  for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
+    foreign_link* next = f->next;
+    f->prev = f->next = f;
+    f->scope.store(nullptr, std::memory_order_release);  // the last write, as above
+    f = next;
+  }
+  s->clear_lists();
+  ++s->generation;
 }
 
 }  // namespace leakguard::detail

@@ -33,9 +33,13 @@ struct stack_trace {
   void* frames[];  // return addresses, innermost first
 };
 
+// Stands for the stack of a tracked block that the depot had no memory for;
+// never dereferenced.
+inline const stack_trace* not_recorded() noexcept { return reinterpret_cast<const stack_trace*>(2 * alignof(stack_trace)); }
+
 class stack_depot {
  public:
-  // The interned copy of `frames[0..depth)`; null if depth is 0 or memory ran out.
+  // The interned copy of `frames[0..depth)`; null if depth is 0, not_recorded() if memory ran out.
   const stack_trace* intern(void* const* frames, int depth, int user_depth) noexcept {
     if (depth <= 0) return nullptr;
     const std::uint64_t hash = hash_frames(frames, depth) ^ static_cast<std::uint64_t>(user_depth) << 56;
@@ -49,7 +53,7 @@ class stack_depot {
           return s;
       }
       auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
-      if (!fresh) return nullptr;
+      if (!fresh) return not_recorded();
       fresh->next = head;
       fresh->hash = hash;
       fresh->depth = static_cast<std::uint32_t>(depth);
@@ -60,6 +64,8 @@ class stack_depot {
       // node we made is dropped into the arena, a rare few bytes.
     }
   }
+
+  spin_lock& arena_lock() noexcept { return arena_lock_; }  // fork.hpp
 
  private:
   static constexpr std::size_t bucket_count = std::size_t{1} << 16;
@@ -75,6 +81,7 @@ class stack_depot {
 
   void* arena_allocate(std::size_t bytes) noexcept {
     bytes = (bytes + 15) & ~std::size_t{15};
+    if (out_of_books(book_stack)) return nullptr;
     lock_guard g(arena_lock_);
     if (arena_left_ < bytes) {
       const std::size_t size = bytes > chunk_size ? bytes : chunk_size;

@@ -127,6 +127,10 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
     result.site = "(not sampled)";
     return result;
   }
+  if (stack == not_recorded()) {
+    result.site = "(stack not recorded: leakguard out of memory)";
+    return result;
+  }
   // Depth counts return addresses, as captured; inlined frames come free.
   std::vector<frame> all;
   std::vector<std::uint32_t> pc_index;

@@ -159,13 +159,11 @@ inline void count_deallocation_cold(thread_state& t, std::size_t size) noexcept 
 
 void release_spare_scope(thread_state& t) noexcept;  // scope_state.hpp
 
-// pthread key destructor: runs at thread exit, after the thread's C++
-// thread_local destructors. Folds the thread's counters into the registry;
-// allocations after this point count there directly (slow_exited).
-inline void on_thread_exit(void* state) noexcept {
-  thread_state& t = *static_cast<thread_state*>(state);
-  release_spare_scope(t);
-  lock_guard g(registry.lock);
+// REQUIRES: registry.lock. Folds the thread's counters into the registry and
+// takes it off the list; its allocations from now on count there directly
+// (slow_exited). At thread exit, and in a forked child for the threads that
+// did not survive the fork (fork.hpp).
+inline void retire_thread(thread_state& t) noexcept {
   registry.retired_allocations.fetch_add(t.allocations.load(std::memory_order_relaxed), std::memory_order_relaxed);
   registry.retired_deallocations.fetch_add(t.deallocations.load(std::memory_order_relaxed), std::memory_order_relaxed);
   registry.retired_bytes_allocated.fetch_add(t.bytes_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -175,6 +173,15 @@ inline void on_thread_exit(void* state) noexcept {
   if (t.next) t.next->prev = t.prev;
   t.prev = t.next = nullptr;
   t.set(slow_exited);
+}
+
+// pthread key destructor: runs at thread exit, after the thread's C++
+// thread_local destructors.
+inline void on_thread_exit(void* state) noexcept {
+  thread_state& t = *static_cast<thread_state*>(state);
+  release_spare_scope(t);
+  lock_guard g(registry.lock);
+  retire_thread(t);
 }
 
 LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
@@ -190,8 +197,9 @@ LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
     t.clear(slow_unregistered);
   }
   // glibc serves the first 32 keys from a static array; later ones calloc,
-  // which is fine: it is malloc, not operator new.
-  if (registry.exit_key_made) pthread_setspecific(registry.exit_key, &t);
+  // which is fine: it is malloc, not operator new. Without a key, or that
+  // memory, the thread would stay listed after its exit: retire it now.
+  if (!registry.exit_key_made || pthread_setspecific(registry.exit_key, &t) != 0) on_thread_exit(&t);
 }
 
 struct process_counts {

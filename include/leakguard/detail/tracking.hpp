@@ -20,6 +20,7 @@
 
 #include "../handler.hpp"
 #include "block.hpp"
+#include "fork.hpp"
 #include "origins.hpp"
 #include "scope_state.hpp"
 #include "stacks.hpp"
@@ -191,6 +192,7 @@ LEAKGUARD_ALWAYS_INLINE void track_block(thread_state& t, void* p, std::size_t s
   if (const int depth = stack_depth(); depth > 0) {
     if (w.forbidden || take_sample(t, size)) {
       stack = capture_stack(depth);  // allocates nothing: absl's walk, the depot's malloc arena
+      if (stack == not_recorded()) count_lost(lost.stacks);
     } else {
       stack = not_sampled();
     }
@@ -222,15 +224,17 @@ inline bool inject_failure(thread_state& t, const watch& w) noexcept {
   return w.watched && t.fail_countdown != 0 && --t.fail_countdown == 0;
 }
 
-// The common watched case, a thread in its own scopes and nothing else
-// (no all_threads scope, no ignore_scope, no failure to inject): the
-// general path below with its questions answered at compile time.
-LEAKGUARD_NOINLINE void* allocate_scoped(thread_state& t, std::size_t size, alloc_kind kind,
-                                         const origin_ref* origin) noexcept {
-  void* p = raw_allocate(size, default_alignment, kind, flag_tracked);
-  if (!p) return nullptr;
-  count_allocation(t, size);
-  track_block(t, p, size, watch{slow_scoped, true, false}, flag_tracked, origin);
+// The block with room for its record; when that memory cannot be had, the
+// block alone, unrecorded (and counted): leakguard's books never make a
+// user's allocation fail.
+inline void* allocate_block(std::size_t size, std::size_t alignment, alloc_kind kind, std::uint8_t& flags) noexcept {
+  constexpr std::uint8_t books = flag_tracked | flag_foreign;
+  if ((flags & flag_internal) && out_of_books(book_report)) return nullptr;  // test hook
+  if (!(flags & books)) return raw_allocate(size, alignment, kind, flags);
+  if (void* p = out_of_books(book_record) ? nullptr : raw_allocate(size, alignment, kind, flags)) return p;
+  flags = static_cast<std::uint8_t>(flags & ~books);
+  void* p = raw_allocate(size, alignment, kind, flags);
+  if (p) count_lost(lost.allocations);
   return p;
 }
 
@@ -239,11 +243,23 @@ LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, allo
   thread_state& t = tls;
   const watch w = watch_of(t);
   if (inject_failure(t, w)) return nullptr;
-  const std::uint8_t flags = layout_for(w, false);
-  void* p = raw_allocate(size, effective_alignment(alignment), kind, flags);
+  std::uint8_t flags = layout_for(w, false);
+  void* p = allocate_block(size, effective_alignment(alignment), kind, flags);
   if (!p) return nullptr;
   if (!(flags & flag_internal)) count_allocation_cold(t, size);
   track_block(t, p, size, w, flags, origin);
+  return p;
+}
+
+// The common watched case, a thread in its own scopes and nothing else
+// (no all_threads scope, no ignore_scope, no failure to inject): the
+// general path below with its questions answered at compile time.
+LEAKGUARD_NOINLINE void* allocate_scoped(thread_state& t, std::size_t size, alloc_kind kind,
+                                         const origin_ref* origin) noexcept {
+  void* p = out_of_books(book_record) ? nullptr : raw_allocate(size, default_alignment, kind, flag_tracked);
+  if (!p) return allocate_cold(size, default_alignment, kind, origin);  // the unrecorded fallback, or null
+  count_allocation(t, size);
+  track_block(t, p, size, watch{slow_scoped, true, false}, flag_tracked, origin);
   return p;
 }
 
