@@ -132,16 +132,17 @@ LEAKGUARD_COLD void find_stack_bounds(stack_bounds& b) noexcept {
   pthread_attr_destroy(&attr);
 }
 
-// Follows the frame-pointer chain from `fp`: about 3 ns for 16 frames where
-// absl::GetStackTrace takes 25, because the thread's stack bounds are known
-// here and every link is simply checked against them. Returns -1 when `fp`
-// is not on the thread's own stack (a signal stack, a fiber): let absl walk.
+// Follows the frame-pointer chain from `fp`. The thread's stack bounds are
+// known here, so every link is one compare against them: about 12
+// instructions per frame, where absl::GetStackTrace takes 36 (callgrind).
+// Returns -1 when `fp` is not on the thread's own stack (a signal stack, a
+// fiber): let absl walk.
 inline int walk_frame_pointers(const std::uintptr_t* fp, void** frames, int max_depth) noexcept {
   stack_bounds& b = this_stack;
   if (LEAKGUARD_UNLIKELY(!b.known)) find_stack_bounds(b);
-  const auto at = reinterpret_cast<std::uintptr_t>(fp);
-  if (at < b.lo || at >= b.hi) return -1;
   const std::uintptr_t limit = b.hi - 2 * sizeof(void*);  // room for a whole frame record
+  const auto at = reinterpret_cast<std::uintptr_t>(fp);
+  if (b.hi == 0 || at < b.lo || at >= limit) return -1;  // hi is 0 if the lookup failed
   int n = 0;
   while (n < max_depth) {
     // A frame is [saved fp, return address]; the saved fp must point higher
