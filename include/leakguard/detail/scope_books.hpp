@@ -151,11 +151,10 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
 // parent, so that the scopes above keep counting and receive its blocks.
 inline void bypass(thread_state& t, scope_state* s) noexcept {
   scope_state* c = t.innermost;
-  for (int i = 0; c && c != s && i < max_chain; ++i, c = c->parent) {
-    if (c->parent == s && c->parent_generation == s->generation) {
+  for (int i = 0; c && c != s && i < max_chain; ++i, c = parent_of(c)) {
+    if (parent_of(c) == s && parent_generation_of(c) == s->generation) {
       lock_guard g(c->lock);
-      c->parent = s->parent;
-      c->parent_generation = s->parent_generation;
+      set_parent(c, s->parent, s->parent_generation);
       return;
     }
   }

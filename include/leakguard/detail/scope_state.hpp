@@ -18,6 +18,7 @@
 // hold (scope, generation) pairs and check that the scope is still current.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -91,6 +92,22 @@ struct alignas(64) scope_state {
 
   bool is_current(std::uint64_t gen) const noexcept { return active && generation == gen; }
 };
+
+// A scope's link to its parent changes after the scope opens only when an
+// enclosing scope ends out of order (bypass(), scope_books.hpp). Threads
+// under an adopt may walk the chain meanwhile, so the walks read the link
+// atomically; a pair read half old, half new fails lock_if_current (the walk
+// stops a step early) or names the scope that is ending.
+inline scope_state* parent_of(scope_state* s) noexcept {
+  return std::atomic_ref<scope_state*>(s->parent).load(std::memory_order_relaxed);
+}
+inline std::uint64_t parent_generation_of(scope_state* s) noexcept {
+  return std::atomic_ref<std::uint64_t>(s->parent_generation).load(std::memory_order_relaxed);
+}
+inline void set_parent(scope_state* s, scope_state* parent, std::uint64_t generation) noexcept {
+  std::atomic_ref<scope_state*>(s->parent).store(parent, std::memory_order_relaxed);
+  std::atomic_ref<std::uint64_t>(s->parent_generation).store(generation, std::memory_order_relaxed);
+}
 
 // Locks `s` and returns true if it is still the scope of generation `gen`.
 inline bool lock_if_current(scope_state* s, std::uint64_t gen) noexcept {

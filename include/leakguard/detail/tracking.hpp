@@ -40,7 +40,9 @@ inline std::size_t effective_alignment(std::size_t alignment) noexcept {
 inline constexpr int max_chain = 32;
 
 // held_parent: a scope that ended out of order (dismiss() of an outer scope)
-// leaves its children a stale parent pointer, and its recycled scope_state
+// re-links its open child on its own thread (bypass(), scope_books.hpp), but
+// a child opened under adopt elsewhere keeps a stale parent pointer, and the
+// ended scope's recycled scope_state
 // may be the very scope whose lock the walk holds. Such a parent is never
 // current (its generation moved on); without the `parent == s` test the walk
 // would spin on its own lock.
@@ -57,9 +59,9 @@ inline int attribute_to_chain(thread_state& t, block_record* r, std::size_t size
   int n = 0;
   visited[n++] = s;
   // Holding the child's lock keeps it current, and its parents with it.
-  for (scope_state* child = s; child->parent && n < max_chain;) {
-    scope_state* parent = child->parent;
-    if (parent == s || !lock_if_current(parent, child->parent_generation)) break;  // see held_parent
+  for (scope_state* child = s; n < max_chain;) {
+    scope_state* parent = parent_of(child);
+    if (!parent || parent == s || !lock_if_current(parent, parent_generation_of(child))) break;  // see held_parent
     parent->on_allocation(size, *r);
     parent->lock.unlock();
     visited[n++] = parent;
@@ -102,9 +104,9 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
     r->owner.store(nullptr, std::memory_order_relaxed);
     s->on_release(size, freed);
     int n = 1;
-    for (scope_state* child = s; child->parent && n < max_chain; ++n) {
-      scope_state* parent = child->parent;
-      if (parent == s || !lock_if_current(parent, child->parent_generation)) break;  // see held_parent
+    for (scope_state* child = s; n < max_chain; ++n) {
+      scope_state* parent = parent_of(child);
+      if (!parent || parent == s || !lock_if_current(parent, parent_generation_of(child))) break;  // see held_parent
       parent->on_release(size, freed);
       parent->lock.unlock();
       child = parent;
