@@ -30,7 +30,10 @@ struct leaked_block {
   const void* address = nullptr;  // what the allocation function returned
   std::size_t size = 0;           // bytes asked for
   std::size_t alignment = 0;
-  std::uint64_t serial = 0;       // allocation number, process-wide, increasing
+  // Allocation number: unique in the process, increasing on each thread and
+  // across threads whenever one allocation happens after another (threads
+  // allocating at the same moment: see detail/serial.hpp).
+  std::uint64_t serial = 0;
   std::string site;               // user's "file:line", else the function
   std::vector<frame> stack;       // allocation stack, innermost first
   // Blocks of leakguard::allocator / memory_resource: its label and where it
