@@ -18,8 +18,8 @@ namespace {
 // Makes this thread's bookkeeping of `kinds` fail while it lives (test hook).
 class out_of_books {
  public:
-  explicit out_of_books(unsigned kinds) noexcept : saved_(std::exchange(leakguard::detail::failing_books, kinds)) {}
-  ~out_of_books() { leakguard::detail::failing_books = saved_; }
+  explicit out_of_books(unsigned kinds) noexcept : saved_(leakguard::detail::set_failing_books(kinds)) {}
+  ~out_of_books() { leakguard::detail::set_failing_books(saved_); }
   out_of_books(const out_of_books&) = delete;
   out_of_books& operator=(const out_of_books&) = delete;
 

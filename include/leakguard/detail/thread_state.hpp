@@ -30,6 +30,7 @@ enum slow_reason : std::uint32_t {
   slow_all_threads = 8,   // some thread opened an all_threads scope (set by that thread)
   slow_exited = 16,       // past thread exit: count into the registry directly
   slow_internal = 32,     // leakguard itself is running: its blocks are not counted
+  slow_hooked = 64,       // a test hook (failing_books) is set: take the general path
 };
 
 // The first allocation inside a no_alloc_scope, and how many there were.
@@ -69,6 +70,17 @@ struct thread_state {
 };
 
 inline constinit thread_local thread_state tls{};
+
+// Test hook (tests/bookkeeping_oom_test.cpp): the kinds of bookkeeping that
+// fail on this thread. Its slow bit sends allocations to allocate_cold(),
+// so the scoped path never reads the hook. Returns the previous kinds.
+inline unsigned set_failing_books(unsigned kinds) noexcept {
+  const unsigned previous = failing_books;
+  failing_books = kinds;
+  if (kinds) tls.set(slow_hooked);
+  else tls.clear(slow_hooked);
+  return previous;
+}
 
 // Marks leakguard's own work on this thread: allocations made meanwhile
 // (report strings, a handler's copies, a resource's upstream) are never

@@ -258,7 +258,7 @@ LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, allo
 // general path below with its questions answered at compile time.
 LEAKGUARD_NOINLINE void* allocate_scoped(thread_state& t, std::size_t size, alloc_kind kind,
                                          const origin_ref* origin) noexcept {
-  void* p = out_of_books(book_record) ? nullptr : raw_allocate(size, default_alignment, kind, flag_tracked);
+  void* p = raw_allocate(size, default_alignment, kind, flag_tracked);
   if (!p) return allocate_cold(size, default_alignment, kind, origin);  // the unrecorded fallback, or null
   count_allocation(t, size);
   track_block(t, p, size, watch{slow_scoped, true, false}, flag_tracked, origin);
