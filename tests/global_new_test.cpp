@@ -549,6 +549,31 @@ TEST_CASE("misuse with a returning handler: delete of a malloc'd block is foreig
   CHECK(r.ok());
 }
 
+// A malloc'd block may start where readable memory starts (a sanitizer
+// allocator's fresh size-class region, an mmap'd chunk): leakguard must not
+// read a header in front of it. Every size here is a first allocation of its
+// size class in this child.
+TEST_CASE("ignore and delete of malloc'd blocks of many sizes: foreign_pointer each time, never a crash") {
+  auto r = lgt::run_in_child([] {
+    static int reports = 0;
+    leakguard::set_misuse_handler([](const leakguard::misuse& m) {
+      if (m.kind == misuse_kind::foreign_pointer) ++reports;
+    });
+    int tries = 0;
+    for (std::size_t size = 24; size <= (std::size_t{1} << 22); size = size * 3 / 2 + 8, ++tries) {
+      void* p = std::malloc(size);
+      LGT_CHILD_CHECK(2, p != nullptr);
+      leakguard::ignore(p);  // not leakguard's: a no-op
+      ::operator delete(keep(p));
+      lgt::no_tail_call();
+      std::free(p);
+    }
+    LGT_CHILD_CHECK(3, reports == tries);
+  });
+  INFO(r.describe());
+  CHECK(r.ok());
+}
+
 TEST_CASE("misuse with a returning handler: new[] freed by delete is array_mismatch") {
   auto r = misuse_with_returning_handler(
       misuse_kind::array_mismatch, true, [] { return keep(::operator new[](16)); },

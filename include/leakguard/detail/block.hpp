@@ -41,6 +41,24 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+// Under ThreadSanitizer, a malloc'd block may be the first of a size class's
+// region, with unmapped memory right before it: ask the allocator whether a
+// pointer starts one of its blocks (leakguard's user pointers never do) before
+// reading a header there. GCC ships no <sanitizer/allocator_interface.h>.
+#if defined(__SANITIZE_THREAD__)
+#define LEAKGUARD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LEAKGUARD_TSAN 1
+#endif
+#endif
+#ifndef LEAKGUARD_TSAN
+#define LEAKGUARD_TSAN 0
+#endif
+#if LEAKGUARD_TSAN
+extern "C" std::size_t __sanitizer_get_allocated_size(const volatile void* p);
+#endif
+
 namespace leakguard::detail {
 
 struct scope_state;
@@ -164,11 +182,14 @@ inline void* raw_of(block_header* h) noexcept {
   return reinterpret_cast<char*>(h + 1) - prefix_size(h->flags() & layout_flags, h->alignment());
 }
 
-// False only under AddressSanitizer, for a header in poisoned memory.
+// False only under a sanitizer: AddressSanitizer, for a header in poisoned
+// memory; ThreadSanitizer, for a pointer that starts a malloc'd block.
 inline bool header_readable(const void* user) noexcept {
 #if LEAKGUARD_ASAN
   return __asan_region_is_poisoned(const_cast<void*>(static_cast<const void*>(header_of(user))),
                                    sizeof(block_header)) == nullptr;
+#elif LEAKGUARD_TSAN
+  return __sanitizer_get_allocated_size(user) == 0;
 #else
   (void)user;
   return true;

@@ -371,7 +371,7 @@ LEAKGUARD_ALWAYS_INLINE void release_block(thread_state& t, void* p, block_heade
 LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
-  if (!header_readable(p)) {  // AddressSanitizer: freed memory or a redzone
+  if (!header_readable(p)) {  // a sanitizer's freed memory, redzone or malloc'd block
     const bool freed = user_poisoned(p);
     std::string msg;
     {
@@ -462,7 +462,7 @@ LEAKGUARD_NOINLINE void deallocate_slow(void* p, alloc_kind kind, std::size_t si
 template <alloc_kind Kind>
 LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size, std::size_t alignment = 0) noexcept {
   if (LEAKGUARD_UNLIKELY(p == nullptr)) return;
-  if (LEAKGUARD_ASAN && !header_readable(p)) return deallocate_cold(p, Kind, size, alignment);
+  if ((LEAKGUARD_ASAN || LEAKGUARD_TSAN) && !header_readable(p)) return deallocate_cold(p, Kind, size, alignment);
   block_header* h = header_of(p);
   thread_state& t = tls;
   const std::uint64_t expected =
