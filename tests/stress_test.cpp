@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <semaphore>
 #include <string>
@@ -169,6 +170,50 @@ TEST_CASE("regression: an allocation after an out-of-order dismiss() does not de
     LGT_CHILD_CHECK(4, captured.reports[0].label() == "innermost");
     LGT_CHILD_CHECK(5, lgt::find_block(captured.reports[0], q) != nullptr);
     delete q;
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+}
+
+// Found by reading the code: a free locked its block's scope ("child", opened
+// under adopt), then the child's parent link, and only then checked the
+// parent's generation. The parent had ended first, and its recycled
+// scope_state was a scope nested in the child, whose thread held it while
+// waiting for the child's lock: each thread held what the other waited for.
+// Before the fix the child hung (its alarm).
+TEST_CASE("regression: a free racing an allocation through a stale parent link does not deadlock") {
+  auto result = lgt::run_in_child([] {
+    lgt::capture_reports captured;
+    constexpr int blocks = 200000;
+    std::vector<int*> owned;
+    owned.reserve(blocks);
+    std::binary_semaphore ctx_ready{0}, child_open{0}, parent_ended{0}, nested_open{0};
+    std::atomic<bool> done{false};
+    leakguard::context ctx;
+    std::thread worker([&] {
+      ctx_ready.acquire();
+      leakguard::adopt a{ctx};
+      leakguard::scope child("child");
+      for (int i = 0; i < blocks; ++i) owned.push_back(lgt::keep(new int(i)));
+      child_open.release();
+      parent_ended.acquire();
+      leakguard::scope nested("nested");  // recycles the parent's scope_state
+      nested_open.release();
+      while (!done.load(std::memory_order_relaxed)) delete lgt::keep(new int(0));  // locks nested, then child
+    });
+    std::optional<leakguard::scope> parent;
+    parent.emplace("parent");
+    ctx = leakguard::current_context();
+    { leakguard::scope filler("filler"); }  // fills this thread's spare: the parent's state goes to the pool
+    ctx_ready.release();
+    child_open.acquire();
+    parent.reset();  // the child keeps a link to the ended parent
+    parent_ended.release();
+    nested_open.acquire();
+    for (int* p : owned) delete p;  // locks child, then its stale parent link
+    done = true;
+    worker.join();
+    LGT_CHILD_CHECK(3, captured.reports.empty());
   });
   INFO(result.describe());
   CHECK(result.ok());

@@ -73,20 +73,30 @@ class spin_lock {
   bool try_lock() noexcept {  // for fork's prepare handler (fork.hpp)
     return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
   }
+  // Locks, unless `give_up()` turns true while the lock is held elsewhere.
+  template <class GiveUp>
+  bool lock_unless(GiveUp give_up) noexcept {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
+      if (give_up()) return false;
+      backoff(spins);
+    }
+    return true;
+  }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
+  static void backoff(int spins) noexcept {
+    if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      sched_yield();
+    }
+  }
   LEAKGUARD_NOINLINE void lock_contended() noexcept {
     do {
-      for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
-        if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-        } else {
-          sched_yield();
-        }
-      }
+      for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) backoff(spins);
     } while (locked_.exchange(true, std::memory_order_acquire));
   }
 

@@ -175,7 +175,7 @@ inline void end_scope(scope_state* s, scope_snapshot* out) {
     lock_guard g(s->lock);
     s->active = false;
     if (out) collect(s, *out);
-    scope_state* parent = lock_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
     close_books(s, parent);
     if (parent) parent->lock.unlock();
   }

@@ -8,7 +8,8 @@
 // opened on another thread is also linked into that scope's `foreign` list.
 //
 // Locking: each scope_state has a spin lock that guards its lists, its
-// statistics and its `active` flag. Lock order is child before parent; the
+// statistics and its `active` flag. Lock order is child before parent (see
+// lock_parent_if_current for stale parent links); the
 // registry lock (thread_state.hpp) comes before any scope lock.
 //
 // Lifetime: scope_states are never freed, only recycled (type-stable
@@ -115,6 +116,24 @@ inline bool lock_if_current(scope_state* s, std::uint64_t gen) noexcept {
   s->lock.lock();
   if (s->is_current(gen)) return true;
   s->lock.unlock();
+  return false;
+}
+
+inline std::uint64_t generation_of(scope_state* s) noexcept {
+  return std::atomic_ref<std::uint64_t>(s->generation).load(std::memory_order_relaxed);
+}
+
+// Locks `parent`, whose child's lock the caller holds, if it is still the
+// scope of generation `gen`. A stale link (a child under adopt that outlived
+// its parent, or one a dismiss() re-linked meanwhile) may name a recycled
+// scope_state that is now nested in the caller's own scope, and whose holder
+// may be waiting for the caller's lock: so the caller waits only while the
+// generation is `gen`, that is for a true ancestor. Those were opened before
+// their descendants, so waits follow opening order and cannot form a cycle.
+inline bool lock_parent_if_current(scope_state* parent, std::uint64_t gen) noexcept {
+  if (!parent || !parent->lock.lock_unless([&] { return generation_of(parent) != gen; })) return false;
+  if (parent->is_current(gen)) return true;
+  parent->lock.unlock();
   return false;
 }
 
@@ -235,7 +254,7 @@ inline void close_books(scope_state* s, scope_state* parent) noexcept {
     f = next;
   }
   s->clear_lists();
-  ++s->generation;
+  std::atomic_ref<std::uint64_t>(s->generation).store(s->generation + 1, std::memory_order_relaxed);
 }
 
 }  // namespace leakguard::detail

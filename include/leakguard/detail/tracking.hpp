@@ -39,14 +39,6 @@ inline std::size_t effective_alignment(std::size_t alignment) noexcept {
 // is counted in; deeper nesting is counted in the innermost ones only.
 inline constexpr int max_chain = 32;
 
-// held_parent: a scope that ended out of order (dismiss() of an outer scope)
-// re-links its open child on its own thread (bypass(), scope_books.hpp), but
-// a child opened under adopt elsewhere keeps a stale parent pointer, and the
-// ended scope's recycled scope_state
-// may be the very scope whose lock the walk holds. Such a parent is never
-// current (its generation moved on); without the `parent == s` test the walk
-// would spin on its own lock.
-
 // Links a fresh record into the thread's innermost scope and counts it in
 // every enclosing scope. Returns how many chain scopes it visited.
 inline int attribute_to_chain(thread_state& t, block_record* r, std::size_t size,
@@ -61,7 +53,7 @@ inline int attribute_to_chain(thread_state& t, block_record* r, std::size_t size
   // Holding the child's lock keeps it current, and its parents with it.
   for (scope_state* child = s; n < max_chain;) {
     scope_state* parent = parent_of(child);
-    if (!parent || parent == s || !lock_if_current(parent, parent_generation_of(child))) break;  // see held_parent
+    if (!lock_parent_if_current(parent, parent_generation_of(child))) break;
     parent->on_allocation(size, *r);
     parent->lock.unlock();
     visited[n++] = parent;
@@ -106,7 +98,7 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
     int n = 1;
     for (scope_state* child = s; n < max_chain; ++n) {
       scope_state* parent = parent_of(child);
-      if (!parent || parent == s || !lock_if_current(parent, parent_generation_of(child))) break;  // see held_parent
+      if (!lock_parent_if_current(parent, parent_generation_of(child))) break;
       parent->on_release(size, freed);
       parent->lock.unlock();
       child = parent;
