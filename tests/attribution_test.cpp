@@ -228,6 +228,74 @@ TEST_CASE("adopted work that frees what it allocates leaves the scope clean") {
   CHECK(st.deallocations == 1);
 }
 
+// The task scope is still open when check() runs: its block is owned by the
+// task scope, and only counted in the handler's, until the task scope ends.
+TEST_CASE("check() lists the blocks of a scope opened under adopt of its context, on another thread") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  std::binary_semaphore ctx_ready{0}, allocated{0}, checked{0}, task_ended{0};
+  std::thread worker([&] {
+    ctx_ready.acquire();
+    {
+      leakguard::adopt a{*shared};
+      leakguard::scope task("task");
+      q = keep(new int(1));
+      allocated.release();
+      checked.acquire();
+      delete q;
+    }
+    task_ended.release();
+  });
+  {
+    leakguard::scope handler("handler");
+    int* mine = keep(new int(2));
+    leakguard::context ctx = leakguard::current_context();
+    shared = &ctx;
+    ctx_ready.release();
+    allocated.acquire();
+    const leakguard::report r = handler.check();
+    CHECK(r.leaked_blocks() == 2);
+    CHECK(lgt::find_block(r, q) != nullptr);
+    CHECK(lgt::find_block(r, mine) != nullptr);
+    CHECK(handler.stats().live_blocks == 2);
+    checked.release();
+    task_ended.acquire();
+    CHECK(handler.check().leaked_blocks() == 1);
+    delete mine;
+    CHECK(handler.check().empty());
+  }
+  worker.join();
+  CHECK(captured.reports.empty());
+}
+
+TEST_CASE("check() lists an adopted scope nested in it on the same thread, but not one under another context") {
+  lgt::capture_reports captured;
+  leakguard::scope unrelated("unrelated");
+  const leakguard::context other_ctx = leakguard::current_context();  // not inside outer
+  leakguard::scope outer("outer");
+  const leakguard::context outer_ctx = leakguard::current_context();
+  {
+    leakguard::adopt a{other_ctx};
+    leakguard::scope task("task under another context");
+    int* in_other = keep(new int(1));
+    {
+      leakguard::adopt back{outer_ctx};
+      leakguard::scope inner("inner, under outer's context");
+      int* in_outer = keep(new int(2));
+      const leakguard::report r = outer.check();
+      CHECK(r.leaked_blocks() == 1);
+      CHECK(lgt::find_block(r, in_outer) != nullptr);
+      CHECK(lgt::find_block(r, in_other) == nullptr);
+      CHECK(unrelated.check().leaked_blocks() == 2);  // both: outer is nested in it
+      delete in_outer;
+    }
+    delete in_other;
+  }
+  CHECK(outer.check().empty());
+  CHECK(captured.reports.empty());
+}
+
 TEST_CASE("after adopt ends, the worker's allocations are no longer attributed") {
   lgt::capture_reports captured;
   const leakguard::context* shared = nullptr;

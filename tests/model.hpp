@@ -25,11 +25,8 @@
 // What callers must not generate (the actor refuses it):
 //  - ending a scope while a scope opened inside it on another thread (under
 //    adopt) is still open: API.md does not say where that child's blocks go.
-// Two known leakguard limitations, also refused unless `world::known_bugs`
-// is set (the model has the contract's answer, so the option shows them):
-//  - check() on a scope lists the blocks of scopes nested in it on the same
-//    thread, but not of those opened under an adopt (of this thread or of
-//    another thread);
+// A known leakguard limitation, also refused unless `world::known_bugs` is
+// set (the model has the contract's answer, so the option shows it):
 //  - dismiss() of a scope below an adopt on its thread, while scopes nested
 //    in it are open, leaves those scopes' blocks to no enclosing scope.
 // ("Nested elsewhere" counts through dismissed scopes in between: a scope
@@ -602,18 +599,10 @@ class actor {
   bool do_check(const op& o) {
     if (burst) return false;
     leakguard::ignore_scope ig;  // check() allocates as leakguard (untracked); the lists here do not
-    std::vector<int> open;  // known bug: check() misses nested scopes' blocks across an adopt
-    {
-      std::lock_guard<std::mutex> g(w_.mutex);
-      bool adopt_above = false;
-      for (int i = depth_ - 1; i >= 0; --i) {
-        const frame& f = frames_[static_cast<std::size_t>(i)];
-        adopt_above |= f.kind == frame_kind::adopt;
-        if (f.kind == frame_kind::scope && !f.dismissed &&
-            (w_.known_bugs ||
-             w_.model.active_descendants(f.scope) == (adopt_above ? 0 : own_descendants(f.scope))))
-          open.push_back(i);
-      }
+    std::vector<int> open;
+    for (int i = depth_ - 1; i >= 0; --i) {
+      const frame& f = frames_[static_cast<std::size_t>(i)];
+      if (f.kind == frame_kind::scope && !f.dismissed) open.push_back(i);
     }
     if (open.empty()) return false;
     frame& f = frames_[static_cast<std::size_t>(open[o.a % open.size()])];

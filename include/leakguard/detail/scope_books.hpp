@@ -64,31 +64,37 @@ inline void collect(scope_state* s, scope_snapshot& out) noexcept {
   out.max_bytes = s->max_bytes;
 }
 
-// For check(): what the scope `s` of generation `gen` holds so far,
-// including the blocks owned by scopes nested in it on the calling thread
-// (still open, so their blocks have not moved up to `s` yet; `s` counts
-// them but does not list them).
-inline void collect_nested(scope_state* s, std::uint64_t gen, scope_snapshot& out) {
-  thread_state& t = tls;
-  scope_state* nested[max_chain];
-  std::uint64_t generations[max_chain];
-  int n = 0;
-  scope_state* c = t.innermost;
-  std::uint64_t cg = t.innermost_generation;
-  while (c && !(c == s && cg == gen) && n < max_chain) {
-    if (!lock_if_current(c, cg)) break;
-    nested[n] = c;
-    generations[n++] = cg;
-    scope_state* parent = c->parent;
-    cg = c->parent_generation;
-    c->lock.unlock();
-    c = parent;
+// True if the open scope `c` (locked) is nested in the scope `s` of
+// generation `gen`, on any thread: its chain of parents reaches `s`. The
+// links above `c` are read without their locks (atomically; scope_states are
+// never freed), and a link whose scope has ended since ends the chain, as it
+// ends the attribution of an allocation.
+inline bool nested_in(scope_state* c, scope_state* s, std::uint64_t gen) noexcept {
+  scope_state* p = parent_of(c);
+  std::uint64_t g = parent_generation_of(c);
+  for (int i = 0; p && i < max_chain; ++i) {
+    if (p == s) return g == gen;
+    if (generation_of(p) != g) return false;
+    g = parent_generation_of(p);
+    p = parent_of(p);
   }
-  if (!(c == s && cg == gen)) n = 0;  // `s` is not in this thread's chain: nothing nested here
-  for (int i = 0; i < n; ++i) {
-    if (!lock_if_current(nested[i], generations[i])) continue;
-    collect_live(nested[i], out);
-    nested[i]->lock.unlock();
+  return false;
+}
+
+// For check(): what the scope `s` of generation `gen` holds so far,
+// including the blocks owned by the open scopes nested in it, on this thread
+// or under an adopt of its context on any thread (their blocks have not moved
+// up to `s` yet: `s` counts them but does not list them).
+inline void collect_nested(scope_state* s, std::uint64_t gen, scope_snapshot& out) {
+  scope_state* first;
+  {
+    lock_guard g(pool.lock);
+    first = pool.all;  // next_made links are written once, before a state is listed
+  }
+  for (scope_state* c = first; c; c = c->next_made) {
+    if (c == s) continue;
+    lock_guard g(c->lock);
+    if (c->active && nested_in(c, s, gen)) collect_live(c, out);
   }
   if (lock_if_current(s, gen)) {
     collect(s, out);
@@ -121,8 +127,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   {
     lock_guard g(s->lock);
     s->clear_lists();
-    s->parent = parent;
-    s->parent_generation = parent ? t.innermost_generation : 0;
+    set_parent(s, parent, parent ? t.innermost_generation : 0);  // nested_in() reads it unlocked
     s->max_allocations = settings.max_allocations;
     s->max_bytes = settings.max_bytes;
     s->all_threads = settings.all_threads;

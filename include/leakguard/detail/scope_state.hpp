@@ -48,7 +48,7 @@ struct alignas(64) scope_state {
   std::uint64_t parent_generation = 0;
   scope_state* next_all_threads = nullptr;  // registry.all_threads list
   scope_state* next_free = nullptr;         // the pool
-  scope_state* next_made = nullptr;         // pool.all: every scope_state, for fork
+  scope_state* next_made = nullptr;         // pool.all: every scope_state (fork, check)
   thread_state* opener = nullptr;           // the thread that opened it
   block_record live;                        // list sentinels
   foreign_link foreign;
