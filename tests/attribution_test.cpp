@@ -296,6 +296,55 @@ TEST_CASE("check() lists an adopted scope nested in it on the same thread, but n
   CHECK(captured.reports.empty());
 }
 
+// dismiss() of `middle` while `inner` (this thread) and `task` (another
+// thread, under adopt of middle's context) are open: both are handed to
+// `outer`, which keeps counting their allocations and receives their blocks.
+TEST_CASE("an out-of-order dismiss() hands scopes opened under adopt on another thread to the parent") {
+  lgt::capture_reports captured;
+  const leakguard::context* shared = nullptr;
+  int* q = nullptr;
+  std::binary_semaphore ctx_ready{0}, task_open{0}, dismissed{0}, allocated{0}, task_may_end{0}, task_ended{0};
+  std::thread worker([&] {
+    ctx_ready.acquire();
+    {
+      leakguard::adopt a{*shared};
+      leakguard::scope task("task");
+      task_open.release();
+      dismissed.acquire();
+      q = keep(new int(1));
+      allocated.release();
+      task_may_end.acquire();
+    }
+    task_ended.release();
+  });
+  {
+    leakguard::scope outer("outer");
+    {
+      leakguard::scope middle("middle");
+      leakguard::context ctx = leakguard::current_context();
+      shared = &ctx;
+      ctx_ready.release();
+      task_open.acquire();
+      leakguard::scope inner("inner");
+      middle.dismiss();
+      dismissed.release();
+      allocated.acquire();
+      CHECK(outer.stats().allocations == 1);
+      CHECK(outer.stats().live_blocks == 1);
+      CHECK(lgt::find_block(outer.check(), q) != nullptr);
+      task_may_end.release();
+      task_ended.acquire();  // task reports q; q moves up to outer
+    }
+    REQUIRE(captured.reports.size() == 1);
+    CHECK(captured.reports[0].label() == "task");
+    CHECK(lgt::find_block(outer.check(), q) != nullptr);
+    delete q;
+    CHECK(outer.stats().live_blocks == 0);
+  }
+  worker.join();
+  CHECK(captured.reports.size() == 1);
+}
+
 TEST_CASE("after adopt ends, the worker's allocations are no longer attributed") {
   lgt::capture_reports captured;
   const leakguard::context* shared = nullptr;

@@ -27,8 +27,9 @@
 //    adopt) is still open: API.md does not say where that child's blocks go.
 // A known leakguard limitation, also refused unless `world::known_bugs` is
 // set (the model has the contract's answer, so the option shows it):
-//  - dismiss() of a scope below an adopt on its thread, while scopes nested
-//    in it are open, leaves those scopes' blocks to no enclosing scope.
+//  - dismiss(), under an adopt, of a scope of the thread's own chain: when the
+//    adopt ends, the thread goes back to the dismissed scope, and its
+//    allocations reach no enclosing scope.
 // ("Nested elsewhere" counts through dismissed scopes in between: a scope
 // opened under adopt in a scope that was dismissed since is still nested in
 // that scope's parent; see model::active_descendants.)

@@ -64,6 +64,13 @@ inline void collect(scope_state* s, scope_snapshot& out) noexcept {
   out.max_bytes = s->max_bytes;
 }
 
+// Every scope_state ever made, as a list linked by next_made (written once,
+// before a state is listed, so the list can be walked without the lock).
+inline scope_state* all_scope_states() noexcept {
+  lock_guard g(pool.lock);
+  return pool.all;
+}
+
 // True if the open scope `c` (locked) is nested in the scope `s` of
 // generation `gen`, on any thread: its chain of parents reaches `s`. The
 // links above `c` are read without their locks (atomically; scope_states are
@@ -86,12 +93,7 @@ inline bool nested_in(scope_state* c, scope_state* s, std::uint64_t gen) noexcep
 // or under an adopt of its context on any thread (their blocks have not moved
 // up to `s` yet: `s` counts them but does not list them).
 inline void collect_nested(scope_state* s, std::uint64_t gen, scope_snapshot& out) {
-  scope_state* first;
-  {
-    lock_guard g(pool.lock);
-    first = pool.all;  // next_made links are written once, before a state is listed
-  }
-  for (scope_state* c = first; c; c = c->next_made) {
+  for (scope_state* c = all_scope_states(); c; c = c->next_made) {
     if (c == s) continue;
     lock_guard g(c->lock);
     if (c->active && nested_in(c, s, gen)) collect_live(c, out);
@@ -151,27 +153,31 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   return s;
 }
 
-// A scope that ends while a scope nested in it on this thread is still open
-// (dismiss() of an enclosing scope) hands that nested scope over to its own
-// parent, so that the scopes above keep counting and receive its blocks.
-inline void bypass(thread_state& t, scope_state* s) noexcept {
-  scope_state* c = t.innermost;
-  for (int i = 0; c && c != s && i < max_chain; ++i, c = parent_of(c)) {
-    if (parent_of(c) == s && parent_generation_of(c) == s->generation) {
-      lock_guard g(c->lock);
-      set_parent(c, s->parent, s->parent_generation);
-      return;
-    }
+// A scope that ends while scopes nested in it are still open (dismiss() of
+// an enclosing scope) hands its open children over to its own parent, so
+// that the scopes above keep counting and receive their blocks. A child may
+// sit on this thread, also below an adopt, or under an adopt on another
+// thread: out-of-order ends are rare, so look through every scope_state.
+inline void bypass(scope_state* s) noexcept {
+  const std::uint64_t gen = s->generation;
+  for (scope_state* c = all_scope_states(); c; c = c->next_made) {
+    if (c == s) continue;
+    lock_guard g(c->lock);
+    if (c->active && parent_of(c) == s && parent_generation_of(c) == gen)
+      set_parent(c, parent_of(s), parent_generation_of(s));
   }
 }
 
 // Ends a scope: no more blocks are attributed to it, what it still holds is
 // copied into `out` (when given), its blocks move to its parent, and it is
 // recycled. Scopes end in reverse order of opening on their thread; one that
-// ends out of order hands the scope nested in it over to its parent first.
+// ends out of order hands the scopes nested in it over to its parent first,
+// and so does it with an adopt of this thread that would restore it.
 inline void end_scope(scope_state* s, scope_snapshot* out) {
   thread_state& t = tls;
-  if (t.innermost != s) bypass(t, s);
+  if (t.innermost != s) {
+    bypass(s);
+  }
   if (s->all_threads) {
     lock_guard g(registry.lock);
     unlist_all_threads(s);
