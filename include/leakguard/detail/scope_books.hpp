@@ -171,13 +171,10 @@ inline void bypass(scope_state* s) noexcept {
 // Ends a scope: no more blocks are attributed to it, what it still holds is
 // copied into `out` (when given), its blocks move to its parent, and it is
 // recycled. Scopes end in reverse order of opening on their thread; one that
-// ends out of order hands the scopes nested in it over to its parent first,
-// and so does it with an adopt of this thread that would restore it.
+// ends out of order hands the scopes nested in it over to its parent first.
 inline void end_scope(scope_state* s, scope_snapshot* out) {
   thread_state& t = tls;
-  if (t.innermost != s) {
-    bypass(s);
-  }
+  if (t.innermost != s) bypass(s);
   if (s->all_threads) {
     lock_guard g(registry.lock);
     unlist_all_threads(s);
