@@ -64,11 +64,22 @@ inline void collect(scope_state* s, scope_snapshot& out) noexcept {
   out.max_bytes = s->max_bytes;
 }
 
-// Every scope_state ever made, as a list linked by next_made (written once,
-// before a state is listed, so the list can be walked without the lock).
-inline scope_state* all_scope_states() noexcept {
-  lock_guard g(pool.lock);
-  return pool.all;
+// Calls `f(c)` with each open scope other than `except`, under its lock.
+// For rare calls only (check(), an out-of-order end): it visits every
+// scope_state ever made. pool.all's next_made links are written once, before
+// a state is listed, so the list can be walked without the pool's lock.
+template <class F>
+void for_each_open_scope(const scope_state* except, F f) noexcept {
+  scope_state* first;
+  {
+    lock_guard g(pool.lock);
+    first = pool.all;
+  }
+  for (scope_state* c = first; c; c = c->next_made) {
+    if (c == except) continue;
+    lock_guard g(c->lock);
+    if (c->active) f(c);
+  }
 }
 
 // True if the open scope `c` (locked) is nested in the scope `s` of
@@ -93,11 +104,9 @@ inline bool nested_in(scope_state* c, scope_state* s, std::uint64_t gen) noexcep
 // or under an adopt of its context on any thread (their blocks have not moved
 // up to `s` yet: `s` counts them but does not list them).
 inline void collect_nested(scope_state* s, std::uint64_t gen, scope_snapshot& out) {
-  for (scope_state* c = all_scope_states(); c; c = c->next_made) {
-    if (c == s) continue;
-    lock_guard g(c->lock);
-    if (c->active && nested_in(c, s, gen)) collect_live(c, out);
-  }
+  for_each_open_scope(s, [&](scope_state* c) {
+    if (nested_in(c, s, gen)) collect_live(c, out);
+  });
   if (lock_if_current(s, gen)) {
     collect(s, out);
     s->lock.unlock();
@@ -160,12 +169,9 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
 // thread: out-of-order ends are rare, so look through every scope_state.
 inline void bypass(scope_state* s) noexcept {
   const std::uint64_t gen = s->generation;
-  for (scope_state* c = all_scope_states(); c; c = c->next_made) {
-    if (c == s) continue;
-    lock_guard g(c->lock);
-    if (c->active && parent_of(c) == s && parent_generation_of(c) == gen)
-      set_parent(c, parent_of(s), parent_generation_of(s));
-  }
+  for_each_open_scope(s, [&](scope_state* c) {
+    if (parent_of(c) == s && parent_generation_of(c) == gen) set_parent(c, parent_of(s), parent_generation_of(s));
+  });
 }
 
 // Ends a scope: no more blocks are attributed to it, what it still holds is
