@@ -22,6 +22,7 @@
 #include "leakguard/report.hpp"
 #include "leakguard/scope.hpp"
 #include "leakguard/stats.hpp"
+#include "leakguard/suppressions.hpp"
 
 namespace leakguard::detail {
 // LEAKGUARD_OPTIONS is read during static initialisation of any program that

@@ -10,8 +10,12 @@
 #include <leakguard.hpp>
 #include <leakguard/global_new.hpp>  // with LEAKGUARD_DISABLE: replaces nothing
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <memory_resource>
+#include <source_location>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -132,6 +136,64 @@ int main() {
     std::vector<int, leakguard::allocator<int>> v;
     for (int i = 0; i < 100; ++i) v.push_back(i);
     CHECK_DISABLED(v.size() == 100 && v[99] == 99);
+  }
+
+  // Every other public type and member, used as in an enabled build.
+  {
+    leakguard::memory_resource tracked;  // over the default resource
+    leakguard::memory_resource labelled("pool", std::pmr::new_delete_resource());
+    std::pmr::vector<std::pmr::string> names{&tracked};
+    for (int i = 0; i < 50; ++i) names.emplace_back(64, 'x');
+    CHECK_DISABLED(names.size() == 50 && names[49].size() == 64);
+    void* raw = labelled.allocate(100, 64);
+    CHECK_DISABLED(raw != nullptr && reinterpret_cast<std::uintptr_t>(raw) % 64 == 0);
+    labelled.deallocate(raw, 100, 64);
+    CHECK_DISABLED(labelled.upstream() == std::pmr::new_delete_resource());
+    CHECK_DISABLED(tracked.is_equal(tracked) && !tracked.is_equal(labelled));
+    tracked.check_on_destruction();
+    CHECK_DISABLED(tracked.outstanding().empty());
+  }
+  {
+    using upstream = std::allocator<int>;
+    leakguard::allocator<int, upstream> a{upstream{}, "label"};
+    std::vector<int, leakguard::allocator<int, upstream>> v{a};
+    for (int i = 0; i < 100; ++i) v.push_back(i);
+    CHECK_DISABLED(v.size() == 100 && v.get_allocator().label() == "label");
+    leakguard::allocator<long, std::allocator<long>> rebound{a};
+    CHECK_DISABLED(rebound == a && rebound.where().line() == a.where().line());
+    leakguard::allocator<std::string> named{"strings"};
+    std::vector<std::string, leakguard::allocator<std::string>> strings{named};
+    strings.emplace_back(100, 'y');
+    CHECK_DISABLED(strings.get_allocator().label() == "strings");
+  }
+  {
+    int calls = 0;
+    const leakguard::exception_safety_result r = leakguard::check_exception_safety([&] {
+      ++calls;
+      std::string s(100, 'z');
+    });
+    CHECK_DISABLED(r.ok() && calls == 1 && r.runs == 1);
+  }
+  {
+    leakguard::suppress("mylib::");
+    (void)leakguard::unsuppress("mylib::");
+    (void)leakguard::suppressions();
+    std::string errors;
+    const leakguard::runtime_options o = leakguard::parse_options("stack_depth=4", {}, &errors);
+    CHECK_DISABLED(o.stack_depth == 4 && errors.empty());
+    (void)leakguard::leak_sites();
+    leakguard::reset_leak_sites();
+    leakguard::leaked_block b;
+    b.size = 8;
+    b.site = "x.cpp:1";
+    leakguard::report r("hand-made", std::source_location::current(), {b});
+    CHECK_DISABLED(r.leaked_blocks() == 1 && r.leaked_bytes() == 8 && !r.unrecorded().any());
+    CHECK_DISABLED(!r.to_text().empty() && !r.to_json().empty());
+    leakguard::log_leak(r);  // prints, as in an enabled build
+    void (*abort_handler)(const leakguard::report&) = &leakguard::abort_on_leak;
+    void (*abort_misuse)(const leakguard::misuse&) = &leakguard::abort_on_misuse;
+    CHECK_DISABLED(abort_handler != nullptr && abort_misuse != nullptr);
+    CHECK_DISABLED(leakguard::current_context().empty());
   }
 
   leakguard::set_leak_handler(std::move(previous));

@@ -164,6 +164,16 @@ inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size
   else upstream_->deallocate(r.raw, r.bytes, r.alignment);
 }
 
+#else  // LEAKGUARD_DISABLE: a plain pass-through to the upstream.
+
+inline void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  return upstream_->allocate(bytes, alignment);
+}
+
+inline void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+  upstream_->deallocate(p, bytes, alignment);
+}
+
 #endif  // LEAKGUARD_ENABLED
 
 }  // namespace leakguard
