@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <atomic>
 #include <new>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -204,6 +206,48 @@ TEST_CASE("global_stats: peak_bytes is never below live_bytes and never decrease
   CHECK(mid.peak_bytes >= before.live_bytes + (1 << 20));
   CHECK(after.peak_bytes >= mid.peak_bytes);
   CHECK(after.live_bytes == before.live_bytes);
+}
+
+// The case an independent check found: a peak that was only read (never
+// published by a 64 KiB step) was forgotten by the next read. The large
+// block makes the process's live bytes a new high first, so that the
+// 1000 bytes on top of it are a peak no 64 KiB step has published.
+TEST_CASE("global_stats: a 1000-byte peak, outside and inside a scope, is still the peak after the free") {
+  auto check_peak_kept = [] {
+    void* high = keep(::operator new(leakguard::global_stats().peak_bytes + (1 << 20)));
+    char* p = keep(new char[1000]);
+    const leakguard::heap_stats mid = leakguard::global_stats();
+    delete[] p;
+    const leakguard::heap_stats after = leakguard::global_stats();
+    ::operator delete(high);
+    CHECK(mid.peak_bytes >= mid.live_bytes);
+    CHECK(after.peak_bytes >= mid.peak_bytes);
+  };
+  check_peak_kept();
+  leakguard::scope s;
+  check_peak_kept();
+}
+
+TEST_CASE("global_stats: peak_bytes never decreases, seen from any thread, while threads allocate and free") {
+  constexpr int threads = 4;
+  std::atomic<bool> decreased{false}, below_live{false};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; ++i) {
+    workers.emplace_back([&, i] {
+      std::size_t last = 0;
+      for (int round = 0; round < 2000; ++round) {
+        void* p = keep(::operator new(static_cast<std::size_t>(100 + (round * 37 + i * 1000) % 100000)));
+        const leakguard::heap_stats s = leakguard::global_stats();
+        ::operator delete(p);
+        if (s.peak_bytes < last) decreased = true;
+        if (s.peak_bytes < s.live_bytes) below_live = true;
+        last = s.peak_bytes;
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  CHECK_FALSE(decreased.load());
+  CHECK_FALSE(below_live.load());
 }
 
 TEST_CASE("global_stats does not count leakguard's own allocations (building a report)") {

@@ -17,8 +17,12 @@ namespace leakguard {
 struct heap_stats {
   std::size_t live_blocks = 0;
   std::size_t live_bytes = 0;
-  // The most live bytes seen. Threads publish their byte counts in steps of
-  // 64 KiB, so this may miss a peak by up to that much per thread.
+  // The highest live_bytes figure the process has had, as leakguard saw it:
+  // exact at each global_stats() call (the figure it returns is folded in)
+  // and whenever a thread's live bytes have moved by 64 KiB since it last
+  // published them; a short-lived peak between those moments may be missed
+  // by up to 64 KiB per thread. It never decreases, and is never below
+  // live_bytes.
   std::size_t peak_bytes = 0;
   std::uint64_t allocations = 0;
   std::uint64_t deallocations = 0;
@@ -32,10 +36,14 @@ inline heap_stats global_stats() noexcept {
   heap_stats s;
   s.allocations = c.allocations;
   s.deallocations = c.deallocations;
-  s.live_blocks = static_cast<std::size_t>(c.allocations - c.deallocations);
-  s.live_bytes = static_cast<std::size_t>(c.bytes_allocated - c.bytes_freed);
-  const auto peak = detail::registry.peak_bytes.load(std::memory_order_relaxed);
-  s.peak_bytes = peak > 0 && static_cast<std::size_t>(peak) > s.live_bytes ? static_cast<std::size_t>(peak) : s.live_bytes;
+  // Threads' counters are read one after another: a block allocated on one
+  // thread after its counters were read and freed on another before its
+  // were can make the sum dip below zero for a moment. Never wrap.
+  const auto blocks = static_cast<std::int64_t>(c.allocations - c.deallocations);
+  const auto bytes = static_cast<std::int64_t>(c.bytes_allocated - c.bytes_freed);
+  s.live_blocks = static_cast<std::size_t>(blocks > 0 ? blocks : 0);
+  s.live_bytes = static_cast<std::size_t>(bytes > 0 ? bytes : 0);
+  s.peak_bytes = static_cast<std::size_t>(detail::raise_peak(static_cast<std::int64_t>(s.live_bytes)));
   return s;
 #else
   return {};

@@ -126,13 +126,20 @@ inline constinit thread_registry registry{};
 // their live-byte change in steps, not on every allocation.
 inline constexpr std::int64_t flush_bytes = 64 * 1024;
 
+// Raises the process's peak to `live` if that is higher; returns the peak.
+// The peak only ever grows: every figure observed is folded into it.
+inline std::int64_t raise_peak(std::int64_t live) noexcept {
+  std::int64_t peak = registry.peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !registry.peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+  return live > peak ? live : peak;
+}
+
 LEAKGUARD_COLD void flush_live_bytes(thread_state& t) noexcept {
   const std::int64_t live =
       registry.flushed_live_bytes.fetch_add(t.unflushed_bytes, std::memory_order_relaxed) + t.unflushed_bytes;
   t.unflushed_bytes = 0;
-  std::int64_t peak = registry.peak_bytes.load(std::memory_order_relaxed);
-  while (live > peak && !registry.peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
-  }
+  raise_peak(live);
 }
 
 // Single writer: a relaxed load and store, not a locked read-modify-write.
