@@ -3,6 +3,8 @@
 #include <leakguard.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <source_location>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,6 +153,79 @@ TEST_CASE("log_leak: with log_interval elapsed, the repeats come out as one summ
   CHECK(count_of(text, "160 bytes in 5 blocks from 5 scopes") == 1);  // the 5 repeats
   for (void* p : blocks) ::operator delete(p);
   leakguard::reset_leak_sites();
+}
+
+// The case an independent check found: the ledger counted what other
+// handlers had seen as "already printed", so log_leak printed nothing.
+TEST_CASE("log_leak: the first report it receives for a site is printed in full, whatever other handlers saw") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  std::vector<void*> blocks;
+  blocks.reserve(8);
+  auto leak_here = [&] {  // one site for every leak
+    leakguard::scope s("request");
+    blocks.push_back(keep(::operator new(2929)));
+  };
+  {
+    with_options logging([&](auto& o) {
+      o.report_path = log.path();
+      o.log_interval = 3600;
+    });
+    {
+      lgt::capture_reports own;  // the user's own handler sees the first two
+      leak_here();
+      leak_here();
+      CHECK(own.size() == 2);
+    }
+    lgt::leak_handler_guard handler(leakguard::log_leak);
+    leak_here();
+  }
+  const std::string text = log.read();
+  CHECK(count_of(text, "leakguard: scope \"request\"") == 1);
+  CHECK(count_of(text, "2929 bytes in 1 block allocated at") == 1);
+  for (void* p : blocks) ::operator delete(p);
+  leakguard::reset_leak_sites();
+}
+
+TEST_CASE("log_leak: called by a user's handler, it prints each site once and counts the leaks in leak_sites") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  with_options logging([&](auto& o) {
+    o.report_path = log.path();
+    o.log_interval = 3600;
+  });
+  leakguard::leaked_block b;
+  b.size = 16;
+  b.site = "handmade.cpp:7";
+  const leakguard::report r("handmade", std::source_location::current(), {b});
+  leakguard::log_leak(r);
+  leakguard::log_leak(r);
+  CHECK(count_of(log.read(), "leakguard: scope \"handmade\"") == 1);
+  const std::vector<leakguard::site_totals> sites = leakguard::leak_sites();
+  REQUIRE(sites.size() == 1);
+  CHECK(sites[0].reports == 2);
+  CHECK(sites[0].bytes == 32);
+  leakguard::reset_leak_sites();
+}
+
+TEST_CASE("log_leak: summed leaks still pending at exit are written then, not lost") {
+  lgt::temp_file log;
+  const lgt::child_result child = lgt::run_in_child([&] {
+    leakguard::runtime_options o = leakguard::options();
+    o.report_path = log.path();
+    o.log_interval = 3600;  // no summary would be due before exit
+    leakguard::set_options(o);
+    leakguard::set_leak_handler(leakguard::log_leak);
+    for (int i = 0; i < 4; ++i) {
+      leakguard::scope s("request");
+      keep(::operator new(48));
+    }
+    std::exit(0);  // atexit handlers run
+  });
+  REQUIRE_MESSAGE(child.ok(), child.describe());
+  const std::string text = log.read();
+  CHECK(count_of(text, "leakguard: scope \"request\"") == 1);          // the first in full
+  CHECK(count_of(text, "144 bytes in 3 blocks from 3 scopes") == 1);  // the 3 repeats, at exit
 }
 
 TEST_CASE("log_leak: log_interval = 0 prints every report") {

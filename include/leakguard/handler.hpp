@@ -95,16 +95,39 @@ inline void write_summary(const leak_ledger::summary& s, report_format format) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Pending summary lines are written at exit, not lost with the process.
+inline void write_pending_summary() noexcept {
+  internal_guard guard;
+  try {
+    const leak_ledger::summary s = ledger().take_pending(std::chrono::seconds(0));
+    if (!s.sites.empty()) write_summary(s, options().report);
+  } catch (...) {  // at exit, with no memory left: nothing more to do
+  }
+}
+
+inline void write_pending_summary_at_exit() {
+  static const bool registered = std::atexit([] { write_pending_summary(); }) == 0;
+  (void)registered;
+}
+
+}  // namespace detail
+
 // Writes the report (text or JSON, to stderr or report_path) and continues.
 // A long-running server must not flood its log: with log_interval > 0 (the
-// default, 60 s), a report whose sites have all been reported before (and
-// that has no unrecorded() counts to tell) is not printed; its leaks are
-// summed per site into a summary written at most once per interval.
+// default, 60 s), the first report log_leak receives for a site is printed
+// in full; a later report whose sites log_leak has all printed before (and
+// that has no unrecorded() counts to tell) is not: its leaks are summed per
+// site into a summary line written at most once per interval, and at exit.
 // leak_sites() gives the totals to code.
 inline void log_leak(const report& r) {
+  detail::internal_guard guard;
   const runtime_options o = options();
-  const bool repeat = detail::dispatching.current == &r && !detail::dispatching.new_site && !r.unrecorded().any();
-  if (o.log_interval == 0 || !repeat) return detail::write_report(r);
+  const bool summed = o.log_interval != 0 && !r.unrecorded().any();
+  if (detail::dispatching != &r) detail::ledger().record(r);  // not from a scope's end: count it too
+  if (detail::ledger().log(r, summed) || !summed) return detail::write_report(r);
+  detail::write_pending_summary_at_exit();
   const detail::leak_ledger::summary s = detail::ledger().take_pending(std::chrono::seconds(o.log_interval));
   if (!s.sites.empty()) detail::write_summary(s, o.report);
 }

@@ -61,18 +61,15 @@ namespace detail {
 // reported and dropped instead of terminating the program.
 inline void call_leak_handler(const leak_handler& own, const report& r, int uncaught_at_open) {
   internal_guard guard;
-  const dispatch_note outer = dispatching;
-  bool new_site = true;  // without memory for the ledger, print the report in full
   try {
-    new_site = ledger().record(r);
+    ledger().record(r);
   } catch (const std::bad_alloc&) {
     count_lost(lost.reports);
   }
-  dispatching = {&r, new_site};
   struct restore {
-    dispatch_note saved;
+    const report* saved;
     ~restore() { dispatching = saved; }
-  } restore_note{outer};
+  } restore_note{std::exchange(dispatching, &r)};
   leak_handler handler = own ? own : leak_handler_slot().get();
   if (!handler) handler = &default_leak_handler;
   if (std::uncaught_exceptions() <= uncaught_at_open) return handler(r);

@@ -1,8 +1,9 @@
 // leakguard/detail/leak_ledger.hpp — per-site totals of every leak reported.
 //
 // Every report that reaches a leak handler is first added here, so a server
-// can export leaks as metrics (leakguard::leak_sites()) and log_leak can
-// print a site in full once and then only sum it up.
+// can export leaks as metrics (leakguard::leak_sites()). log_leak keeps its
+// own marks here too: which sites it has printed in full, and the sums of
+// the later reports it has not printed yet.
 #pragma once
 
 #include <chrono>
@@ -32,44 +33,48 @@ class leak_ledger {
  public:
   struct entry {
     site_totals totals;
-    // Since the last summary line (log_leak).
+    bool logged = false;  // log_leak has printed a report of this site in full
+    // log_leak's reports of this site since its last summary line.
     std::uint64_t pending_reports = 0, pending_blocks = 0, pending_bytes = 0;
   };
 
-  // Adds a report; returns true if one of its sites is new.
-  bool record(const report& r) {
+  // Adds a report to the per-site totals (leak_sites()).
+  void record(const report& r) {
     const auto now = std::chrono::system_clock::now();
-    bool new_site = false;
     lock_guard g(lock_);
-    std::map<std::string, bool, std::less<>> counted;  // one report counts once per site
-    auto add = [&](std::string key, std::size_t bytes) {
-      auto [it, fresh] = sites_.try_emplace(key);
-      entry& e = it->second;
-      if (fresh) {
-        e.totals.site = key;
-        e.totals.first_seen = now;
-        new_site = true;
-      }
+    each_site(r, [&](entry& e, bool first_of_report, std::size_t bytes) {
+      if (e.totals.reports == 0 && first_of_report) e.totals.first_seen = now;
       e.totals.last_seen = now;
       ++e.totals.blocks;
       e.totals.bytes += bytes;
-      const bool first_of_report = counted.try_emplace(std::move(key), true).second;
       if (first_of_report) ++e.totals.reports;
-      if (e.totals.reports == 1) return;  // the site's first report is printed in full
+    });
+  }
+
+  // For log_leak: true if one of the report's sites has not been printed by
+  // log_leak yet (they all count as printed from now on); else, with
+  // `pend`, its blocks join the sites' pending sums for the next summary.
+  // Whatever other handlers saw of a site does not count here.
+  bool log(const report& r, bool pend) {
+    lock_guard g(lock_);
+    bool fresh = false;
+    each_site(r, [&](entry& e, bool, std::size_t) { fresh |= !e.logged; });
+    each_site(r, [&](entry& e, bool first_of_report, std::size_t bytes) {
+      e.logged = true;
+      if (fresh || !pend) return;
       ++e.pending_blocks;
       e.pending_bytes += bytes;
       if (first_of_report) ++e.pending_reports;
-    };
-    for (const leaked_block& b : r.blocks()) add(b.site, b.size);
-    for (const violation& v : r.violations()) add("violation: " + v.site, v.size);
-    return new_site;
+    });
+    return fresh;
   }
 
   std::vector<site_totals> totals() {
     lock_guard g(lock_);
     std::vector<site_totals> out;
     out.reserve(sites_.size());
-    for (const auto& [key, e] : sites_) out.push_back(e.totals);
+    for (const auto& [key, e] : sites_)
+      if (e.totals.reports) out.push_back(e.totals);
     return out;
   }
 
@@ -79,12 +84,12 @@ class leak_ledger {
   };
 
   // The pending sums, cleared, if `interval` has passed since the previous
-  // summary; else nothing.
+  // summary (zero: at once, as at exit); else nothing.
   summary take_pending(std::chrono::seconds interval) {
     const auto now = std::chrono::steady_clock::now();
     lock_guard g(lock_);
     summary out;
-    if (now - last_summary_ < interval) return out;
+    if (interval.count() > 0 && now - last_summary_ < interval) return out;
     for (auto& [key, e] : sites_) {
       if (!e.pending_reports) continue;
       out.sites.push_back(e);
@@ -105,6 +110,20 @@ class leak_ledger {
   spin_lock& lock() noexcept { return lock_; }  // fork.hpp
 
  private:
+  // Calls f(entry, first time this report names the site, block bytes) for
+  // each leaked block and violation of `r`. REQUIRES: lock_.
+  template <class F>
+  void each_site(const report& r, F f) {
+    std::map<std::string_view, bool, std::less<>> seen;  // a report counts once per site
+    auto visit = [&](std::string key, std::size_t bytes) {
+      auto [it, fresh] = sites_.try_emplace(key);
+      if (fresh) it->second.totals.site = key;
+      f(it->second, seen.try_emplace(it->first, true).second, bytes);
+    };
+    for (const leaked_block& b : r.blocks()) visit(b.site, b.size);
+    for (const violation& v : r.violations()) visit("violation: " + v.site, v.size);
+  }
+
   spin_lock lock_;
   std::map<std::string, entry, std::less<>> sites_;
   std::chrono::steady_clock::time_point last_summary_ = std::chrono::steady_clock::now();
@@ -115,13 +134,9 @@ inline leak_ledger& ledger() {
   return instance.get();
 }
 
-// The report being dispatched on this thread, and whether it had a new site:
-// log_leak prints a report in full only then.
-struct dispatch_note {
-  const report* current = nullptr;
-  bool new_site = false;
-};
-inline constinit thread_local dispatch_note dispatching{};
+// The report being dispatched to a handler on this thread (already in the
+// ledger): log_leak records only reports handed to it some other way.
+inline constinit thread_local const report* dispatching = nullptr;
 
 }  // namespace detail
 }  // namespace leakguard
