@@ -1,11 +1,13 @@
 // session_cache — track only the containers you choose, without replacing
-// global operator new (no <leakguard/global_new.hpp> in this program).
+// global operator new (no <leakguard/global_new.hpp> in this program, so
+// <leakguard/implementation.hpp> brings leakguard's runtime instead).
 //
 // A session cache keeps its entries in an unordered_map whose allocator is
 // leakguard::allocator. One code path copies an entry's payload into a
 // buffer from the same allocator and forgets to give it back; the scope
 // around the request names the line, and the allocator's label.
 #include <leakguard.hpp>
+#include <leakguard/implementation.hpp>  // in one .cpp of the program
 
 #include <cstdio>
 #include <cstring>

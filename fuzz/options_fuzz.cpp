@@ -9,6 +9,7 @@
 //  - the result round-trips: written back as LEAKGUARD_OPTIONS text and
 //    parsed from the defaults, it comes back equal, without errors;
 //  - set_options() keeps a valid result as it is.
+#include <leakguard/implementation.hpp>
 #include <leakguard/options.hpp>
 
 #include <cstdint>

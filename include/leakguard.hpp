@@ -8,9 +8,11 @@
 //     ...
 //   }
 //
-// Everything but the three opt-in headers (global_new.hpp, doctest.hpp,
-// gtest.hpp). Build with -g for file:line in reports and with
-// -fno-omit-frame-pointer for full stacks.
+// Everything but the opt-in headers (global_new.hpp, implementation.hpp,
+// doctest.hpp, gtest.hpp), as declarations: light to include anywhere. The
+// runtime is compiled in the one .cpp that includes <leakguard/global_new.hpp>
+// (or, without it, <leakguard/implementation.hpp>). Build with -g for
+// file:line in reports and with -fno-omit-frame-pointer for full stacks.
 #pragma once
 
 #include "leakguard/allocator.hpp"
@@ -23,9 +25,3 @@
 #include "leakguard/scope.hpp"
 #include "leakguard/stats.hpp"
 #include "leakguard/suppressions.hpp"
-
-namespace leakguard::detail {
-// LEAKGUARD_OPTIONS is read during static initialisation of any program that
-// includes this header, so that a bad value is reported at start-up.
-inline const bool options_loaded = (options_storage(), true);
-}  // namespace leakguard::detail

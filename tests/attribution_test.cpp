@@ -430,7 +430,7 @@ TEST_CASE("adopting a context whose scope has already ended is harmless") {
 }
 
 TEST_CASE("serials follow real-time order between threads that take turns") {
-  // Serials come from per-thread batches (detail/serial.hpp); taking turns
+  // Serials come from per-thread batches (impl/serial.hpp); taking turns
   // must still number every block after the ones made before it.
   lgt::capture_reports captured;
   constexpr int turns = 40;  // more than detail::serial_racing

@@ -3,6 +3,7 @@
 // leakguard, and the next report says what could not be recorded.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/thread_state.hpp>  // the test hook detail::set_failing_books
 
 #include <new>
 #include <optional>

@@ -2,6 +2,7 @@
 // child can allocate, open scopes and report, and its books are consistent.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/thread_state.hpp>  // the registry and the thread state, checked directly
 
 #include <unistd.h>
 

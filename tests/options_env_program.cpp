@@ -2,6 +2,7 @@
 // with the variable set and checks what the child parsed and printed.
 // Exit code: the number of failed checks.
 #include <leakguard.hpp>
+#include <leakguard/implementation.hpp>  // no global_new.hpp: the runtime alone
 
 #include <sys/wait.h>
 #include <unistd.h>

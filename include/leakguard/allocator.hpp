@@ -26,11 +26,7 @@
 #include <type_traits>
 
 #include "config.hpp"
-
-#if LEAKGUARD_ENABLED
-#include "detail/tracking.hpp"
-#include "detail/upstream.hpp"
-#endif
+#include "detail/runtime_api.hpp"
 
 namespace leakguard {
 
@@ -60,8 +56,8 @@ class allocator<T, void> {
   [[nodiscard]] T* allocate(std::size_t n) {
     if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
 #if LEAKGUARD_ENABLED
-    void* p = detail::allocate_from<detail::alloc_kind::allocator>(
-        n * sizeof(T), alignof(T), detail::origin_ref{label_, where_, "leakguard::allocator"});
+    void* p = detail::allocator_allocate(n * sizeof(T), alignof(T),
+                                         detail::origin_ref{label_, where_, "leakguard::allocator"});
     if (!p) throw std::bad_alloc();
     return static_cast<T*>(p);
 #else
@@ -79,7 +75,7 @@ class allocator<T, void> {
   // n * sizeof(T)); anything else is reported as heap misuse.
   void deallocate(T* p, std::size_t n) noexcept {
 #if LEAKGUARD_ENABLED
-    detail::deallocate<detail::alloc_kind::allocator>(p, n * sizeof(T), alignof(T));
+    detail::allocator_deallocate(p, n * sizeof(T), alignof(T));
 #else
     std::allocator<T>{}.deallocate(p, n);
 #endif
@@ -133,16 +129,15 @@ class allocator {
   [[nodiscard]] T* allocate(std::size_t n) {
     if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
 #if LEAKGUARD_ENABLED
-    using namespace detail;
-    const upstream_block b = allocate_upstream(
-        n * sizeof(T), alignof(T), alloc_kind::allocator, /*resource=*/false, [this](std::size_t bytes, std::size_t) {
-          unit_allocator units(upstream_);
-          return static_cast<void*>(std::to_address(
-              std::allocator_traits<unit_allocator>::allocate(units, (bytes + sizeof(unit) - 1) / sizeof(unit))));
-        });
-    const origin_ref origin{label_, where_, "leakguard::allocator"};
-    track_block(tls, b.user, n * sizeof(T), b.w, b.flags, &origin);
-    return static_cast<T*>(b.user);
+    const detail::upstream_plan plan = detail::adaptor_plan(n * sizeof(T), alignof(T));
+    void* raw;
+    {
+      detail::internal_section upstream_work;  // the block is counted once, below
+      unit_allocator units(upstream_);
+      raw = std::to_address(std::allocator_traits<unit_allocator>::allocate(units, units_for(plan.bytes)));
+    }
+    return static_cast<T*>(
+        detail::adaptor_place(raw, n * sizeof(T), plan, detail::origin_ref{label_, where_, "leakguard::allocator"}));
 #else
     typename upstream_traits::template rebind_alloc<T> typed(upstream_);
     return std::to_address(std::allocator_traits<decltype(typed)>::allocate(typed, n));
@@ -151,14 +146,11 @@ class allocator {
 
   void deallocate(T* p, std::size_t n) noexcept {
 #if LEAKGUARD_ENABLED
-    using namespace detail;
     if (!p) return;
-    const upstream_release r =
-        release_upstream(p, n * sizeof(T), alignof(T), alloc_kind::allocator, nullptr, "leakguard::allocator<T, Upstream>");
+    const detail::upstream_release r = detail::adaptor_release(p, n * sizeof(T), alignof(T));
     if (!r.raw) return;
     unit_allocator units(upstream_);
-    std::allocator_traits<unit_allocator>::deallocate(units, static_cast<unit*>(r.raw),
-                                                       (r.bytes + sizeof(unit) - 1) / sizeof(unit));
+    std::allocator_traits<unit_allocator>::deallocate(units, static_cast<unit*>(r.raw), units_for(r.bytes));
 #else
     typename upstream_traits::template rebind_alloc<T> typed(upstream_);
     std::allocator_traits<decltype(typed)>::deallocate(typed, p, n);
@@ -180,6 +172,7 @@ class allocator {
     unsigned char bytes[alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? alignof(T) : __STDCPP_DEFAULT_NEW_ALIGNMENT__];
   };
   using unit_allocator = typename upstream_traits::template rebind_alloc<unit>;
+  static std::size_t units_for(std::size_t bytes) noexcept { return (bytes + sizeof(unit) - 1) / sizeof(unit); }
 
   Upstream upstream_;
   std::string_view label_;

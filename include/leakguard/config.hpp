@@ -37,6 +37,11 @@
 #error "leakguard supports g++ and clang++ on Linux"
 #endif
 
+// What the implementation translation unit defines (see
+// <leakguard/implementation.hpp>): visible from every shared object even
+// under -fvisibility=hidden, so that a process has one leakguard.
+#define LEAKGUARD_API __attribute__((visibility("default")))
+
 #define LEAKGUARD_CONCAT_INNER(a, b) a##b
 #define LEAKGUARD_CONCAT(a, b) LEAKGUARD_CONCAT_INNER(a, b)
 #define LEAKGUARD_UNIQUE(name) LEAKGUARD_CONCAT(name, __LINE__)

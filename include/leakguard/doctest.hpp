@@ -42,12 +42,18 @@
 // leaking line.
 #pragma once
 
+// Whichever doctest the program uses: the one included before this header
+// (a vendored "doctest.h" too), else the installed <doctest/doctest.h>.
+#ifndef DOCTEST_VERSION
+#if __has_include(<doctest/doctest.h>)
 #include <doctest/doctest.h>
+#else
+#error "leakguard/doctest.hpp: include doctest (e.g. \"doctest.h\") before it"
+#endif
+#endif
 
 #include <cstring>
-#include <map>
-#include <string>
-#include <utility>
+#include <string_view>
 
 #include "test.hpp"
 
@@ -59,17 +65,17 @@ namespace leakguard_doctest_detail {
 // doctest 2.4 records failed assertions only, not FAIL_CHECK messages.
 // The expression reads "leakguard: no leaks", its value is the headline,
 // and the sites and stacks are the assertion's logged context.
-inline void fail(const char* file, int line, const std::string& message) {
-  const std::size_t eol = message.find('\n');
-  std::string headline = message.substr(0, eol);
-  if (headline.starts_with("leakguard: ")) headline.erase(0, 11);
-  const std::string details = eol == std::string::npos ? std::string() : message.substr(eol + 1);
+inline void fail(const char* file, int line, const char* headline, const char* details) {
+  if (std::strncmp(headline, "leakguard: ", 11) == 0) headline += 11;
   doctest::detail::ResultBuilder rb(doctest::assertType::DT_CHECK, file, line, "leakguard: no leaks");
-  rb.setResult(doctest::detail::Result(false, headline.c_str()));
-  if (details.empty()) {
+  rb.setResult(doctest::detail::Result(false, headline));
+  if (!*details) {
     if (rb.log()) DOCTEST_BREAK_INTO_DEBUGGER();
   } else {
-    auto context = doctest::detail::MakeContextScope([&details](std::ostream* os) { *os << '\n' << details; });
+    auto context = doctest::detail::MakeContextScope([details](std::ostream* os) {
+      leakguard::test::detail::write_text(*os, "\n");
+      leakguard::test::detail::write_text(*os, details);
+    });
     if (rb.log()) DOCTEST_BREAK_INTO_DEBUGGER();
   }
   rb.react();
@@ -79,38 +85,15 @@ inline void fail(const char* file, int line, const std::string& message) {
 
 namespace leakguard {
 
-namespace doctest_detail {
-
-struct decorations {
-  bool may_leak = false;
-  void (*warm_up)() = nullptr;
-};
-
-// Decorators are applied to doctest's own TestCase object, which has no
-// room for ours: they are kept here, by the test's file and line (or suite).
-struct decoration_registry {
-  std::map<std::pair<std::string, unsigned>, decorations> tests;
-  std::map<std::string, decorations> suites;
-};
-
-inline decoration_registry& registry() {
-  static leakguard::detail::no_destroy<decoration_registry> r;
-  return r.get();
-}
-
-}  // namespace doctest_detail
-
 #ifndef DOCTEST_CONFIG_DISABLE
 
 // TEST_CASE("name" * leakguard::may_leak()): not checked.
 // TEST_SUITE("name" * leakguard::may_leak()): none of its tests are.
 struct may_leak {
   void fill(::doctest::detail::TestCase& tc) const {
-    doctest_detail::registry().tests[{tc.m_file.c_str(), tc.m_line}].may_leak = true;
+    test::detail::decorate_test(tc.m_file.c_str(), tc.m_line, {.may_leak = true});
   }
-  void fill(::doctest::detail::TestSuite& ts) const {
-    doctest_detail::registry().suites[ts.m_test_suite ? ts.m_test_suite : ""].may_leak = true;
-  }
+  void fill(::doctest::detail::TestSuite& ts) const { test::detail::decorate_suite(ts.m_test_suite, {.may_leak = true}); }
 };
 
 // TEST_CASE("name" * leakguard::warm_up(f)): f() runs once, before
@@ -119,11 +102,9 @@ struct warm_up {
   void (*function)();
   explicit warm_up(void (*f)()) : function(f) {}
   void fill(::doctest::detail::TestCase& tc) const {
-    doctest_detail::registry().tests[{tc.m_file.c_str(), tc.m_line}].warm_up = function;
+    test::detail::decorate_test(tc.m_file.c_str(), tc.m_line, {.warm_up = function});
   }
-  void fill(::doctest::detail::TestSuite& ts) const {
-    doctest_detail::registry().suites[ts.m_test_suite ? ts.m_test_suite : ""].warm_up = function;
-  }
+  void fill(::doctest::detail::TestSuite& ts) const { test::detail::decorate_suite(ts.m_test_suite, {.warm_up = function}); }
 };
 
 namespace doctest_detail {
@@ -131,7 +112,7 @@ namespace doctest_detail {
 struct current_case {
   ::doctest::detail::TestCase* test = nullptr;
   ::doctest::detail::funcType body = nullptr;  // the test's own function
-  decorations deco;
+  test::detail::decorations deco;
   bool warmed = false;
 };
 
@@ -171,16 +152,18 @@ inline bool is_test_body(std::string_view name) {
          (name.starts_with("DOCTEST_ANON_CLASS_") && name.ends_with("::test"));
 }
 
-inline void install_hooks() {
-  test::detail::framework_hooks& h = test::detail::hooks();
-  h.in_test = &in_test;
-  h.fail = &::leakguard_doctest_detail::fail;
-  h.frame_boundaries = {"doctest::", "leakguard::doctest_detail::"};
-  h.is_test_body = &is_test_body;
+inline void start_run() {
+  static constexpr const char* boundaries[] = {"doctest::", "leakguard::doctest_detail::", nullptr};
   // doctest's bookkeeping inside a test: subcase tracking, INFO/CAPTURE
   // contexts, stringified expressions, reporters' state.
-  leakguard::suppress("doctest::");
-  leakguard::suppress("/doctest/doctest.h");
+  static constexpr const char* suppressions[] = {"doctest::", "/doctest/doctest.h", nullptr};
+  test::detail::framework_hooks h;
+  h.in_test = &in_test;
+  h.fail = &::leakguard_doctest_detail::fail;
+  h.frame_boundaries = boundaries;
+  h.is_test_body = &is_test_body;
+  h.suppressions = suppressions;
+  test::detail::start_run(h);
 }
 
 class listener : public ::doctest::IReporter {
@@ -190,24 +173,15 @@ class listener : public ::doctest::IReporter {
   void report_query(const ::doctest::QueryData&) override {}
 
   void test_run_start() override {
-    install_hooks();
-    test::detail::warm_up_runtime();
+    start_run();
     // doctest stringifies through one thread-local stringstream that keeps
     // its largest buffer; it grows inside the standard library, where the
     // stack walk cannot see doctest's frames. Grow it now, outside any test.
-    {
-      std::ostream* os = ::doctest::detail::tlssPush();
-      *os << std::string(64 * 1024, ' ');
-      (void)::doctest::detail::tlssPop();
-    }
-    test::detail::previous_handler() = leakguard::set_leak_handler(&test::detail::global_handler);
-    installed_ = true;
+    test::detail::grow_stream(*::doctest::detail::tlssPush(), 64 * 1024);
+    (void)::doctest::detail::tlssPop();
   }
 
-  void test_run_end(const ::doctest::TestRunStats&) override {
-    if (installed_) leakguard::set_leak_handler(std::exchange(test::detail::previous_handler(), {}));
-    installed_ = false;
-  }
+  void test_run_end(const ::doctest::TestRunStats&) override { test::detail::end_run(); }
 
   void test_case_start(const ::doctest::TestCaseData& in) override {
     // doctest passes its TestCase (a TestCaseData) here.
@@ -215,12 +189,7 @@ class listener : public ::doctest::IReporter {
     current_case& c = current();
     c = {};
     if (!test::current_settings().enabled || !tc.m_test) return;
-    decoration_registry& r = registry();
-    if (auto it = r.tests.find({tc.m_file.c_str(), tc.m_line}); it != r.tests.end()) c.deco = it->second;
-    if (auto it = r.suites.find(tc.m_test_suite ? tc.m_test_suite : ""); it != r.suites.end()) {
-      c.deco.may_leak = c.deco.may_leak || it->second.may_leak;
-      if (!c.deco.warm_up) c.deco.warm_up = it->second.warm_up;
-    }
+    c.deco = test::detail::decorations_of(tc.m_file.c_str(), tc.m_line, tc.m_test_suite);
     c.test = &tc;
     c.body = tc.m_test;
     tc.m_test = &run_checked;
@@ -240,9 +209,6 @@ class listener : public ::doctest::IReporter {
   void log_assert(const ::doctest::AssertData&) override {}
   void log_message(const ::doctest::MessageData&) override {}
   void test_case_skipped(const ::doctest::TestCaseData&) override {}
-
- private:
-  bool installed_ = false;
 };
 
 }  // namespace doctest_detail

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "config.hpp"
+#include "detail/runtime_api.hpp"
 #include "report.hpp"
 #include "scope.hpp"
 
@@ -57,10 +59,10 @@ exception_safety_result check_exception_safety(F&& f, std::size_t max_runs = 100
     } catch (const std::bad_alloc&) {
       ++result.failures_escaped;
     } catch (const std::exception& e) {
-      detail::internal_guard guard;
+      detail::internal_section guard;
       result.unexpected_exceptions.push_back(label + ": " + e.what());
     } catch (...) {
-      detail::internal_guard guard;
+      detail::internal_section guard;
       result.unexpected_exceptions.push_back(label + ": unknown exception");
     }
     ++result.runs;

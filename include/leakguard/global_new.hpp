@@ -17,9 +17,9 @@
 #include <new>
 
 #include "config.hpp"
+#include "implementation.hpp"  // the runtime: this TU is the program's one implementation TU
 
 #if LEAKGUARD_ENABLED
-#include "detail/tracking.hpp"
 
 namespace leakguard::detail {
 

@@ -52,13 +52,14 @@
 #include <string_view>
 #include <utility>
 
+#include "scope.hpp"
 #include "test.hpp"
 
 // Outside namespace leakguard, whose `test` namespace would otherwise be
 // found before ::testing by unqualified names in GoogleTest's macros.
 namespace leakguard_gtest_detail {
-inline void fail(const char* file, int line, const std::string& message) {
-  ADD_FAILURE_AT(file, line) << message;
+inline void fail(const char* file, int line, const char* headline, const char* details) {
+  ADD_FAILURE_AT(file, line) << headline << (*details ? "\n" : "") << details;
 }
 }  // namespace leakguard_gtest_detail
 
@@ -112,7 +113,7 @@ class listener : public ::testing::EmptyTestEventListener {
   void OnTestProgramStart(const ::testing::UnitTest&) override { start(); }
   void OnTestProgramEnd(const ::testing::UnitTest&) override {
     if (!started_) return;
-    leakguard::set_leak_handler(std::exchange(test::detail::previous_handler(), {}));
+    test::detail::end_run();
     started_ = false;
   }
 
@@ -121,7 +122,7 @@ class listener : public ::testing::EmptyTestEventListener {
     std::string name = info.test_suite_name();
     name += '.';
     name += info.name();
-    test::detail::begin_test(std::move(name), info.file() ? info.file() : "", info.line());
+    test::detail::begin_test(name.c_str(), info.file() ? info.file() : "", info.line());
   }
 
   void OnTestEnd(const ::testing::TestInfo& info) override {
@@ -135,22 +136,24 @@ class listener : public ::testing::EmptyTestEventListener {
   void start() {
     if (started_) return;
     started_ = true;
-    test::detail::framework_hooks& h = test::detail::hooks();
+    static constexpr const char* boundaries[] = {"testing::internal::", "testing::Test::", "testing::TestInfo::",
+                                                 "testing::TestSuite::", "testing::UnitTest::", "leakguard::",
+                                                 nullptr};
+    // GoogleTest's and gMock's bookkeeping inside a test.
+    static constexpr const char* suppressions[] = {
+        "testing::internal::", "testing::TestResult::", "testing::ScopedTrace::", "testing::UnitTest::",
+        "testing::TestInfo::", "testing::Test::", "testing::TestSuite::", "testing::Mock::", "/include/gtest/",
+        "/include/gmock/",
+        // gMock's map of NiceMock/StrictMock reactions keeps its buckets
+        "testing::(anonymous namespace)::UninterestingCallReactionMap", nullptr};
+    test::detail::framework_hooks h;
     h.in_test = &in_test;
     h.fail = &::leakguard_gtest_detail::fail;
     h.is_test_body = &is_test_body;
-    h.frame_boundaries = {"testing::internal::", "testing::Test::", "testing::TestInfo::",
-                          "testing::TestSuite::", "testing::UnitTest::", "leakguard::"};
-    // GoogleTest's and gMock's bookkeeping inside a test.
-    for (std::string_view p : {"testing::internal::", "testing::TestResult::", "testing::ScopedTrace::",
-                               "testing::UnitTest::", "testing::TestInfo::", "testing::Test::",
-                               "testing::TestSuite::", "testing::Mock::", "/include/gtest/", "/include/gmock/",
-                               // gMock's map of NiceMock/StrictMock reactions keeps its buckets
-                               "testing::(anonymous namespace)::UninterestingCallReactionMap"})
-      leakguard::suppress(p);
-    test::detail::warm_up_runtime();
+    h.frame_boundaries = boundaries;
+    h.suppressions = suppressions;
+    test::detail::start_run(h);
     warm_up_gtest();
-    test::detail::previous_handler() = leakguard::set_leak_handler(&test::detail::global_handler);
   }
 
   bool started_ = false;

@@ -4,9 +4,8 @@
 // are gone, print it with to_text() or to_json().
 #pragma once
 
-#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <source_location>
 #include <span>
 #include <string>
@@ -32,7 +31,7 @@ struct leaked_block {
   std::size_t alignment = 0;
   // Allocation number: unique in the process, increasing on each thread and
   // across threads whenever one allocation happens after another (threads
-  // allocating at the same moment: see detail/serial.hpp).
+  // allocating at the same moment: see impl/serial.hpp).
   std::uint64_t serial = 0;
   std::string site;               // user's "file:line", else the function
   std::vector<frame> stack;       // allocation stack, innermost first
@@ -68,22 +67,13 @@ struct unrecorded_counts {
   bool any() const noexcept { return allocations || stacks || origins || scopes || reports; }
 };
 
-class report {
+class LEAKGUARD_API report {
  public:
   report() = default;
   // Reports are normally made by leakguard; this constructor lets a user's
   // tests feed their own handlers. Blocks are sorted by serial.
   report(std::string label, std::source_location where, std::vector<leaked_block> blocks,
-         std::vector<violation> violations = {}, unrecorded_counts unrecorded = {})
-      : label_(std::move(label)),
-        where_(where),
-        blocks_(std::move(blocks)),
-        violations_(std::move(violations)),
-        unrecorded_(unrecorded) {
-    std::sort(blocks_.begin(), blocks_.end(),
-              [](const leaked_block& a, const leaked_block& b) { return a.serial < b.serial; });
-    for (const leaked_block& b : blocks_) bytes_ += b.size;
-  }
+         std::vector<violation> violations = {}, unrecorded_counts unrecorded = {});
 
   // No leak and no violation.
   bool empty() const noexcept { return blocks_.empty() && violations_.empty(); }
@@ -112,5 +102,3 @@ class report {
 };
 
 }  // namespace leakguard
-
-#include "detail/report_format.hpp"

@@ -14,19 +14,14 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <source_location>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include "config.hpp"
+#include "detail/runtime_api.hpp"
 #include "handler.hpp"
 #include "report.hpp"
-
-#if LEAKGUARD_ENABLED
-#include "detail/scope_books.hpp"
-#endif
 
 namespace leakguard {
 
@@ -56,110 +51,33 @@ struct scope_stats {
 
 #if LEAKGUARD_ENABLED
 
-namespace detail {
-// Runs a handler with tracking off. While unwinding, a throwing handler is
-// reported and dropped instead of terminating the program.
-inline void call_leak_handler(const leak_handler& own, const report& r, int uncaught_at_open) {
-  internal_guard guard;
-  try {
-    ledger().record(r);
-  } catch (const std::bad_alloc&) {
-    count_lost(lost.reports);
-  }
-  struct restore {
-    const report* saved;
-    ~restore() { dispatching = saved; }
-  } restore_note{std::exchange(dispatching, &r)};
-  leak_handler handler = own ? own : leak_handler_slot().get();
-  if (!handler) handler = &default_leak_handler;
-  if (std::uncaught_exceptions() <= uncaught_at_open) return handler(r);
-  try {
-    handler(r);
-  } catch (...) {
-    std::fputs("leakguard: leak handler threw while the scope was unwound by another exception; dropped\n", stderr);
-  }
-}
-}  // namespace detail
-
 // RAII leak scope; see the file comment. Not copyable, not movable.
-class scope {
+class LEAKGUARD_API scope {
  public:
   scope(std::source_location where = std::source_location::current()) : scope(scope_options{}, where) {}
   explicit scope(std::string_view label, std::source_location where = std::source_location::current())
       : scope(scope_options{.label = label}, where) {}
-  explicit scope(scope_options options, std::source_location where = std::source_location::current())
-      : where_(where), uncaught_(std::uncaught_exceptions()), handler_(std::move(options.handler)) {
-    if (!options.label.empty()) {
-      detail::internal_guard guard;  // the label's copy is leakguard's, not the user's
-      label_ = std::string(options.label);
-    }
-    state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_);
-    if ((injects_failure_ = options.fail_allocation != 0))
-      saved_fail_countdown_ = std::exchange(detail::tls.fail_countdown, options.fail_allocation);
-  }
+  explicit scope(scope_options options, std::source_location where = std::source_location::current());
   scope(const scope&) = delete;
   scope& operator=(const scope&) = delete;
 
   // The check: calls the leak handler once if blocks are still live or a
   // budget was exceeded. Throws only what a handler throws.
-  ~scope() noexcept(false) {
-    if (!state_) {
-      release();
-      return;
-    }
-    end_failure_injection();
-    detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
-    detail::end_scope(std::exchange(state_, nullptr), &snapshot);
-    report r;
-    if (!snapshot.blocks.empty() || snapshot.violation.count) {
-      detail::internal_guard guard;
-      try {
-        r = detail::build_report(label_, where_, snapshot);
-      } catch (const std::bad_alloc&) {  // the next report says so
-        detail::count_lost(detail::lost.reports);
-      }
-      if (r.empty()) detail::give_back(r.unrecorded());
-    }
-    if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);
-    release();
-  }
+  ~scope() noexcept(false);
 
   // The blocks allocated in the scope (or scopes nested in it) and still
   // live, and any budget violation so far.
-  report check() const {
-    detail::internal_guard guard;
-    detail::scope_snapshot snapshot;
-    if (state_) detail::collect_nested(state_, generation_, snapshot);
-    return detail::build_report(label_, where_, snapshot);
-  }
+  report check() const;
 
-  scope_stats stats() const {
-    scope_stats s;
-    if (state_ && detail::lock_if_current(state_, generation_)) {
-      s = {state_->allocations, state_->deallocations, state_->live_blocks, state_->live_bytes, state_->peak_bytes};
-      state_->lock.unlock();
-    }
-    return s;
-  }
+  scope_stats stats() const;
 
   // Ends the scope now without a check; its live blocks go to the
   // enclosing scope. The destructor then does nothing.
-  void dismiss() noexcept {
-    if (!state_) return;
-    end_failure_injection();
-    detail::end_scope(std::exchange(state_, nullptr), nullptr);
-  }
+  void dismiss() noexcept;
 
  private:
-  void end_failure_injection() noexcept {
-    if (injects_failure_) detail::tls.fail_countdown = saved_fail_countdown_;
-  }
-
-  // Frees the label and handler now: a scope object may outlive its scope.
-  void release() noexcept {
-    std::string().swap(label_);
-    leak_handler().swap(handler_);
-  }
+  void end_failure_injection() noexcept;
+  void release() noexcept;  // frees the label and handler now: a scope object may outlive its scope
 
   detail::scope_state* state_ = nullptr;
   std::uint64_t generation_ = 0;
@@ -174,46 +92,22 @@ class scope {
 // Blocks allocated on this thread while an ignore_scope is active are never
 // attributed to any scope, hence never reported (one-time initialisation,
 // caches meant to live for the whole process).
-class ignore_scope {
+class LEAKGUARD_API ignore_scope {
  public:
-  ignore_scope() noexcept { ++detail::tls.ignore_depth; }
-  ~ignore_scope() { --detail::tls.ignore_depth; }
+  ignore_scope() noexcept;
+  ~ignore_scope();
   ignore_scope(const ignore_scope&) = delete;
   ignore_scope& operator=(const ignore_scope&) = delete;
 };
 
 // Any allocation on this thread while it is active is a violation, reported
 // through the leak handler when it ends (label "no_alloc_scope").
-class no_alloc_scope {
+class LEAKGUARD_API no_alloc_scope {
  public:
-  no_alloc_scope(std::source_location where = std::source_location::current()) noexcept
-      : where_(where), uncaught_(std::uncaught_exceptions()) {
-    detail::thread_state& t = detail::tls;
-    zone_.outer = t.no_alloc;
-    t.no_alloc = &zone_;
-    t.set(detail::slow_no_alloc);
-  }
+  no_alloc_scope(std::source_location where = std::source_location::current()) noexcept;
   no_alloc_scope(const no_alloc_scope&) = delete;
   no_alloc_scope& operator=(const no_alloc_scope&) = delete;
-  ~no_alloc_scope() noexcept(false) {
-    detail::thread_state& t = detail::tls;
-    if (t.no_alloc == &zone_) t.no_alloc = zone_.outer;
-    if (!t.no_alloc) t.clear(detail::slow_no_alloc);
-    if (zone_.count == 0) return;
-    report r;
-    try {
-      detail::internal_guard guard;
-      const detail::symbolized_stack st = detail::symbolize(zone_.stack, max_stack_depth);
-      std::string msg = "allocation inside a no_alloc_scope (" + std::to_string(zone_.count) +
-                        (zone_.count == 1 ? " allocation)" : " allocations)");
-      std::vector<violation> v{violation{violation_kind::no_alloc, zone_.size, zone_.serial, st.site, st.frames, msg}};
-      r = report("no_alloc_scope", where_, {}, std::move(v), detail::take_lost());
-    } catch (const std::bad_alloc&) {  // the next report says so
-      detail::count_lost(detail::lost.reports);
-      return;
-    }
-    detail::call_leak_handler({}, r, uncaught_);
-  }
+  ~no_alloc_scope() noexcept(false);
 
  private:
   detail::no_alloc_state zone_;
@@ -224,12 +118,7 @@ class no_alloc_scope {
 // This live block is never reported: it leaves the books of every scope it
 // belongs to (their live counts drop; deallocations do not). Pointers
 // leakguard did not allocate, and null, are ignored.
-inline void ignore(const void* p) noexcept {
-  if (!p || !detail::header_readable(p)) return;
-  detail::block_header* h = detail::header_of(p);
-  if (h->magic() != detail::header_magic || (h->flags() & detail::flag_freed)) return;
-  if (h->flags() & detail::flag_tracked) detail::settle(h, false);
-}
+LEAKGUARD_API void ignore(const void* p) noexcept;
 
 // The calling thread's active scopes, to hand to another thread.
 class context {
@@ -244,12 +133,7 @@ class context {
   std::uint64_t generation_ = 0;
 };
 
-inline context current_context() noexcept {
-  context c;
-  c.scope_ = detail::tls.innermost;
-  c.generation_ = detail::tls.innermost_generation;
-  return c;
-}
+LEAKGUARD_API context current_context() noexcept;
 
 // RAII: while it lives, this thread's allocations are attributed to the
 // scopes of `ctx` (instead of the thread's own). If those scopes have ended,
@@ -257,25 +141,10 @@ inline context current_context() noexcept {
 //
 //   auto ctx = leakguard::current_context();
 //   pool.submit([ctx] { leakguard::adopt a{ctx}; work(); });
-class adopt {
+class LEAKGUARD_API adopt {
  public:
-  explicit adopt(const context& ctx) noexcept {
-    detail::thread_state& t = detail::tls;
-    if (t.slow.load(std::memory_order_relaxed) & detail::slow_unregistered) detail::register_thread(t);
-    saved_ = t.innermost;
-    saved_generation_ = t.innermost_generation;
-    t.innermost = ctx.scope_;
-    t.innermost_generation = ctx.generation_;
-    if (t.innermost) t.set(detail::slow_scoped);
-    else t.clear(detail::slow_scoped);
-  }
-  ~adopt() {
-    detail::thread_state& t = detail::tls;
-    t.innermost = saved_;
-    t.innermost_generation = saved_generation_;
-    if (t.innermost) t.set(detail::slow_scoped);
-    else t.clear(detail::slow_scoped);
-  }
+  explicit adopt(const context& ctx) noexcept;
+  ~adopt();
   adopt(const adopt&) = delete;
   adopt& operator=(const adopt&) = delete;
 

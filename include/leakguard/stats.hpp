@@ -6,10 +6,6 @@
 
 #include "config.hpp"
 
-#if LEAKGUARD_ENABLED
-#include "detail/thread_state.hpp"
-#endif
-
 namespace leakguard {
 
 // Blocks that went through leakguard: every `new` with
@@ -30,24 +26,7 @@ struct heap_stats {
 
 // Sums per-thread counters: nothing shared is written on the allocation
 // fast path. Takes the thread registry's lock; cheap, but not for a hot loop.
-inline heap_stats global_stats() noexcept {
-#if LEAKGUARD_ENABLED
-  const detail::process_counts c = detail::sum_counts();
-  heap_stats s;
-  s.allocations = c.allocations;
-  s.deallocations = c.deallocations;
-  // Threads' counters are read one after another: a block allocated on one
-  // thread after its counters were read and freed on another before its
-  // were can make the sum dip below zero for a moment. Never wrap.
-  const auto blocks = static_cast<std::int64_t>(c.allocations - c.deallocations);
-  const auto bytes = static_cast<std::int64_t>(c.bytes_allocated - c.bytes_freed);
-  s.live_blocks = static_cast<std::size_t>(blocks > 0 ? blocks : 0);
-  s.live_bytes = static_cast<std::size_t>(bytes > 0 ? bytes : 0);
-  s.peak_bytes = static_cast<std::size_t>(detail::raise_peak(static_cast<std::int64_t>(s.live_bytes)));
-  return s;
-#else
-  return {};
-#endif
-}
+// All zero with LEAKGUARD_DISABLE.
+LEAKGUARD_API heap_stats global_stats() noexcept;
 
 }  // namespace leakguard

@@ -1,4 +1,4 @@
-// leakguard/detail/upstream.hpp — blocks whose memory comes from somewhere
+// leakguard/impl/upstream.hpp — blocks whose memory comes from somewhere
 // other than malloc: a memory_resource's upstream resource, or the user's
 // allocator under allocator<T, Upstream>.
 //
@@ -11,45 +11,32 @@
 #include <new>
 #include <string>
 
+#include "../detail/runtime_api.hpp"
 #include "tracking.hpp"
 
 namespace leakguard::detail {
 
-struct upstream_block {
-  void* user;
-  std::uint8_t flags;
-  watch w;
-};
-
-// Allocates through `raw_alloc(total_bytes, alignment)`, which may throw,
-// and writes the header. The caller links what it needs, then calls
-// track_block(). Upstream allocations are leakguard's own work: they are
-// never attributed or counted themselves (the block is, once).
-template <class RawAlloc>
-upstream_block allocate_upstream(std::size_t size, std::size_t alignment, alloc_kind kind, bool resource,
-                                 RawAlloc&& raw_alloc) {
+// Checks the request and decides the block's layout; the caller gets
+// plan.bytes aligned to plan.alignment from its upstream as leakguard's own
+// work, then place_upstream() writes the header and counts the block. Upstream
+// allocations are never attributed or counted themselves (the block is, once).
+inline upstream_plan plan_upstream(std::size_t size, std::size_t alignment, bool resource) {
   if (size >= max_request) throw std::bad_alloc();
   thread_state& t = tls;
   const watch w = watch_of(t);
   if (inject_failure(t, w)) throw std::bad_alloc();
   const std::uint8_t flags = layout_for(w, resource) | flag_upstream;
   alignment = effective_alignment(alignment);
-  void* raw;
-  {
-    internal_guard guard;
-    raw = raw_alloc(block_bytes(size, flags, alignment), alignment);
-  }
-  if (!raw) throw std::bad_alloc();
-  void* user = init_block(raw, size, alignment, kind, flags);
-  if (!(flags & flag_internal)) count_allocation_cold(t, size);
-  return {user, flags, w};
+  return {block_bytes(size, flags, alignment), alignment, flags, w.slow, w.watched, w.forbidden};
 }
 
-struct upstream_release {
-  void* raw = nullptr;  // null: nothing may be freed (misuse reported)
-  std::size_t bytes = 0;
-  std::size_t alignment = 0;
-};
+inline void* place_upstream(void* raw, std::size_t size, const upstream_plan& plan, alloc_kind kind) noexcept {
+  void* user = init_block(raw, size, plan.alignment, kind, plan.flags);
+  if (!(plan.flags & flag_internal)) count_allocation_cold(tls, size);
+  return user;
+}
+
+inline watch watch_of(const upstream_plan& plan) noexcept { return {plan.slow, plan.watched, plan.forbidden}; }
 
 // Checks a block handed back to `who` (an allocator adaptor, or the resource
 // `resource`), reports misuse, settles it in its scopes, and tells where its

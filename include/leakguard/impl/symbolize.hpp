@@ -1,4 +1,4 @@
-// leakguard/detail/symbolize.hpp — return addresses to functions, files, lines.
+// leakguard/impl/symbolize.hpp — return addresses to functions, files, lines.
 //
 // Runs only when a report is built. file:line comes from GCC's libbacktrace
 // (DWARF, inlined frames expanded) when the build system found it; function

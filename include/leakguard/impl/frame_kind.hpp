@@ -1,4 +1,4 @@
-// leakguard/detail/frame_kind.hpp — whose code a stack frame is: leakguard's,
+// leakguard/impl/frame_kind.hpp — whose code a stack frame is: leakguard's,
 // the standard library's, or the user's (the one a report should point at).
 #pragma once
 

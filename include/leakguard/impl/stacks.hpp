@@ -1,4 +1,4 @@
-// leakguard/detail/stacks.hpp — allocation stacks: capture and interning.
+// leakguard/impl/stacks.hpp — allocation stacks: capture and interning.
 //
 // Capture is the dominant cost of a tracked allocation, so a stack is only a
 // list of return addresses here; names and lines are looked up when a report

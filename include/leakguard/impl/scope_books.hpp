@@ -1,4 +1,4 @@
-// leakguard/detail/scope_books.hpp — opening and ending a scope, and turning
+// leakguard/impl/scope_books.hpp — opening and ending a scope, and turning
 // what it still holds into a report.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../report.hpp"
-#include "../suppressions.hpp"
+#include "suppressions.hpp"
 #include "scope_state.hpp"
 #include "symbolize.hpp"
 #include "tracking.hpp"

@@ -1,4 +1,4 @@
-// leakguard/detail/fork.hpp — fork() while other threads are inside leakguard.
+// leakguard/impl/fork.hpp — fork() while other threads are inside leakguard.
 //
 // The child of fork() has a copy of the memory but only the forking thread:
 // a lock another thread held at that moment would stay held in the child
@@ -26,9 +26,9 @@
 #include <cstdint>
 #include <utility>
 
-#include "../handler.hpp"
-#include "../options.hpp"
-#include "../suppressions.hpp"
+#include "handler.hpp"
+#include "options.hpp"
+#include "suppressions.hpp"
 #include "leak_ledger.hpp"
 #include "origins.hpp"
 #include "scope_state.hpp"

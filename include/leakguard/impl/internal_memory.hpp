@@ -1,4 +1,4 @@
-// leakguard/detail/internal_memory.hpp — memory and locks for leakguard's own
+// leakguard/impl/internal_memory.hpp — memory and locks for leakguard's own
 // bookkeeping. Nothing here goes through operator new: the library must never
 // allocate through what it instruments.
 #pragma once

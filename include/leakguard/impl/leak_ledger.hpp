@@ -1,4 +1,4 @@
-// leakguard/detail/leak_ledger.hpp — per-site totals of every leak reported.
+// leakguard/impl/leak_ledger.hpp — per-site totals of every leak reported.
 //
 // Every report that reaches a leak handler is first added here, so a server
 // can export leaks as metrics (leakguard::leak_sites()). log_leak keeps its
@@ -12,22 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "../handler.hpp"
 #include "../report.hpp"
 #include "internal_memory.hpp"
 
-namespace leakguard {
-
-// What leaked at one site since the program started (or reset_leak_sites()).
-struct site_totals {
-  std::string site;            // as in leaked_block::site, or "violation: " + site
-  std::uint64_t reports = 0;   // scope ends that reported this site
-  std::uint64_t blocks = 0;    // leaked blocks (violations: offending allocations reported)
-  std::uint64_t bytes = 0;
-  std::chrono::system_clock::time_point first_seen{};
-  std::chrono::system_clock::time_point last_seen{};
-};
-
-namespace detail {
+namespace leakguard::detail {
 
 class leak_ledger {
  public:
@@ -138,5 +127,4 @@ inline leak_ledger& ledger() {
 // ledger): log_leak records only reports handed to it some other way.
 inline constinit thread_local const report* dispatching = nullptr;
 
-}  // namespace detail
-}  // namespace leakguard
+}  // namespace leakguard::detail

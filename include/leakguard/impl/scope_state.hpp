@@ -1,4 +1,4 @@
-// leakguard/detail/scope_state.hpp — the books of one scope.
+// leakguard/impl/scope_state.hpp — the books of one scope.
 //
 // Ownership: a tracked block is owned by one scope (record->owner), linked
 // into that scope's `live` list; the scopes enclosing the owner count it in

@@ -1,4 +1,4 @@
-// leakguard/detail/report_format.hpp — report::to_text() and to_json().
+// leakguard/impl/report_format.hpp — what report::to_text() and to_json() write.
 #pragma once
 
 #include <cstdio>
@@ -10,17 +10,7 @@
 #include "../report.hpp"
 #include "frame_kind.hpp"
 
-#if LEAKGUARD_ENABLED
-#include "thread_state.hpp"
-// A report's text is leakguard's output, not the user's allocation: never
-// attributed to a scope, not in global_stats.
-#define LEAKGUARD_INTERNAL_WORK() ::leakguard::detail::internal_guard leakguard_internal_work_guard
-#else
-#define LEAKGUARD_INTERNAL_WORK() static_cast<void>(0)
-#endif
-
-namespace leakguard {
-namespace detail {
+namespace leakguard::detail {
 
 inline void append_number(std::string& out, unsigned long long n) { out += std::to_string(n); }
 
@@ -148,47 +138,44 @@ inline void append_unrecorded_text(std::string& out, const unrecorded_counts& u)
   line(u.reports, "report", "could not be built or tallied", "; leaks may be missing");
 }
 
-}  // namespace detail
-
 // Names the scope, then groups the leaked blocks by site, largest total
 // first (ties: earliest allocation first), each group with one stack; then
 // the violations.
-inline std::string report::to_text() const {
-  LEAKGUARD_INTERNAL_WORK();
+inline std::string report_text(const report& r) {
   std::string out = "leakguard: ";
-  if (label_.empty()) {
+  if (r.label().empty()) {
     out += "scope at ";
   } else {
     out += "scope \"";
-    out += label_;
+    out += r.label();
     out += "\" at ";
   }
-  detail::append_location(out, where_);
-  if (blocks_.empty() && violations_.empty()) {
+  append_location(out, r.where());
+  if (r.blocks().empty() && r.violations().empty()) {
     out += ": no leaks\n";
-    detail::append_unrecorded_text(out, unrecorded_);
+    append_unrecorded_text(out, r.unrecorded());
     return out;
   }
   out += ": ";
-  detail::append_number(out, bytes_);
+  append_number(out, r.leaked_bytes());
   out += " bytes leaked in ";
-  detail::append_number(out, blocks_.size());
-  out += blocks_.size() == 1 ? " block" : " blocks";
-  if (!violations_.empty()) {
+  append_number(out, r.blocks().size());
+  out += r.blocks().size() == 1 ? " block" : " blocks";
+  if (!r.violations().empty()) {
     out += ", ";
-    detail::append_number(out, violations_.size());
-    out += violations_.size() == 1 ? " violation" : " violations";
+    append_number(out, r.violations().size());
+    out += r.violations().size() == 1 ? " violation" : " violations";
   }
   out += '\n';
 
   struct group {
     std::size_t bytes = 0, count = 0;
-    const leaked_block* first = nullptr;  // blocks_ is sorted by serial
+    const leaked_block* first = nullptr;  // r.blocks() is sorted by serial
   };
   std::vector<group> groups;
   {
     std::map<std::string_view, std::size_t> index;  // site -> position in groups
-    for (const leaked_block& b : blocks_) {
+    for (const leaked_block& b : r.blocks()) {
       auto [it, fresh] = index.try_emplace(b.site, groups.size());
       if (fresh) groups.push_back({0, 0, &b});
       group& g = groups[it->second];
@@ -200,9 +187,9 @@ inline std::string report::to_text() const {
                    [](const group& a, const group& b) { return a.bytes > b.bytes; });
   for (const group& g : groups) {
     out += "  ";
-    detail::append_number(out, g.bytes);
+    append_number(out, g.bytes);
     out += " bytes in ";
-    detail::append_number(out, g.count);
+    append_number(out, g.count);
     out += g.count == 1 ? " block" : " blocks";
     out += " allocated at ";
     out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)")
@@ -212,76 +199,75 @@ inline std::string report::to_text() const {
       out += g.first->origin;
     }
     out += '\n';
-    detail::append_stack_text(out, g.first->stack);
+    append_stack_text(out, g.first->stack);
   }
-  for (const violation& v : violations_) {
+  for (const violation& v : r.violations()) {
     out += "  violation: ";
     out += v.message;
     out += ": ";
-    detail::append_number(out, v.size);
+    append_number(out, v.size);
     out += " bytes at ";
     out += v.site.empty() ? std::string_view("(unknown site)") : std::string_view(v.site);
     out += '\n';
-    detail::append_stack_text(out, v.stack);
+    append_stack_text(out, v.stack);
   }
-  detail::append_unrecorded_text(out, unrecorded_);
+  append_unrecorded_text(out, r.unrecorded());
   return out;
 }
 
-inline std::string report::to_json() const {
-  LEAKGUARD_INTERNAL_WORK();
+inline std::string report_json(const report& r) {
   std::string out = "{\"label\":";
-  detail::append_json_string(out, label_);
+  append_json_string(out, r.label());
   out += ",\"file\":";
-  detail::append_json_string(out, where_.file_name());
+  append_json_string(out, r.where().file_name());
   out += ",\"line\":";
-  out += std::to_string(where_.line());
+  out += std::to_string(r.where().line());
   out += ",\"function\":";
-  detail::append_json_string(out, where_.function_name());
+  append_json_string(out, r.where().function_name());
   out += ",\"leaked_blocks\":";
-  out += std::to_string(blocks_.size());
+  out += std::to_string(r.blocks().size());
   out += ",\"leaked_bytes\":";
-  out += std::to_string(bytes_);
+  out += std::to_string(r.leaked_bytes());
   out += ",\"blocks\":[";
-  for (std::size_t i = 0; i < blocks_.size(); ++i) {
-    const leaked_block& b = blocks_[i];
+  for (std::size_t i = 0; i < r.blocks().size(); ++i) {
+    const leaked_block& b = r.blocks()[i];
     if (i) out += ',';
     out += "{\"address\":";
-    detail::append_json_pointer(out, b.address);
+    append_json_pointer(out, b.address);
     out += ",\"size\":" + std::to_string(b.size);
     out += ",\"alignment\":" + std::to_string(b.alignment);
     out += ",\"serial\":" + std::to_string(b.serial);
     out += ",\"site\":";
-    detail::append_json_string(out, b.site);
+    append_json_string(out, b.site);
     out += ",\"origin\":";
-    detail::append_json_string(out, b.origin);
+    append_json_string(out, b.origin);
     out += ",\"stack\":";
-    detail::append_stack_json(out, b.stack);
+    append_stack_json(out, b.stack);
     out += '}';
   }
   out += "],\"violations\":[";
-  for (std::size_t i = 0; i < violations_.size(); ++i) {
-    const violation& v = violations_[i];
+  for (std::size_t i = 0; i < r.violations().size(); ++i) {
+    const violation& v = r.violations()[i];
     if (i) out += ',';
     out += "{\"kind\":";
-    detail::append_json_string(out, detail::violation_kind_name(v.kind));
+    append_json_string(out, violation_kind_name(v.kind));
     out += ",\"size\":" + std::to_string(v.size);
     out += ",\"serial\":" + std::to_string(v.serial);
     out += ",\"site\":";
-    detail::append_json_string(out, v.site);
+    append_json_string(out, v.site);
     out += ",\"message\":";
-    detail::append_json_string(out, v.message);
+    append_json_string(out, v.message);
     out += ",\"stack\":";
-    detail::append_stack_json(out, v.stack);
+    append_stack_json(out, v.stack);
     out += '}';
   }
-  out += "],\"unrecorded\":{\"allocations\":" + std::to_string(unrecorded_.allocations);
-  out += ",\"stacks\":" + std::to_string(unrecorded_.stacks);
-  out += ",\"origins\":" + std::to_string(unrecorded_.origins);
-  out += ",\"scopes\":" + std::to_string(unrecorded_.scopes);
-  out += ",\"reports\":" + std::to_string(unrecorded_.reports);
+  out += "],\"unrecorded\":{\"allocations\":" + std::to_string(r.unrecorded().allocations);
+  out += ",\"stacks\":" + std::to_string(r.unrecorded().stacks);
+  out += ",\"origins\":" + std::to_string(r.unrecorded().origins);
+  out += ",\"scopes\":" + std::to_string(r.unrecorded().scopes);
+  out += ",\"reports\":" + std::to_string(r.unrecorded().reports);
   out += "}}";
   return out;
 }
 
-}  // namespace leakguard
+}  // namespace leakguard::detail

@@ -1,4 +1,4 @@
-// leakguard/detail/block.hpp — the layout of every block leakguard hands out.
+// leakguard/impl/block.hpp — the layout of every block leakguard hands out.
 //
 //   untracked:  [block_header 16][user bytes]
 //   tracked:    [block_record 48][block_header 16][user bytes]
@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "../config.hpp"
+#include "../detail/runtime_api.hpp"
 
 // Under AddressSanitizer, the bytes before a pointer leakguard did not make
 // (a redzone) or of a freed block are poisoned: ask before reading a header.
@@ -125,13 +126,7 @@ struct foreign_link {
 };
 static_assert(sizeof(foreign_link) == 32);
 
-// For blocks of a leakguard::memory_resource: its own list of live blocks.
-struct resource_link {
-  resource_link* prev;
-  resource_link* next;
-  const void* resource;  // the memory_resource that allocated the block
-  std::uint64_t flags;   // the block's layout flags, to find its header
-};
+// For blocks of a leakguard::memory_resource (detail/runtime_api.hpp).
 static_assert(sizeof(resource_link) == 32);
 
 inline constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {

@@ -1,4 +1,4 @@
-// leakguard/detail/serial.hpp — allocation serial numbers.
+// leakguard/impl/serial.hpp — allocation serial numbers.
 //
 // A serial is unique in the process and increases on every thread, and an
 // allocation that happens after another (on any thread, through any

@@ -1,4 +1,4 @@
-// leakguard/detail/origins.hpp — which allocator or resource made a block.
+// leakguard/impl/origins.hpp — which allocator or resource made a block.
 //
 // A leakguard::allocator holds an origin_ref (its label and where the user
 // constructed it) by value; only when one of its allocations is tracked is
@@ -13,15 +13,10 @@
 #include <string>
 #include <string_view>
 
+#include "../detail/runtime_api.hpp"
 #include "internal_memory.hpp"
 
 namespace leakguard::detail {
-
-struct origin_ref {
-  std::string_view label;
-  std::source_location where;
-  const char* what;  // "leakguard::allocator", "leakguard::memory_resource"
-};
 
 // Interned, never freed.
 struct allocation_origin {

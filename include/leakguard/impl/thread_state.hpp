@@ -1,4 +1,4 @@
-// leakguard/detail/thread_state.hpp — per-thread state, the thread registry
+// leakguard/impl/thread_state.hpp — per-thread state, the thread registry
 // and the whole-process counters.
 //
 // The allocation fast path reads one thread-local word (`slow`) and takes
@@ -14,13 +14,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "../detail/runtime_api.hpp"
 #include "internal_memory.hpp"
 #include "serial.hpp"
 
 namespace leakguard::detail {
-
-struct scope_state;
-struct stack_trace;
 
 // Reasons for the cold path, bits of thread_state::slow.
 enum slow_reason : std::uint32_t {
@@ -31,15 +29,6 @@ enum slow_reason : std::uint32_t {
   slow_exited = 16,       // past thread exit: count into the registry directly
   slow_internal = 32,     // leakguard itself is running: its blocks are not counted
   slow_hooked = 64,       // a test hook (failing_books) is set: take the general path
-};
-
-// The first allocation inside a no_alloc_scope, and how many there were.
-struct no_alloc_state {
-  no_alloc_state* outer = nullptr;
-  std::uint64_t count = 0;
-  std::size_t size = 0;
-  std::uint64_t serial = 0;
-  const stack_trace* stack = nullptr;
 };
 
 struct thread_state {

@@ -1,4 +1,4 @@
-// leakguard/detail/tracking.hpp — the allocation and free paths.
+// leakguard/impl/tracking.hpp — the allocation and free paths.
 //
 // allocate(): one thread-local load and one branch decide between the fast
 // path (nothing watches this thread: raw allocation, header, own counters)
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "../handler.hpp"
+#include "handler.hpp"
 #include "block.hpp"
 #include "fork.hpp"
 #include "origins.hpp"
@@ -333,7 +333,7 @@ LEAKGUARD_COLD void report_misuse(misuse_kind kind, const void* address, block_h
     if (!m.site.empty()) m.message += " at " + m.site;
     misuse_handler handler = misuse_handler_slot().get();
     if (handler) handler(m);
-    else abort_on_misuse(m);
+    else abort_with_misuse(m);
   } catch (...) {
     // A misuse handler must not throw through a delete; say so and go on.
     std::fputs("leakguard: misuse handler threw; exception dropped\n", stderr);

@@ -1,0 +1,174 @@
+// leakguard/impl/handler.hpp — delivering reports: the handler slots, the
+// default handlers' output, log_leak's aggregation, and calling a handler
+// from a scope's end.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "../handler.hpp"
+#include "leak_ledger.hpp"
+#include "options.hpp"
+#include "report_format.hpp"
+#include "thread_state.hpp"
+
+namespace leakguard::detail {
+
+// Appends to report_path, else writes to stderr. Returns false if the file
+// could not be opened (the text then goes to stderr).
+inline bool write_output(const std::string& text) {
+  const runtime_options o = current_options();
+  if (!o.report_path.empty()) {
+    if (std::FILE* f = std::fopen(o.report_path.c_str(), "a")) {
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+      return true;
+    }
+    std::fprintf(stderr, "leakguard: cannot open report_path '%s'; writing to stderr\n", o.report_path.c_str());
+  }
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+  return o.report_path.empty();
+}
+
+inline void write_report(const report& r) {
+  write_output(current_options().report == report_format::json ? report_json(r) + '\n' : report_text(r));
+}
+
+inline void write_summary(const leak_ledger::summary& s, report_format format) {
+  std::string out;
+  if (format == report_format::json) {
+    out = "{\"leak_summary\":{\"seconds\":" + std::to_string(s.seconds) + ",\"sites\":[";
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+      const leak_ledger::entry& e = s.sites[i];
+      if (i) out += ',';
+      out += "{\"site\":";
+      append_json_string(out, e.totals.site);
+      out += ",\"reports\":" + std::to_string(e.pending_reports) + ",\"blocks\":" + std::to_string(e.pending_blocks) +
+             ",\"bytes\":" + std::to_string(e.pending_bytes) + ",\"total_reports\":" +
+             std::to_string(e.totals.reports) + ",\"total_bytes\":" + std::to_string(e.totals.bytes) + '}';
+    }
+    out += "]}}\n";
+  } else {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f", s.seconds);
+    out = std::string("leakguard: leaks at already reported sites in the last ") + buf + " s:\n";
+    for (const leak_ledger::entry& e : s.sites) {
+      std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(e.pending_reports) / (s.seconds > 0 ? s.seconds : 1));
+      out += "  " + std::to_string(e.pending_bytes) + " bytes in " + std::to_string(e.pending_blocks) +
+             " blocks from " + std::to_string(e.pending_reports) + " scopes (" + buf + "/s) at " + e.totals.site +
+             "; " + std::to_string(e.totals.reports) + " scopes, " + std::to_string(e.totals.bytes) +
+             " bytes in all\n";
+    }
+  }
+  write_output(out);
+}
+
+// Pending summary lines are written at exit, not lost with the process.
+inline void write_pending_summary() noexcept {
+  internal_guard guard;
+  try {
+    const leak_ledger::summary s = ledger().take_pending(std::chrono::seconds(0));
+    if (!s.sites.empty()) write_summary(s, current_options().report);
+  } catch (...) {  // at exit, with no memory left: nothing more to do
+  }
+}
+
+inline void write_pending_summary_at_exit() {
+  static const bool registered = std::atexit([] { write_pending_summary(); }) == 0;
+  (void)registered;
+}
+
+// leakguard::log_leak.
+inline void log_report(const report& r) {
+  internal_guard guard;
+  const runtime_options o = current_options();
+  const bool summed = o.log_interval != 0 && !r.unrecorded().any();
+  if (dispatching != &r) ledger().record(r);  // not from a scope's end: count it too
+  if (ledger().log(r, summed) || !summed) return write_report(r);
+  write_pending_summary_at_exit();
+  const leak_ledger::summary s = ledger().take_pending(std::chrono::seconds(o.log_interval));
+  if (!s.sites.empty()) write_summary(s, o.report);
+}
+
+[[noreturn]] inline void abort_with_report(const report& r) {
+  write_report(r);
+  std::fputs("leakguard: leak detected, aborting (set on_leak=log or a leak handler to continue)\n", stderr);
+  std::abort();
+}
+
+inline void default_leak_handler(const report& r) {
+  if (current_options().on_leak == leak_action::log) log_report(r);
+  else abort_with_report(r);
+}
+
+[[noreturn]] inline void abort_with_misuse(const misuse& m) {
+  std::string text = "leakguard: heap misuse: " + m.message + "\n";
+  for (std::size_t i = 0; i < m.stack.size(); ++i) append_frame_text(text, i, m.stack[i]);
+  if (!m.allocation_site.empty()) text += "  block allocated at " + m.allocation_site + "\n";
+  write_output(text);
+  std::abort();
+}
+
+// A handler setting shared by all threads; copied out under the lock so that
+// a handler can run while another thread replaces it.
+template <class Handler>
+class handler_slot {
+ public:
+  Handler exchange(Handler h) {
+    lock_guard g(lock_);
+    std::swap(handler_, h);
+    return h;
+  }
+  Handler get() {
+    lock_guard g(lock_);
+    return handler_;
+  }
+
+  spin_lock& lock() noexcept { return lock_; }  // fork.hpp
+
+ private:
+  spin_lock lock_;
+  Handler handler_;  // empty: the default
+};
+
+inline handler_slot<leak_handler>& leak_handler_slot() {
+  static no_destroy<handler_slot<leak_handler>> slot;
+  return slot.get();
+}
+
+inline handler_slot<misuse_handler>& misuse_handler_slot() {
+  static no_destroy<handler_slot<misuse_handler>> slot;
+  return slot.get();
+}
+
+// Runs a handler with tracking off, after adding the report to the ledger.
+// While unwinding, a throwing handler is reported and dropped instead of
+// terminating the program.
+inline void call_leak_handler(const leak_handler& own, const report& r, int uncaught_at_open) {
+  internal_guard guard;
+  try {
+    ledger().record(r);
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
+  struct restore {
+    const report* saved;
+    ~restore() { dispatching = saved; }
+  } restore_note{std::exchange(dispatching, &r)};
+  leak_handler handler = own ? own : leak_handler_slot().get();
+  if (!handler) handler = &default_leak_handler;
+  if (std::uncaught_exceptions() <= uncaught_at_open) return handler(r);
+  try {
+    handler(r);
+  } catch (...) {
+    std::fputs("leakguard: leak handler threw while the scope was unwound by another exception; dropped\n", stderr);
+  }
+}
+
+}  // namespace leakguard::detail
