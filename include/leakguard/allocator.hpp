@@ -18,8 +18,6 @@
 #pragma once
 
 #include <cstddef>
-#include <limits>
-#include <memory>
 #include <new>
 #include <source_location>
 #include <string_view>
@@ -27,6 +25,7 @@
 
 #include "config.hpp"
 #include "detail/runtime_api.hpp"
+#include "detail/std_parts.hpp"  // std::allocator_traits, std::to_address
 
 namespace leakguard {
 
@@ -54,7 +53,7 @@ class allocator<T, void> {
   allocator(const allocator<U>& other) noexcept : label_(other.label()), where_(other.where()) {}
 
   [[nodiscard]] T* allocate(std::size_t n) {
-    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
 #if LEAKGUARD_ENABLED
     void* p = detail::allocator_allocate(n * sizeof(T), alignof(T),
                                          detail::origin_ref{label_, where_, "leakguard::allocator"});
@@ -127,7 +126,7 @@ class allocator {
       : upstream_(other.upstream()), label_(other.label()), where_(other.where()) {}
 
   [[nodiscard]] T* allocate(std::size_t n) {
-    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
 #if LEAKGUARD_ENABLED
     const detail::upstream_plan plan = detail::adaptor_plan(n * sizeof(T), alignof(T));
     void* raw;

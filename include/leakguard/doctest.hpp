@@ -53,7 +53,6 @@
 #endif
 
 #include <cstring>
-#include <string_view>
 
 #include "test.hpp"
 
@@ -146,10 +145,12 @@ inline void run_checked() {
 // doctest's test functions: "_DOCTEST_ANON_FUNC_12" (TEST_CASE),
 // "_DOCTEST_ANON_CLASS_12::test" (TEST_CASE_FIXTURE), and the templated
 // "_DOCTEST_ANON_TMP_12<int>".
-inline bool is_test_body(std::string_view name) {
-  if (name.starts_with('_')) name.remove_prefix(1);
-  return name.starts_with("DOCTEST_ANON_FUNC_") || name.starts_with("DOCTEST_ANON_TMP_") ||
-         (name.starts_with("DOCTEST_ANON_CLASS_") && name.ends_with("::test"));
+inline bool is_test_body(const char* name) {
+  auto starts = [&](const char* prefix) { return std::strncmp(name, prefix, std::strlen(prefix)) == 0; };
+  if (*name == '_') ++name;
+  const std::size_t size = std::strlen(name);
+  return starts("DOCTEST_ANON_FUNC_") || starts("DOCTEST_ANON_TMP_") ||
+         (starts("DOCTEST_ANON_CLASS_") && size >= 6 && std::strcmp(name + size - 6, "::test") == 0);
 }
 
 inline void start_run() {

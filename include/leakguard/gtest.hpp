@@ -70,7 +70,7 @@ namespace gtest_detail {
 inline bool in_test() { return ::testing::UnitTest::GetInstance()->current_test_info() != nullptr; }
 
 // "Suite_Name_Test::TestBody", "gtest_suite_Suite_::Name<int>::TestBody".
-inline bool is_test_body(std::string_view name) { return name.ends_with("::TestBody"); }
+inline bool is_test_body(const char* name) { return std::string_view(name).ends_with("::TestBody"); }
 
 // A test's TestResult keeps a record of every assertion that reported
 // (SUCCEED(), failures) and every RecordProperty() for the rest of the

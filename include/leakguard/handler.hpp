@@ -14,19 +14,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
-// Clocks and durations only: libstdc++'s <chrono> also brings calendars and
-// formatting, several times the size.
-#if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>)
-#include <bits/chrono.h>
-#else
-#include <chrono>
-#endif
-
 #include "config.hpp"
+#include "detail/std_parts.hpp"  // std::function, std::chrono's clocks
 #include "report.hpp"
 
 namespace leakguard {

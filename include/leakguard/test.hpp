@@ -14,7 +14,6 @@
 
 #include <cstddef>
 #include <iosfwd>
-#include <string_view>
 
 #include "config.hpp"
 
@@ -86,7 +85,7 @@ struct framework_hooks {
   // Whether a frame's qualified function name is a test body (doctest's
   // "_DOCTEST_ANON_FUNC_12", GoogleTest's "Suite_Name_Test::TestBody"):
   // shown as the test's name, and the last frame shown.
-  bool (*is_test_body)(std::string_view qualified_name) = nullptr;
+  bool (*is_test_body)(const char* qualified_name) = nullptr;
   // Function-name or file patterns of the framework's bookkeeping inside a
   // test (see <leakguard/suppressions.hpp>), null-terminated.
   const char* const* suppressions = nullptr;

@@ -101,7 +101,7 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
   for (std::size_t i = first; i < stack.size(); ++i) {
     const std::string name = display_name(stack[i].function);
     if (i > first && (starts_with_any(name, fw.frame_boundaries) || name == "main")) break;
-    if (h.is_test_body && h.is_test_body(name)) {
+    if (h.is_test_body && h.is_test_body(name.c_str())) {
       last = i;
       break;
     }
@@ -117,7 +117,7 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
     const frame& f = stack[i];
     const std::string name = display_name(f.function);
     out += "      #" + std::to_string(i) + ' ';
-    if (h.is_test_body && h.is_test_body(name)) {
+    if (h.is_test_body && h.is_test_body(name.c_str())) {
       out += "test \"";
       out += test_name;
       out += '"';
