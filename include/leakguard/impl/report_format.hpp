@@ -1,6 +1,7 @@
 // leakguard/impl/report_format.hpp — what report::to_text() and to_json() write.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
