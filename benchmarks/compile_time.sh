@@ -6,6 +6,7 @@
 #   benchmarks/compile_time.sh                 # g++, -std=c++20 -O2 -g, 5 runs
 #   benchmarks/compile_time.sh --cxx clang++-16 --runs 3
 #   benchmarks/compile_time.sh --flags "-std=c++20 -O0 -g"
+#   benchmarks/compile_time.sh --include /path/to/other/checkout/include   # compare versions
 #
 # Prints a Markdown table; each "+ leakguard" row also shows the difference
 # to the row it extends. The files are written to a temporary directory;
@@ -16,18 +17,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cxx=g++
 runs=5
 flags="-std=c++20 -O2 -g"
+include_dir="$(pwd)/include"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --cxx) cxx="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --flags) flags="$2"; shift 2 ;;
-    *) echo "usage: $0 [--cxx CXX] [--runs N] [--flags FLAGS]" >&2; exit 2 ;;
+    --include) include_dir="$2"; shift 2 ;;
+    *) echo "usage: $0 [--cxx CXX] [--runs N] [--flags FLAGS] [--include DIR]" >&2; exit 2 ;;
   esac
 done
 
 work=$(mktemp -d)
 trap 'rm -rf "${work}"' EXIT
-include="-I$(pwd)/include"
+include="-I${include_dir}"
 
 # ---- the files ------------------------------------------------------------------
 # A request handler as a user writes it, without and with a scope.
@@ -53,7 +56,7 @@ write_handler allocator_plain '' 'std::vector<int> v{1, 2, 3};'
 
 # The translation unit that holds the implementation.
 printf '#include <leakguard/global_new.hpp>\n' >"${work}/global_new.cpp"
-if [[ -f include/leakguard/implementation.hpp ]]; then
+if [[ -f "${include_dir}/leakguard/implementation.hpp" ]]; then
   printf '#include <leakguard/implementation.hpp>\n' >"${work}/implementation.cpp"
 fi
 
@@ -121,7 +124,7 @@ base_of() {
   esac
 }
 
-echo "compiler: $(${cxx} --version | head -n 1); flags: ${flags}; median of ${runs} runs"
+echo "compiler: $(${cxx} --version | head -n 1); flags: ${flags}; median of ${runs} runs; headers: ${include_dir}"
 echo
 echo "| file | seconds | preprocessed lines | compiler memory (MB) | added seconds | added lines |"
 echo "|---|---|---|---|---|---|"

@@ -25,3 +25,4 @@
 #include "leakguard/scope.hpp"
 #include "leakguard/stats.hpp"
 #include "leakguard/suppressions.hpp"
+#include "leakguard/zones.hpp"

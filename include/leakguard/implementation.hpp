@@ -143,9 +143,6 @@ void test::configure(const settings& s) { detail::state().config = s; }
 test::settings test::current_settings() { return detail::state().config; }
 void test::allow_leaks() noexcept { detail::state().allowed.store(true, std::memory_order_relaxed); }
 
-test::detail::first_use_zone::first_use_zone() noexcept { ++leakguard::detail::tls.ignore_depth; }
-test::detail::first_use_zone::~first_use_zone() { --leakguard::detail::tls.ignore_depth; }
-
 void test::detail::start_run(const framework_hooks& hooks) { start(hooks); }
 void test::detail::end_run() { stop(); }
 void test::detail::begin_test(const char* name, const char* file, int line) { open_test(name, file, line); }

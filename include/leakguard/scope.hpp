@@ -1,4 +1,4 @@
-// leakguard/scope.hpp — leak scopes and the zones inside them.
+// leakguard/scope.hpp — leak scopes (zones inside them: zones.hpp).
 //
 //   void handle(const request& r) {
 //     LEAKGUARD_SCOPE("handle");   // to the end of this block
@@ -22,6 +22,7 @@
 #include "detail/runtime_api.hpp"
 #include "handler.hpp"
 #include "report.hpp"
+#include "zones.hpp"
 
 namespace leakguard {
 
@@ -89,37 +90,6 @@ class LEAKGUARD_API scope {
   std::string label_;
 };
 
-// Blocks allocated on this thread while an ignore_scope is active are never
-// attributed to any scope, hence never reported (one-time initialisation,
-// caches meant to live for the whole process).
-class LEAKGUARD_API ignore_scope {
- public:
-  ignore_scope() noexcept;
-  ~ignore_scope();
-  ignore_scope(const ignore_scope&) = delete;
-  ignore_scope& operator=(const ignore_scope&) = delete;
-};
-
-// Any allocation on this thread while it is active is a violation, reported
-// through the leak handler when it ends (label "no_alloc_scope").
-class LEAKGUARD_API no_alloc_scope {
- public:
-  no_alloc_scope(std::source_location where = std::source_location::current()) noexcept;
-  no_alloc_scope(const no_alloc_scope&) = delete;
-  no_alloc_scope& operator=(const no_alloc_scope&) = delete;
-  ~no_alloc_scope() noexcept(false);
-
- private:
-  detail::no_alloc_state zone_;
-  std::source_location where_;
-  int uncaught_;
-};
-
-// This live block is never reported: it leaves the books of every scope it
-// belongs to (their live counts drop; deallocations do not). Pointers
-// leakguard did not allocate, and null, are ignored.
-LEAKGUARD_API void ignore(const void* p) noexcept;
-
 // The calling thread's active scopes, to hand to another thread.
 class context {
  public:
@@ -154,8 +124,6 @@ class LEAKGUARD_API adopt {
 };
 
 #define LEAKGUARD_SCOPE(...) ::leakguard::scope LEAKGUARD_CONCAT(leakguard_scope_, __COUNTER__){__VA_ARGS__}
-#define LEAKGUARD_IGNORE_SCOPE() ::leakguard::ignore_scope LEAKGUARD_CONCAT(leakguard_ignore_, __COUNTER__){}
-#define LEAKGUARD_NO_ALLOC() ::leakguard::no_alloc_scope LEAKGUARD_CONCAT(leakguard_no_alloc_, __COUNTER__){}
 
 #else  // LEAKGUARD_DISABLE: the same types, doing nothing.
 
@@ -171,19 +139,6 @@ class scope {
   scope_stats stats() const noexcept { return {}; }
   void dismiss() noexcept {}
 };
-class ignore_scope {
- public:
-  ignore_scope() noexcept {}
-  ignore_scope(const ignore_scope&) = delete;
-  ignore_scope& operator=(const ignore_scope&) = delete;
-};
-class no_alloc_scope {
- public:
-  no_alloc_scope(std::source_location = std::source_location::current()) noexcept {}
-  no_alloc_scope(const no_alloc_scope&) = delete;
-  no_alloc_scope& operator=(const no_alloc_scope&) = delete;
-};
-inline void ignore(const void*) noexcept {}
 class context {
  public:
   bool empty() const noexcept { return true; }
@@ -197,8 +152,6 @@ class adopt {
 };
 
 #define LEAKGUARD_SCOPE(...)
-#define LEAKGUARD_IGNORE_SCOPE()
-#define LEAKGUARD_NO_ALLOC()
 
 #endif
 

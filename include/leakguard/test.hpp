@@ -16,6 +16,7 @@
 #include <iosfwd>
 
 #include "config.hpp"
+#include "zones.hpp"
 
 namespace leakguard::test {
 
@@ -41,18 +42,6 @@ LEAKGUARD_API settings current_settings();
 // test case that calls it (call it at the top, before any SUBCASE).
 LEAKGUARD_API void allow_leaks() noexcept;
 
-namespace detail {
-
-// An ignore zone (leakguard::ignore_scope) without the scope header.
-class LEAKGUARD_API first_use_zone {
- public:
-  first_use_zone() noexcept;
-  ~first_use_zone();
-  first_use_zone(const first_use_zone&) = delete;
-  first_use_zone& operator=(const first_use_zone&) = delete;
-};
-
-}  // namespace detail
 }  // namespace leakguard::test
 
 // Opt a test out of leak checking (see allow_leaks).
@@ -64,10 +53,10 @@ class LEAKGUARD_API first_use_zone {
 // test allocates is still checked.
 //
 //   LEAKGUARD_FIRST_USE(auto& r = registry::instance(); r.warm());
-#define LEAKGUARD_FIRST_USE(...)                                         \
-  do {                                                                   \
-    ::leakguard::test::detail::first_use_zone leakguard_first_use_zone_; \
-    __VA_ARGS__;                                                         \
+#define LEAKGUARD_FIRST_USE(...)                           \
+  do {                                                     \
+    ::leakguard::ignore_scope leakguard_first_use_zone_{}; \
+    __VA_ARGS__;                                           \
   } while (false)
 
 // ---- what a framework integration calls (doctest.hpp, gtest.hpp) -----------------
