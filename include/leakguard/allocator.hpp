@@ -56,7 +56,7 @@ class allocator<T, void> {
     if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
 #if LEAKGUARD_ENABLED
     void* p = detail::allocator_allocate(n * sizeof(T), alignof(T),
-                                         detail::origin_ref{label_, where_, "leakguard::allocator"});
+                                         detail::origin_ref{label_.data(), label_.size(), where_, "leakguard::allocator"});
     if (!p) throw std::bad_alloc();
     return static_cast<T*>(p);
 #else
@@ -136,7 +136,8 @@ class allocator {
       raw = std::to_address(std::allocator_traits<unit_allocator>::allocate(units, units_for(plan.bytes)));
     }
     return static_cast<T*>(
-        detail::adaptor_place(raw, n * sizeof(T), plan, detail::origin_ref{label_, where_, "leakguard::allocator"}));
+        detail::adaptor_place(raw, n * sizeof(T), plan,
+                              detail::origin_ref{label_.data(), label_.size(), where_, "leakguard::allocator"}));
 #else
     typename upstream_traits::template rebind_alloc<T> typed(upstream_);
     return std::to_address(std::allocator_traits<decltype(typed)>::allocate(typed, n));

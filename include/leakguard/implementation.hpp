@@ -408,7 +408,7 @@ void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     lock_guard g(resource_lock(this));
     link(live_, l);
   }
-  const origin_ref origin{label_, where_, "leakguard::memory_resource"};
+  const origin_ref origin{label_.data(), label_.size(), where_, "leakguard::memory_resource"};
   track_block(tls, user, bytes, watch_of(plan), plan.flags, &origin);
   return user;
 }

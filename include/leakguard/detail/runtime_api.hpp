@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <source_location>
-#include <string_view>
 
 #include "../config.hpp"
 
@@ -55,8 +54,11 @@ struct resource_link {
 };
 
 // An allocator's or resource's label and where the user constructed it.
+// (The label as pointer and size: this header stays free of <string_view>,
+// which test files include it for.)
 struct origin_ref {
-  std::string_view label;
+  const char* label;
+  std::size_t label_size;
   std::source_location where;
   const char* what;  // "leakguard::allocator", "leakguard::memory_resource"
 };

@@ -34,20 +34,20 @@ class origin_table {
     for (allocation_origin* a = head_; a; a = a->next) {
       if (a->where.file_name() == o.where.file_name() && a->where.line() == o.where.line() &&
           a->where.column() == o.where.column() && a->what == o.what &&
-          std::string_view(a->label, a->label_size) == o.label)
+          std::string_view(a->label, a->label_size) == std::string_view(o.label, o.label_size))
         return a;
     }
     auto* a = out_of_books(book_origin)
                   ? nullptr
-                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + o.label.size() + 1));
+                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + o.label_size + 1));
     if (!a) {
       count_lost(lost.origins);
       return nullptr;
     }
     char* label = reinterpret_cast<char*>(a + 1);
-    if (!o.label.empty()) std::memcpy(label, o.label.data(), o.label.size());
-    label[o.label.size()] = '\0';
-    *a = {head_, label, o.label.size(), o.where, o.what};
+    if (o.label_size) std::memcpy(label, o.label, o.label_size);
+    label[o.label_size] = '\0';
+    *a = {head_, label, o.label_size, o.where, o.what};
     head_ = a;
     return a;
   }
