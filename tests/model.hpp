@@ -12,9 +12,14 @@
 //    and to the active all_threads scopes; inside an ignore_scope, to none;
 //  - a free from any thread settles the block in all of them; ignore(p) too,
 //    without counting a deallocation;
-//  - a scope's end reports exactly its live blocks, and a budget violation;
+//  - a scope's end reports exactly its live blocks that no scope nested in
+//    it reported already (a block is reported once), and a budget violation;
 //    the handler is called once if there is anything to report, else never;
-//    a dismissed scope reports nothing.
+//    a dismissed scope reports nothing. check() lists the same blocks. (A
+//    block an all_threads scope has from another thread stays that thread's
+//    scopes' to report too.)
+//    (Every pointer the harness keeps is in memory reachable from stacks
+//    only, so no block is retained.)
 // Two documented readings where API.md is less precise:
 //  - known limitation (ARCHITECTURE.md, "Who owns a block"): of the active
 //    all_threads scopes outside the allocating chain, only the newest gets the
@@ -86,6 +91,8 @@ struct block_rec {
   const void* address;
   std::size_t size;
   std::vector<int> scopes;
+  bool reported = false;  // by a scope's end: no enclosing scope reports it again
+  int foreign = -1;       // the all_threads scope outside the chain that has it
 };
 
 class heap_model {
@@ -125,7 +132,7 @@ class heap_model {
   std::uint64_t limited = 0;  // ... while an older one outside the chain went without
 
   std::uint64_t allocate(const void* address, std::size_t size, int innermost, bool ignored) {
-    block_rec b{address, size, {}};
+    block_rec b{address, size, {}, false, -1};
     const std::uint64_t id = next_block_++;
     if (!ignored) {
       // The active scopes of the chain from the thread's innermost scope...
@@ -139,6 +146,7 @@ class heap_model {
         ++outside;
       }
       if (newest >= 0) b.scopes.push_back(newest);
+      b.foreign = newest;
       foreign += newest >= 0;
       limited += outside > 1;
     }
@@ -179,7 +187,7 @@ class heap_model {
     expectation e;
     for (std::uint64_t id : s.live) {
       const block_rec& b = blocks_.at(id);
-      e.blocks.emplace_back(b.address, b.size);
+      if (!b.reported || b.foreign == sid) e.blocks.emplace_back(b.address, b.size);
     }
     std::sort(e.blocks.begin(), e.blocks.end());
     // At most one budget is set per scope, so the kind does not depend on order.
@@ -192,9 +200,15 @@ class heap_model {
     return e;
   }
 
-  // The scope ends (checked or dismissed): nothing is attributed to it any more.
-  void end(int sid) {
+  // The scope ends (`checked`, or dismissed): nothing is attributed to it any
+  // more; what it checked is reported.
+  void end(int sid, bool checked) {
     scope_rec& s = scopes_[static_cast<std::size_t>(sid)];
+    // An all_threads scope's report of another thread's block leaves it to
+    // that thread's own scopes as well, and theirs leave it to that scope.
+    if (checked)
+      for (std::uint64_t id : s.live)
+        if (blocks_.at(id).foreign != sid) blocks_.at(id).reported = true;
     s.active = false;
     s.live.clear();
     if (s.parent >= 0) --scopes_[static_cast<std::size_t>(s.parent)].active_children;
@@ -554,7 +568,7 @@ class actor {
       {
         std::lock_guard<std::mutex> g(w_.mutex);
         e = w_.model.expected(f.scope);
-        w_.model.end(f.scope);
+        w_.model.end(f.scope, true);
       }
       const bool expect_call = !e.blocks.empty() || e.violation;
       if (f.handler_calls != (expect_call ? 1 : 0)) {
@@ -593,7 +607,7 @@ class actor {
     f.real_scope->dismiss();
     f.dismissed = true;
     std::lock_guard<std::mutex> g(w_.mutex);
-    w_.model.end(f.scope);
+    w_.model.end(f.scope, false);
     return true;
   }
 

@@ -48,6 +48,7 @@
 #include "impl/symbolize.hpp"
 #include "impl/tracking.hpp"
 #include "impl/upstream.hpp"
+#include "impl/verdicts.hpp"
 #endif
 
 extern "C" LEAKGUARD_API const char
@@ -171,7 +172,11 @@ test::detail::decorations test::detail::decorations_of(const char* file, unsigne
 // ---- scopes ---------------------------------------------------------------------------------
 
 scope::scope(scope_options options, std::source_location where)
-    : where_(where), uncaught_(std::uncaught_exceptions()), handler_(std::move(options.handler)) {
+    : where_(where),
+      uncaught_(std::uncaught_exceptions()),
+      allow_retained_(options.allow_retained),
+      grace_(options.grace.count() >= 0 ? options.grace : std::chrono::milliseconds(detail::grace_ms())),
+      handler_(std::move(options.handler)) {
   if (!options.label.empty()) {
     detail::internal_guard guard;  // the label's copy is leakguard's, not the user's
     label_ = std::string(options.label);
@@ -181,22 +186,47 @@ scope::scope(scope_options options, std::source_location where)
     saved_fail_countdown_ = std::exchange(detail::tls.fail_countdown, options.fail_allocation);
 }
 
+namespace detail {
+// A scope ended by an exception: what survives it may belong to the
+// exception (its message), freed where it is caught. Without a grace period
+// its survivors go to the enclosing scope, which judges them; the outermost
+// scope waits at least this long for them.
+inline constexpr std::chrono::milliseconds unwind_grace{1000};
+}  // namespace detail
+
 scope::~scope() noexcept(false) {
   if (!state_) {
     release();
     return;
   }
   end_failure_injection();
+  const bool unwinding = std::uncaught_exceptions() > uncaught_;
   detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
-  detail::end_scope(std::exchange(state_, nullptr), &snapshot);
-  report r;
-  if (!snapshot.blocks.empty() || snapshot.violation.count) {
+  detail::scope_state* const s = std::exchange(state_, nullptr);
+  const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
+  const detail::verdict_rules rules{.allow_retained = allow_retained_};
+  if (open && (grace_.count() > 0 || unwinding)) {
+    detail::start_grace(s, snapshot);
     detail::internal_guard guard;
+    auto grace = std::max(grace_, unwinding ? detail::unwind_grace : std::chrono::milliseconds(0));
+    detail::verdict_rules later = rules;
+    later.thread = static_cast<std::uint64_t>(gettid());
+    later.grace_ms = grace.count();
+    detail::queue_verdict({s, detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_), later});
+    release();
+    return;
+  }
+  report r;
+  if (open || snapshot.violation.count) {
+    detail::internal_guard guard;
+    detail::internal_vector<std::uintptr_t> retained;
     try {
-      r = detail::build_report(label_, where_, snapshot);
-    } catch (const std::bad_alloc&) {  // the next report says so
+      r = detail::build_report(label_, where_, snapshot, {}, rules, &retained);
+    } catch (const std::bad_alloc&) {  // the next report says so; nothing is retained
       detail::count_lost(detail::lost.reports);
+      retained.clear();
     }
+    if (open) detail::finish_scope(s, retained);
     if (r.empty()) detail::give_back(r.unrecorded());
   }
   if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);
@@ -207,13 +237,15 @@ report scope::check() const {
   detail::internal_guard guard;
   detail::scope_snapshot snapshot;
   if (state_) detail::collect_nested(state_, generation_, snapshot);
-  return detail::build_report(label_, where_, snapshot);
+  return detail::build_report(label_, where_, snapshot, {}, {.allow_retained = allow_retained_});
 }
 
 scope_stats scope::stats() const {
   scope_stats s;
   if (state_ && detail::lock_if_current(state_, generation_)) {
-    s = {state_->allocations, state_->deallocations, state_->live_blocks, state_->live_bytes, state_->peak_bytes};
+    s = {state_->allocations,    state_->deallocations,       state_->live_blocks,
+         state_->live_bytes,     state_->peak_bytes,          state_->escaped_blocks,
+         state_->escaped_bytes,  state_->escaped_freed_blocks, state_->escaped_freed_bytes};
     state_->lock.unlock();
   }
   return s;
@@ -271,6 +303,15 @@ void ignore(const void* p) noexcept {
   if (h->magic() != detail::header_magic || (h->flags() & detail::flag_freed)) return;
   if (h->flags() & detail::flag_tracked) detail::settle(h, false);
 }
+
+void release(const void* p) noexcept {
+  if (!p || !detail::header_readable(p)) return;
+  detail::block_header* h = detail::header_of(p);
+  if (h->magic() != detail::header_magic || (h->flags() & detail::flag_freed)) return;
+  if (h->flags() & detail::flag_tracked) detail::release_graph(h);
+}
+
+void flush() { detail::flush_verdicts(); }
 
 context current_context() noexcept {
   context c;
@@ -380,7 +421,8 @@ report memory_resource::outstanding() const {
       snapshot.blocks.push_back(detail::snapshot_of(detail::record_of(detail::header_of(l, flags))));
     }
   }
-  return detail::build_report(label_.empty() ? "memory_resource" : label_, where_, snapshot);
+  // The resource is going away: every block it still has is lost, reachable or not.
+  return detail::build_report(label_.empty() ? "memory_resource" : label_, where_, snapshot, {}, {.classify = false});
 }
 
 void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {

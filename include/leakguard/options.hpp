@@ -37,6 +37,10 @@ struct runtime_options {
   // log_leak prints a site's first leak in full, then sums that site's later
   // leaks into one line per site every this many seconds. 0: print every report.
   int log_interval = 60;
+  // The grace period of scopes that do not set scope_options::grace, in
+  // milliseconds, 0..86400000: blocks that outlive a scope and are freed
+  // within it are not leaks. 0: the verdict is given when the scope ends.
+  int grace_ms = 0;
 };
 
 inline constexpr int max_stack_depth = 64;

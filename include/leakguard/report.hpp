@@ -17,6 +17,10 @@
 
 namespace leakguard {
 
+namespace detail {
+struct report_parts;
+}
+
 // One symbolized stack frame. `file` is empty and `line` 0 without debug info.
 struct frame {
   const void* pc = nullptr;
@@ -24,6 +28,12 @@ struct frame {
   std::string file;
   int line = 0;
 };
+
+// What the verdict found a surviving block to be (impl/reachability.hpp):
+// `direct`: nothing the program can reach points to it; `indirect`: only
+// other leaked blocks of the same report do; `retained`: it is reachable
+// from a global, a function-local static or a thread_local.
+enum class leak_kind { direct, indirect, retained };
 
 struct leaked_block {
   const void* address = nullptr;  // what the allocation function returned
@@ -39,6 +49,7 @@ struct leaked_block {
   // was constructed, e.g. `"session cache" (leakguard::allocator constructed
   // at cache.cpp:12)`. Empty for `new`.
   std::string origin;
+  leak_kind kind = leak_kind::direct;
 };
 
 enum class violation_kind { allocation_budget, byte_budget, no_alloc };
@@ -80,6 +91,9 @@ class LEAKGUARD_API report {
   std::size_t leaked_blocks() const noexcept { return blocks_.size(); }
   std::size_t leaked_bytes() const noexcept { return bytes_; }
   std::span<const leaked_block> blocks() const noexcept { return blocks_; }
+  // Blocks kept reachable from a global or thread_local, which the scope's
+  // allow_retained (the default) does not count as leaks; ordered by serial.
+  std::span<const leaked_block> retained() const noexcept { return retained_; }
   std::span<const violation> violations() const noexcept { return violations_; }
   std::string_view label() const noexcept { return label_; }
   // Not part of empty(): a scope without leaks is not reported for this.
@@ -93,12 +107,17 @@ class LEAKGUARD_API report {
   std::string to_json() const;
 
  private:
+  friend struct detail::report_parts;
   std::string label_;
   std::source_location where_;
   std::vector<leaked_block> blocks_;
   std::vector<violation> violations_;
   unrecorded_counts unrecorded_;
   std::size_t bytes_ = 0;
+  std::vector<leaked_block> retained_;
+  std::vector<std::uint64_t> leaders_;  // per block: the serial of the direct block an indirect one hangs from
+  std::uint64_t thread_ = 0;           // the thread that opened the scope, for a verdict given later
+  long long grace_ms_ = 0;             // the grace period that verdict waited
 };
 
 }  // namespace leakguard

@@ -7,9 +7,18 @@
 //
 // An allocation belongs to the scopes active on the allocating thread (all
 // of them, when nested) and to every active all_threads scope. A free from
-// any thread settles the block in every scope it belongs to. When a scope
-// ends with blocks still live, or over budget, the leak handler is called
-// once with a report; the blocks then belong to the enclosing scope.
+// any thread settles the block in every scope it belongs to.
+//
+// The verdict. When a scope ends, the blocks it still holds are judged:
+// those reachable from a global, a function-local static or a thread_local
+// are retained (not leaks, unless allow_retained = false); the others are
+// leaked, each `direct` or `indirect` (reachable only from other leaked
+// blocks). With a grace period, the judgement waits: a surviving block freed
+// by any thread before it runs out was handed on, not leaked. When leaks
+// remain or a budget was exceeded, the leak handler is called once with a
+// report. A block is reported by one scope only: leaked blocks are never
+// reported again by the enclosing scopes; retained ones pass to the
+// enclosing scope, which judges them again when it ends.
 #pragma once
 
 #include <cstddef>
@@ -38,6 +47,18 @@ struct scope_options {
   // the scope fails (operator new throws std::bad_alloc, nothrow forms and
   // allocators report failure as usual). See failure_injection.hpp.
   std::size_t fail_allocation = 0;
+  // How long blocks that outlive the scope may take to be freed before they
+  // count as leaked: a response object the framework frees after the
+  // handler, a buffer handed to a writer thread. The verdict is then given
+  // on a leakguard thread (or by flush(), or at exit), through this scope's
+  // handler. Negative: the runtime option grace_ms (0 by default: at once).
+  std::chrono::milliseconds grace{-1};
+  // Retained blocks (reachable from a global, a static, a thread_local) are
+  // not leaks: a lazily built singleton or cache passes. The price: a
+  // registry that keeps what it should drop is not this scope's leak; it
+  // shows in retained_sites() as a growing site. false: retained blocks are
+  // leaks too, as every block still live was before the verdicts.
+  bool allow_retained = true;
 };
 
 // What happened inside one scope so far, counting only blocks attributed to
@@ -48,6 +69,12 @@ struct scope_stats {
   std::size_t live_blocks = 0;
   std::size_t live_bytes = 0;
   std::size_t peak_bytes = 0;
+  // Blocks that outlived the end of a scope nested in this one and waited
+  // out its grace period, and those of them freed in time (not leaks).
+  std::size_t escaped_blocks = 0;
+  std::size_t escaped_bytes = 0;
+  std::size_t escaped_freed_blocks = 0;
+  std::size_t escaped_freed_bytes = 0;
 };
 
 #if LEAKGUARD_ENABLED
@@ -86,6 +113,8 @@ class LEAKGUARD_API scope {
   bool injects_failure_ = false;
   std::source_location where_;
   int uncaught_;
+  bool allow_retained_ = true;
+  std::chrono::milliseconds grace_{0};
   leak_handler handler_;
   std::string label_;
 };
@@ -123,6 +152,18 @@ class LEAKGUARD_API adopt {
   std::uint64_t saved_generation_ = 0;
 };
 
+// Hands block `p` (a pointer leakguard returned), and every block of the
+// same scope reachable from it, out of its scope: to the enclosing scope if
+// there is one (it judges them when it ends), else to no one. For an object
+// built in a handler and handed to a framework that frees it later. A
+// pointer leakguard did not allocate is ignored.
+LEAKGUARD_API void release(const void* p) noexcept;
+
+// Gives every pending verdict (scopes whose grace period is still running)
+// now, on the calling thread, and waits for those being given elsewhere.
+// For tests, and before a clean shutdown; leakguard also does it at exit.
+LEAKGUARD_API void flush();
+
 #define LEAKGUARD_SCOPE(...) ::leakguard::scope LEAKGUARD_CONCAT(leakguard_scope_, __COUNTER__){__VA_ARGS__}
 
 #else  // LEAKGUARD_DISABLE: the same types, doing nothing.
@@ -144,6 +185,8 @@ class context {
   bool empty() const noexcept { return true; }
 };
 inline context current_context() noexcept { return {}; }
+inline void release(const void*) noexcept {}
+inline void flush() {}
 class adopt {
  public:
   explicit adopt(const context&) noexcept {}

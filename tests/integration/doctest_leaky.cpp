@@ -53,7 +53,6 @@ struct third_registry {
   }
 };
 
-std::vector<widget*> leaked_by_thread;
 
 }  // namespace
 
@@ -97,8 +96,9 @@ TEST_CASE("singleton warmed up by a decorator" * leakguard::warm_up([] { registr
 }
 
 TEST_CASE("singleton built inside the test") {
-  // First use inside the test: the singleton's blocks are reported.
-  CHECK(other_registry::instance().names.size() == 1);  // LEAK-SITE-SINGLETON
+  // First use inside the test: the singleton's blocks are retained (a
+  // function-local static reaches them), not leaks.
+  CHECK(other_registry::instance().names.size() == 1);
 }
 
 TEST_CASE("first use excused, real leak still caught") {
@@ -109,8 +109,9 @@ TEST_CASE("first use excused, real leak still caught") {
 }
 
 TEST_CASE("worker thread leaks") {
-  std::thread([] { leaked_by_thread.push_back(make_widget("from a thread")); }).join();
-  CHECK(leaked_by_thread.size() == 1);
+  // Kept in a local: a block a global points to is retained, not leaked.
+  std::thread([] { (void)make_widget("from a thread"); }).join();
+  CHECK(true);
 }
 
 TEST_CASE("REQUIRE fails after an allocation") {

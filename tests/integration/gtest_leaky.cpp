@@ -42,7 +42,6 @@ struct third_registry {
   }
 };
 
-std::vector<widget*> leaked_by_thread;
 
 }  // namespace
 
@@ -76,8 +75,9 @@ TEST(Leaky, FirstUseExcusedRealLeakStillCaught) {
 }
 
 TEST(Leaky, WorkerThreadLeaks) {
-  std::thread([] { leaked_by_thread.push_back(make_widget("from a thread")); }).join();
-  EXPECT_EQ(leaked_by_thread.size(), 1u);
+  // Kept in a local: a block a global points to is retained, not leaked.
+  std::thread([] { (void)make_widget("from a thread"); }).join();
+  SUCCEED();
 }
 
 TEST(Leaky, AssertFailsAfterAnAllocation) {

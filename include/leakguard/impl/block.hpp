@@ -226,9 +226,14 @@ inline bool looks_freed(const void* user) noexcept {
 // The largest request that cannot overflow once a prefix is added.
 inline constexpr std::size_t max_request = (std::size_t{1} << (sizeof(std::size_t) * 8 - 2));
 
-// Bytes to ask for: the prefix, and at least room for the freed marker.
+// Bytes to ask for: the prefix, and at least room for the freed marker. A
+// tracked block gets a word more: glibc lets a block's last 8 usable bytes
+// overlap the next chunk's header, which its arena points to; without the
+// slack, such a pointer would seem to point into the block and keep a leak
+// "reachable" (reachability.hpp).
 inline constexpr std::size_t block_bytes(std::size_t size, std::uint8_t flags, std::size_t alignment) noexcept {
-  return prefix_size(flags, alignment) + (size < sizeof(std::uint64_t) ? sizeof(std::uint64_t) : size);
+  return prefix_size(flags, alignment) + (size < sizeof(std::uint64_t) ? sizeof(std::uint64_t) : size) +
+         (flags & flag_tracked ? sizeof(std::uint64_t) : 0);
 }
 
 // Writes the header into fresh raw memory and returns the user pointer.

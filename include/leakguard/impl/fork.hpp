@@ -35,6 +35,7 @@
 #include "stacks.hpp"
 #include "symbolize.hpp"
 #include "thread_state.hpp"
+#include "verdicts.hpp"
 
 namespace leakguard::detail {
 
@@ -94,6 +95,7 @@ inline void unlock_all() noexcept {
 }
 
 inline void before_fork() noexcept {
+  verdicts_before_fork();
   thread_state& t = tls;
   // Once the locks are held, this thread must not need them: registered, and
   // its allocations (other prepare handlers', first-use statics) leakguard's own.
@@ -104,7 +106,10 @@ inline void before_fork() noexcept {
   lock_all_scopes();
 }
 
-inline void after_fork_in_parent() noexcept { unlock_all(); }
+inline void after_fork_in_parent() noexcept {
+  unlock_all();
+  verdicts_after_fork_in_parent();
+}
 
 // How many current ancestors a scope has (a current parent is older than its
 // child: no cycles).
@@ -145,6 +150,7 @@ inline void retire_vanished_threads() noexcept {
 inline void after_fork_in_child() noexcept {
   retire_vanished_threads();
   unlock_all();
+  verdicts_after_fork_in_child();
 }
 
 // Registered during static initialisation, before the program's threads

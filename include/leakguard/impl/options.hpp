@@ -14,6 +14,8 @@
 
 namespace leakguard::detail {
 
+inline constexpr int max_grace_ms = 86'400'000;
+
 // See leakguard::parse_options.
 inline runtime_options parse_option_text(std::string_view text, runtime_options base, std::string* errors) {
   auto complain = [&](std::string_view what, std::string_view item) {
@@ -55,18 +57,21 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
       else complain("report must be text or json, got", item);
     } else if (key == "report_path") {
       base.report_path = std::string(value);
-    } else if (key == "sample_bytes" || key == "log_interval") {
+    } else if (key == "sample_bytes" || key == "log_interval" || key == "grace_ms") {
       unsigned long long n = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (ec != std::errc{} || end != value.data() + value.size() || value.empty() ||
-          (key == "log_interval" && n > 86400)) {
-        complain(key == "sample_bytes" ? "sample_bytes must be a number of bytes, got"
-                                       : "log_interval must be 0..86400 seconds, got",
+          (key == "log_interval" && n > 86400) || (key == "grace_ms" && n > max_grace_ms)) {
+        complain(key == "sample_bytes"   ? "sample_bytes must be a number of bytes, got"
+                 : key == "log_interval" ? "log_interval must be 0..86400 seconds, got"
+                                         : "grace_ms must be 0..86400000 milliseconds, got",
                  item);
       } else if (key == "sample_bytes") {
         base.sample_bytes = static_cast<std::size_t>(n);
-      } else {
+      } else if (key == "log_interval") {
         base.log_interval = static_cast<int>(n);
+      } else {
+        base.grace_ms = static_cast<int>(n);
       }
     } else {
       complain("unknown key in", item);
@@ -80,6 +85,13 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
 // recurses into) the lazy initialisation below.
 inline constinit std::atomic<int> stack_depth_setting{16};
 inline constinit std::atomic<std::size_t> sample_bytes_setting{0};
+inline constinit std::atomic<int> grace_ms_setting{0};  // read by every scope that sets no grace
+
+inline void publish_settings(const runtime_options& o) noexcept {
+  stack_depth_setting.store(o.stack_depth, std::memory_order_relaxed);
+  sample_bytes_setting.store(o.sample_bytes, std::memory_order_relaxed);
+  grace_ms_setting.store(o.grace_ms, std::memory_order_relaxed);
+}
 
 struct options_state {
   spin_lock lock;
@@ -95,8 +107,7 @@ inline options_state& options_storage() {
     if (const char* env = LEAKGUARD_ENABLED ? std::getenv("LEAKGUARD_OPTIONS") : nullptr) {
       std::string errors;
       state.get().current = parse_option_text(env, {}, &errors);
-      stack_depth_setting.store(state.get().current.stack_depth, std::memory_order_relaxed);
-      sample_bytes_setting.store(state.get().current.sample_bytes, std::memory_order_relaxed);
+      publish_settings(state.get().current);
       if (!errors.empty()) std::fputs(errors.c_str(), stderr);
     }
     return true;
@@ -107,6 +118,10 @@ inline options_state& options_storage() {
 
 inline int stack_depth() noexcept { return stack_depth_setting.load(std::memory_order_relaxed); }
 inline std::size_t sample_bytes() noexcept { return sample_bytes_setting.load(std::memory_order_relaxed); }
+inline int grace_ms() noexcept {
+  options_storage();  // LEAKGUARD_OPTIONS is read before the first scope needs it
+  return grace_ms_setting.load(std::memory_order_relaxed);
+}
 
 // leakguard::options().
 inline runtime_options current_options() {
@@ -123,11 +138,11 @@ inline void replace_options(const runtime_options& o) {
                      : copy.stack_depth > max_stack_depth ? max_stack_depth
                                                           : copy.stack_depth;
   if (copy.log_interval < 0) copy.log_interval = 0;
+  copy.grace_ms = copy.grace_ms < 0 ? 0 : copy.grace_ms > max_grace_ms ? max_grace_ms : copy.grace_ms;
   {
     lock_guard g(s.lock);
     std::swap(s.current, copy);
-    stack_depth_setting.store(s.current.stack_depth, std::memory_order_relaxed);
-    sample_bytes_setting.store(s.current.sample_bytes, std::memory_order_relaxed);
+    publish_settings(s.current);
   }
 }
 

@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "../report.hpp"
 #include "frame_kind.hpp"
+#include "report_parts.hpp"
 
 namespace leakguard::detail {
 
@@ -139,9 +141,25 @@ inline void append_unrecorded_text(std::string& out, const unrecorded_counts& u)
   line(u.reports, "report", "could not be built or tallied", "; leaks may be missing");
 }
 
+inline std::string_view leak_kind_name(leak_kind k) {
+  switch (k) {
+    case leak_kind::direct: return "direct";
+    case leak_kind::indirect: return "indirect";
+    case leak_kind::retained: return "retained";
+  }
+  return "unknown";
+}
+
+inline void append_blocks(std::string& out, std::size_t count, std::size_t bytes) {
+  append_number(out, bytes);
+  out += " bytes in ";
+  append_number(out, count);
+  out += count == 1 ? " block" : " blocks";
+}
+
 // Names the scope, then groups the leaked blocks by site, largest total
-// first (ties: earliest allocation first), each group with one stack; then
-// the violations.
+// first (ties: earliest allocation first), each group with one stack, and
+// under it the indirect blocks that hang from it; then the violations.
 inline std::string report_text(const report& r) {
   std::string out = "leakguard: ";
   if (r.label().empty()) {
@@ -152,6 +170,13 @@ inline std::string report_text(const report& r) {
     out += "\" at ";
   }
   append_location(out, r.where());
+  if (const long long grace = report_parts::grace_ms(r)) {
+    out += " (thread ";
+    append_number(out, report_parts::thread(r));
+    out += ", after a grace period of ";
+    append_number(out, static_cast<unsigned long long>(grace));
+    out += " ms)";
+  }
   if (r.blocks().empty() && r.violations().empty()) {
     out += ": no leaks\n";
     append_unrecorded_text(out, r.unrecorded());
@@ -162,6 +187,21 @@ inline std::string report_text(const report& r) {
   out += " bytes leaked in ";
   append_number(out, r.blocks().size());
   out += r.blocks().size() == 1 ? " block" : " blocks";
+  std::size_t kinds[3] = {};
+  for (const leaked_block& b : r.blocks()) ++kinds[static_cast<int>(b.kind)];
+  if (kinds[1] || kinds[2]) {
+    out += " (";
+    append_number(out, kinds[0]);
+    out += " direct, ";
+    append_number(out, kinds[1]);
+    out += " indirect";
+    if (kinds[2]) {
+      out += ", ";
+      append_number(out, kinds[2]);
+      out += " retained";
+    }
+    out += ')';
+  }
   if (!r.violations().empty()) {
     out += ", ";
     append_number(out, r.violations().size());
@@ -169,29 +209,60 @@ inline std::string report_text(const report& r) {
   }
   out += '\n';
 
-  struct group {
+  // Each block hangs from its leader: itself, or for an indirect block the
+  // direct block it was reached from (when that is in the report).
+  const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
+  std::map<std::uint64_t, std::size_t> by_serial;
+  for (std::size_t i = 0; i < r.blocks().size(); ++i) by_serial[r.blocks()[i].serial] = i;
+  auto leader_of = [&](std::size_t i) {
+    if (i >= leaders.size()) return i;
+    auto it = by_serial.find(leaders[i]);
+    return it == by_serial.end() ? i : it->second;
+  };
+  struct tally {
     std::size_t bytes = 0, count = 0;
+  };
+  struct group {
+    tally own, hanging;
     const leaked_block* first = nullptr;  // r.blocks() is sorted by serial
+    std::map<std::string_view, tally> hanging_sites;
   };
   std::vector<group> groups;
+  std::map<std::size_t, std::size_t> group_of_block;
   {
-    std::map<std::string_view, std::size_t> index;  // site -> position in groups
-    for (const leaked_block& b : r.blocks()) {
-      auto [it, fresh] = index.try_emplace(b.site, groups.size());
-      if (fresh) groups.push_back({0, 0, &b});
+    std::map<std::pair<std::string_view, leak_kind>, std::size_t> index;  // (site, kind) -> group
+    for (std::size_t i = 0; i < r.blocks().size(); ++i) {
+      const leaked_block& b = r.blocks()[i];
+      if (leader_of(i) != i) continue;
+      auto [it, fresh] = index.try_emplace({b.site, b.kind}, groups.size());
+      if (fresh) groups.push_back({{}, {}, &b, {}});
       group& g = groups[it->second];
-      g.bytes += b.size;
-      ++g.count;
+      g.own.bytes += b.size;
+      ++g.own.count;
+      group_of_block[i] = it->second;
+    }
+    for (std::size_t i = 0; i < r.blocks().size(); ++i) {
+      const std::size_t lead = leader_of(i);
+      if (lead == i) continue;
+      const leaked_block& b = r.blocks()[i];
+      group& g = groups[group_of_block[lead]];
+      g.hanging.bytes += b.size;
+      ++g.hanging.count;
+      tally& t = g.hanging_sites[b.site];
+      t.bytes += b.size;
+      ++t.count;
     }
   }
-  std::stable_sort(groups.begin(), groups.end(),
-                   [](const group& a, const group& b) { return a.bytes > b.bytes; });
+  std::stable_sort(groups.begin(), groups.end(), [](const group& a, const group& b) {
+    return a.own.bytes + a.hanging.bytes > b.own.bytes + b.hanging.bytes;
+  });
   for (const group& g : groups) {
     out += "  ";
-    append_number(out, g.bytes);
+    append_number(out, g.own.bytes);
     out += " bytes in ";
-    append_number(out, g.count);
-    out += g.count == 1 ? " block" : " blocks";
+    append_number(out, g.own.count);
+    if (g.first->kind == leak_kind::retained) out += " retained";
+    out += g.own.count == 1 ? " block" : " blocks";
     out += " allocated at ";
     out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)")
                                  : std::string_view(g.first->site);
@@ -199,8 +270,30 @@ inline std::string report_text(const report& r) {
       out += " by ";
       out += g.first->origin;
     }
+    if (g.hanging.count) {
+      out += ", plus ";
+      append_number(out, g.hanging.count);
+      out += g.hanging.count == 1 ? " indirect block, " : " indirect blocks, ";
+      append_number(out, g.hanging.bytes);
+      out += " bytes";
+    }
+    if (g.first->kind == leak_kind::retained) out += " (reachable from a global or thread_local)";
     out += '\n';
     append_stack_text(out, g.first->stack);
+    for (const auto& [site, t] : g.hanging_sites) {
+      out += "      indirect: ";
+      append_blocks(out, t.count, t.bytes);
+      out += " allocated at ";
+      out += site.empty() ? std::string_view("(unknown site)") : site;
+      out += '\n';
+    }
+  }
+  if (!r.retained().empty()) {
+    std::size_t bytes = 0;
+    for (const leaked_block& b : r.retained()) bytes += b.size;
+    out += "  not leaks: ";
+    append_blocks(out, r.retained().size(), bytes);
+    out += " retained (reachable from a global or thread_local)\n";
   }
   for (const violation& v : r.violations()) {
     out += "  violation: ";
@@ -229,23 +322,38 @@ inline std::string report_json(const report& r) {
   out += std::to_string(r.blocks().size());
   out += ",\"leaked_bytes\":";
   out += std::to_string(r.leaked_bytes());
-  out += ",\"blocks\":[";
-  for (std::size_t i = 0; i < r.blocks().size(); ++i) {
-    const leaked_block& b = r.blocks()[i];
-    if (i) out += ',';
-    out += "{\"address\":";
-    append_json_pointer(out, b.address);
-    out += ",\"size\":" + std::to_string(b.size);
-    out += ",\"alignment\":" + std::to_string(b.alignment);
-    out += ",\"serial\":" + std::to_string(b.serial);
-    out += ",\"site\":";
-    append_json_string(out, b.site);
-    out += ",\"origin\":";
-    append_json_string(out, b.origin);
-    out += ",\"stack\":";
-    append_stack_json(out, b.stack);
-    out += '}';
+  if (const long long grace = report_parts::grace_ms(r)) {
+    out += ",\"thread\":" + std::to_string(report_parts::thread(r));
+    out += ",\"grace_ms\":" + std::to_string(grace);
   }
+  const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
+  auto append_block_list = [&](std::span<const leaked_block> blocks, bool with_leaders) {
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      const leaked_block& b = blocks[i];
+      if (i) out += ',';
+      out += "{\"address\":";
+      append_json_pointer(out, b.address);
+      out += ",\"size\":" + std::to_string(b.size);
+      out += ",\"alignment\":" + std::to_string(b.alignment);
+      out += ",\"serial\":" + std::to_string(b.serial);
+      out += ",\"kind\":";
+      append_json_string(out, leak_kind_name(b.kind));
+      // An indirect block names the direct block it hangs from, by serial.
+      if (with_leaders && b.kind == leak_kind::indirect && i < leaders.size())
+        out += ",\"direct\":" + std::to_string(leaders[i]);
+      out += ",\"site\":";
+      append_json_string(out, b.site);
+      out += ",\"origin\":";
+      append_json_string(out, b.origin);
+      out += ",\"stack\":";
+      append_stack_json(out, b.stack);
+      out += '}';
+    }
+  };
+  out += ",\"blocks\":[";
+  append_block_list(r.blocks(), true);
+  out += "],\"retained\":[";
+  append_block_list(r.retained(), false);
   out += "],\"violations\":[";
   for (std::size_t i = 0; i < r.violations().size(); ++i) {
     const violation& v = r.violations()[i];

@@ -2,16 +2,20 @@
 // what it still holds into a report.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <map>
+#include <span>
 #include <new>
 #include <source_location>
 #include <string>
 #include <vector>
 
 #include "../report.hpp"
-#include "suppressions.hpp"
+#include "reachability.hpp"
+#include "report_parts.hpp"
 #include "scope_state.hpp"
+#include "suppressions.hpp"
 #include "symbolize.hpp"
 #include "tracking.hpp"
 
@@ -175,28 +179,97 @@ inline void bypass(scope_state* s) noexcept {
 }
 
 // Ends a scope: no more blocks are attributed to it, what it still holds is
-// copied into `out` (when given), its blocks move to its parent, and it is
-// recycled. Scopes end in reverse order of opening on their thread; one that
-// ends out of order hands the scopes nested in it over to its parent first.
-inline void end_scope(scope_state* s, scope_snapshot* out) {
+// copied into `out` (when given), and the scope becomes its parent's again
+// on this thread. Scopes end in reverse order of opening on their thread;
+// one that ends out of order hands the scopes nested in it over to its
+// parent first.
+//
+// Returns true when the books stay open for a verdict: `out` holds the
+// survivors, frees still settle them, and finish_scope() closes the books.
+// Otherwise (nothing survived, no `out`: dismiss(), or `hand_up` and a
+// current parent) the blocks went to the parent and the scope is recycled.
+inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false) {
   thread_state& t = tls;
   if (t.innermost != s) bypass(s);
   if (s->all_threads) {
     lock_guard g(registry.lock);
     unlist_all_threads(s);
   }
+  bool keep_open = false;
   {
     lock_guard g(s->lock);
     s->active = false;
     if (out) collect(s, *out);
     scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
-    close_books(s, parent);
+    keep_open = out && !out->blocks.empty() && !(hand_up && parent);
+    if (!keep_open) {
+      close_books(s, parent);
+      if (out) out->blocks.clear();  // handed up: the parent judges them
+    }
     if (parent) parent->lock.unlock();
   }
   if (t.innermost == s) {
     t.innermost = s->parent;
     t.innermost_generation = s->parent_generation;
     if (!t.innermost) t.clear(slow_scoped);
+  }
+  if (!keep_open) release_scope_state(s);
+  return keep_open;
+}
+
+// Calls `f(p)` for each current ancestor of `s` (whose lock the caller
+// holds), nearest first, each under its lock.
+template <class F>
+void for_each_ancestor(scope_state* s, F f) noexcept {
+  for (int n = 1; n < max_chain; ++n) {
+    scope_state* parent = parent_of(s);
+    if (!lock_parent_if_current(parent, parent_generation_of(s))) break;
+    f(parent);
+    parent->lock.unlock();
+    s = parent;
+  }
+}
+
+// The survivors of the ended scope `s` wait out a grace period: frees of
+// them now count as escaped and freed in time (scope_stats).
+inline void start_grace(scope_state* s, const scope_snapshot& survivors) noexcept {
+  std::size_t bytes = 0;
+  for (const block_snapshot& b : survivors.blocks) bytes += b.size;
+  const std::size_t n = survivors.blocks.size();
+  lock_guard g(s->lock);
+  s->waiting = true;
+  auto add = [&](scope_state* x) {
+    x->escaped_blocks += n;
+    x->escaped_bytes += bytes;
+  };
+  add(s);
+  for_each_ancestor(s, add);
+}
+
+// What the scope `s`, ended with its books open, still holds.
+inline void collect_survivors(scope_state* s, scope_snapshot& out) noexcept {
+  lock_guard g(s->lock);
+  collect(s, out);
+}
+
+// Closes the books of an ended scope after its verdict: the blocks whose
+// user address is in `retained` (sorted) go to the parent to be judged
+// again, the others, judged leaked, are never reported again.
+inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retained) noexcept {
+  {
+    lock_guard g(s->lock);
+    s->waiting = false;
+    for (block_record* r = s->live.next; r != &s->live;) {
+      block_record* next = r->next;
+      if (!std::binary_search(retained.begin(), retained.end(), reinterpret_cast<std::uintptr_t>(user_of(r)))) {
+        unlink(r);
+        link(s->judged, r);
+      }
+      r = next;
+    }
+    scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    close_books(s, parent);
+    if (parent) parent->lock.unlock();
   }
   release_scope_state(s);
 }
@@ -223,9 +296,72 @@ inline std::string violation_message(const budget_violation& v, std::size_t max_
   return msg;
 }
 
-// Symbolizes the snapshot's stacks (each distinct stack once) into a report.
+// leakguard::release(): hands the tracked block `h`, and the blocks of its
+// scope that it reaches, to that scope's parent (to be judged there) or to
+// no one. Only the scope's `live` blocks move: what a nested scope judged
+// leaked stays judged.
+inline void release_graph(block_header* h) noexcept {
+  internal_guard guard;
+  block_record* const r = record_of(h);
+  for (scope_state* s; (s = r->owner.load(std::memory_order_acquire));) {
+    scope_snapshot live;
+    {
+      lock_guard g(s->lock);
+      if (r->owner.load(std::memory_order_relaxed) != s) continue;  // moved meanwhile
+      collect_live(s, live);
+    }
+    internal_vector<std::uintptr_t> graph;
+    try {
+      const std::size_t n = live.blocks.size();
+      internal_vector<std::uintptr_t> begins(n);
+      internal_vector<std::size_t> sizes(n);
+      std::uint32_t first = n;
+      for (std::size_t i = 0; i < n; ++i) {
+        begins[i] = reinterpret_cast<std::uintptr_t>(live.blocks[i].address);
+        sizes[i] = live.blocks[i].size;
+        if (live.blocks[i].address == user_of(r)) first = static_cast<std::uint32_t>(i);
+      }
+      if (first == n) return;  // judged already: not the scope's to hand out
+      reachability scan(begins.data(), sizes.data(), n);
+      for (std::uint32_t i : scan.reachable_from(first)) graph.push_back(begins[i]);
+    } catch (const std::bad_alloc&) {
+      graph.assign(1, reinterpret_cast<std::uintptr_t>(user_of(r)));
+    }
+    std::sort(graph.begin(), graph.end());
+    lock_guard g(s->lock);
+    if (r->owner.load(std::memory_order_relaxed) != s) continue;
+    scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    block_record moved;
+    moved.prev = moved.next = &moved;
+    for (block_record* b = s->live.next; b != &s->live;) {
+      block_record* next = b->next;
+      if (std::binary_search(graph.begin(), graph.end(), reinterpret_cast<std::uintptr_t>(user_of(b)))) {
+        unlink(b);
+        link(moved, b);
+        s->on_release(header_of(b)->size, false, false);  // the parent still counts it
+      }
+      b = next;
+    }
+    hand_over(moved, parent ? &parent->live : nullptr, parent);
+    if (parent) parent->lock.unlock();
+    return;
+  }
+}
+
+// How a verdict treats surviving blocks.
+struct verdict_rules {
+  bool classify = true;        // scan for reachability (else every block is direct)
+  bool allow_retained = true;  // retained blocks are not leaks
+  std::uint64_t thread = 0;    // for a verdict given later: the scope's thread
+  long long grace_ms = 0;      // and the grace period it waited
+};
+
+// Judges the snapshot's blocks (reachability.hpp), symbolizes their stacks
+// (each distinct stack once) and builds the report. The user addresses of
+// the blocks judged retained and not reported go to `retained_out`, sorted.
 inline report build_report(std::string label, std::source_location where, const scope_snapshot& snap,
-                           std::vector<violation> violations = {}) {
+                           std::vector<violation> violations = {}, const verdict_rules& rules = {},
+                           internal_vector<std::uintptr_t>* retained_out = nullptr) {
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
   std::map<const stack_trace*, symbolized_stack> cache;
@@ -234,20 +370,54 @@ inline report build_report(std::string label, std::source_location where, const 
     if (it == cache.end()) it = cache.emplace(st, symbolize(st, depth)).first;
     return it->second;
   };
+  // In serial order: a cycle's first block leads it, reports list by serial.
+  const std::size_t n = snap.blocks.size();
+  internal_vector<std::uint32_t> order(n);
+  for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return snap.blocks[a].serial < snap.blocks[b].serial; });
+  internal_vector<reach_result> kinds(n);
+  for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
+  if (rules.classify && n) {
+    internal_vector<std::uintptr_t> begins(n);
+    internal_vector<std::size_t> sizes(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      begins[k] = reinterpret_cast<std::uintptr_t>(snap.blocks[order[k]].address);
+      sizes[k] = snap.blocks[order[k]].size;
+    }
+    reachability scan(begins.data(), sizes.data(), n);
+    const std::span<const reach_result> found = scan.classify();
+    std::copy(found.begin(), found.end(), kinds.begin());
+  }
   // An unsampled block has no stack: name the scope instead, so that per-site
   // totals (leak_sites) still tell one scope's leaks from another's.
   std::string unsampled_site = "(not sampled) in scope ";
   if (!label.empty()) unsampled_site += '"' + label + "\" ";
   unsampled_site += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
-  std::vector<leaked_block> blocks;
-  blocks.reserve(snap.blocks.size());
-  for (const block_snapshot& b : snap.blocks) {
+  // A suppressed block takes the blocks it leads (its object graph) with it.
+  internal_vector<char> dropped(n, 0);
+  for (std::size_t k = 0; k < n; ++k) dropped[k] = suppressed(lookup(snap.blocks[order[k]].stack).frames);
+  for (std::size_t k = 0; k < n; ++k)
+    if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
+  std::vector<leaked_block> blocks, retained;
+  std::vector<std::uint64_t> leaders;
+  for (std::size_t k = 0; k < n; ++k) {
+    const block_snapshot& b = snap.blocks[order[k]];
+    const bool keep = kinds[k].kind == reach_retained && rules.allow_retained;
+    if (keep && retained_out) retained_out->push_back(reinterpret_cast<std::uintptr_t>(b.address));
+    if (dropped[k]) continue;
     const symbolized_stack& st = lookup(b.stack);
-    if (suppressed(st.frames)) continue;  // suppressions.hpp
-    blocks.push_back(leaked_block{b.address, b.size, b.alignment, b.serial,
-                                  b.stack == not_sampled() ? unsampled_site : st.site, st.frames,
-                                  describe_origin(b.origin)});
+    leaked_block block{b.address, b.size, b.alignment, b.serial,
+                       b.stack == not_sampled() ? unsampled_site : st.site, st.frames,
+                       describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind)};
+    if (keep) {
+      retained.push_back(std::move(block));
+    } else {
+      blocks.push_back(std::move(block));
+      leaders.push_back(snap.blocks[order[kinds[k].leader]].serial);
+    }
   }
+  if (retained_out) std::sort(retained_out->begin(), retained_out->end());
   if (snap.violation.count) {
     const symbolized_stack& st = lookup(snap.violation.stack);
     violations.insert(violations.begin(),
@@ -255,7 +425,9 @@ inline report build_report(std::string label, std::source_location where, const 
                                 snap.violation.size, snap.violation.serial, st.site, st.frames,
                                 violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
   }
-  return report(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
+  report r(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
+  report_parts::attach(r, std::move(retained), std::move(leaders), rules.thread, rules.grace_ms);
+  return r;
 }
 
 }  // namespace leakguard::detail

@@ -2,10 +2,14 @@
 //
 // Ownership: a tracked block is owned by one scope (record->owner), linked
 // into that scope's `live` list; the scopes enclosing the owner count it in
-// their statistics but do not list it. When a scope ends, its surviving
-// blocks move to its parent (which then reports them too) or, without a
-// parent, are owned by no one. A block attributed to an all_threads scope
-// opened on another thread is also linked into that scope's `foreign` list.
+// their statistics but do not list it. When a scope ends with survivors, its
+// books stay open (inactive: nothing new is attributed, frees still settle)
+// until its verdict, at once or after a grace period. Then the blocks it
+// judged retained move to its parent's `live` list (judged again there),
+// those it judged leaked to the parent's `judged` list (counted, settled by
+// frees, never reported again); without a current parent, to no one. A
+// block attributed to an all_threads scope opened on another thread is also
+// linked into that scope's `foreign` list.
 //
 // Locking: each scope_state has a spin lock that guards its lists, its
 // statistics and its `active` flag. Lock order is child before parent (see
@@ -43,6 +47,7 @@ struct alignas(64) scope_state {
   spin_lock lock;
   bool active = false;
   bool all_threads = false;
+  bool waiting = false;  // ended, its survivors waiting out a grace period
   std::uint64_t generation = 1;
   scope_state* parent = nullptr;
   std::uint64_t parent_generation = 0;
@@ -51,6 +56,7 @@ struct alignas(64) scope_state {
   scope_state* next_made = nullptr;         // pool.all: every scope_state (fork, check)
   thread_state* opener = nullptr;           // the thread that opened it
   block_record live;                        // list sentinels
+  block_record judged;                      // leaked blocks a nested scope reported
   foreign_link foreign;
   std::size_t max_allocations = 0;
   std::size_t max_bytes = 0;
@@ -61,12 +67,17 @@ struct alignas(64) scope_state {
   std::size_t live_blocks = 0;
   std::size_t live_bytes = 0;
   std::size_t peak_bytes = 0;
+  std::size_t escaped_blocks = 0;  // see scope_stats
+  std::size_t escaped_bytes = 0;
+  std::size_t escaped_freed_blocks = 0;
+  std::size_t escaped_freed_bytes = 0;
   budget_violation violation;
 
   scope_state() noexcept { clear_lists(); }
 
   void clear_lists() noexcept {
     live.prev = live.next = &live;
+    judged.prev = judged.next = &judged;
     foreign.prev = foreign.next = &foreign;
   }
 
@@ -84,11 +95,16 @@ struct alignas(64) scope_state {
   }
 
   // REQUIRES: lock held. `freed` is false when the block is only dropped
-  // from the books (leakguard::ignore).
-  void on_release(std::size_t size, bool freed) noexcept {
+  // from the books (leakguard::ignore); `late` when it had outlived the end
+  // of its scope and was waiting out a grace period.
+  void on_release(std::size_t size, bool freed, bool late) noexcept {
     deallocations += freed;
     --live_blocks;
     live_bytes -= size;
+    if (late && freed) {
+      ++escaped_freed_blocks;
+      escaped_freed_bytes += size;
+    }
   }
 
   bool is_current(std::uint64_t gen) const noexcept { return active && generation == gen; }
@@ -220,33 +236,42 @@ inline void unlist_all_threads(scope_state* s) noexcept {
   }
 }
 
-// REQUIRES: s->lock, and parent->lock when `parent` (the scope's parent, if
-// still current). Hands the scope's blocks to `parent` (or to no one), drops
-// its foreign blocks and retires this generation; `active` is already false.
-inline void close_books(scope_state* s, scope_state* parent) noexcept {
-  if (parent) {
-    // A free racing with us reads owner == parent and waits on the
-    // parent's lock, which our caller holds until the splice is done.
-    for (block_record* r = s->live.next; r != &s->live; r = r->next)
-      r->owner.store(parent, std::memory_order_release);
-    if (s->live.next != &s->live) {
-      block_record* first = s->live.next;
-      block_record* last = s->live.prev;
-      first->prev = parent->live.prev;
-      parent->live.prev->next = first;
-      last->next = &parent->live;
-      parent->live.prev = last;
+// REQUIRES: the locks of the scopes owning `from` and `to`. Moves every
+// record of list `from` to the end of list `to` (owned by `owner`), or, with
+// no `to`, to no one.
+inline void hand_over(block_record& from, block_record* to, scope_state* owner) noexcept {
+  if (to) {
+    // A free racing with us reads owner == `owner` and waits on its lock,
+    // which our caller holds until the splice is done.
+    for (block_record* r = from.next; r != &from; r = r->next) r->owner.store(owner, std::memory_order_release);
+    if (from.next != &from) {
+      block_record* first = from.next;
+      block_record* last = from.prev;
+      first->prev = to->prev;
+      to->prev->next = first;
+      last->next = to;
+      to->prev = last;
     }
   } else {
     // A free racing with us that reads owner == null frees the block at
     // once: clearing the owner must be the last write to each record.
-    for (block_record* r = s->live.next; r != &s->live;) {
+    for (block_record* r = from.next; r != &from;) {
       block_record* next = r->next;
       r->prev = r->next = r;
       r->owner.store(nullptr, std::memory_order_release);
       r = next;
     }
   }
+  from.prev = from.next = &from;
+}
+
+// REQUIRES: s->lock, and parent->lock when `parent` (the scope's parent, if
+// still current). Hands the scope's blocks to `parent` (or to no one): its
+// `live` ones to be judged again, its `judged` ones to stay judged. Drops
+// its foreign blocks and retires this generation; `active` is already false.
+inline void close_books(scope_state* s, scope_state* parent) noexcept {
+  hand_over(s->live, parent ? &parent->live : nullptr, parent);
+  hand_over(s->judged, parent ? &parent->judged : nullptr, parent);
   for (foreign_link* f = s->foreign.next; f != &s->foreign;) {
     foreign_link* next = f->next;
     f->prev = f->next = f;

@@ -31,6 +31,22 @@ enum slow_reason : std::uint32_t {
   slow_hooked = 64,       // a test hook (failing_books) is set: take the general path
 };
 
+// The calling thread's thread pointer: where its static TLS is anchored, at
+// the same offset for every thread (x86-64: below it; AArch64: above).
+inline std::uintptr_t thread_pointer() noexcept {
+#if defined(__x86_64__)
+  std::uintptr_t tp;
+  asm("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+#elif defined(__aarch64__)
+  std::uintptr_t tp;
+  asm("mrs %0, tpidr_el0" : "=r"(tp));
+  return tp;
+#else
+  return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+#endif
+}
+
 struct thread_state {
   // Written by the owner, and by a thread opening or closing an all_threads
   // scope (under the registry lock); read relaxed on every allocation.
@@ -51,6 +67,7 @@ struct thread_state {
   std::uint64_t fail_countdown = 0;     // > 0: that many watched allocations, then one fails
   std::uint64_t random_state = 0;
   serial_state serials;
+  std::uintptr_t thread_pointer = 0;  // for reachability.hpp: its static TLS is a root
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 
@@ -198,6 +215,7 @@ LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
     if (!registry.exit_key_made) {
       registry.exit_key_made = pthread_key_create(&registry.exit_key, on_thread_exit) == 0;
     }
+    t.thread_pointer = thread_pointer();
     t.next = registry.head;
     if (t.next) t.next->prev = &t;
     registry.head = &t;

@@ -94,12 +94,13 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
     }
     unlink(r);
     r->owner.store(nullptr, std::memory_order_relaxed);
-    s->on_release(size, freed);
+    const bool late = s->waiting;
+    s->on_release(size, freed, late);
     int n = 1;
     for (scope_state* child = s; n < max_chain; ++n) {
       scope_state* parent = parent_of(child);
       if (!lock_parent_if_current(parent, parent_generation_of(child))) break;
-      parent->on_release(size, freed);
+      parent->on_release(size, freed, late);
       parent->lock.unlock();
       child = parent;
     }
@@ -113,7 +114,7 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
     if (f->scope.load(std::memory_order_relaxed) != a) continue;
     unlink(f);
     f->scope.store(nullptr, std::memory_order_relaxed);
-    a->on_release(size, freed);
+    a->on_release(size, freed, false);
     break;
   }
 }

@@ -1,0 +1,443 @@
+// leakguard/impl/reachability.hpp — which of a scope's surviving blocks the
+// program still reaches, for the verdict (leak_kind):
+//
+//   retained  reachable from a root: a global, a function-local static, a
+//             thread_local (a cache or registry kept on purpose);
+//   indirect  reachable only from other survivors of the same verdict;
+//   direct    reachable from nothing: the leak itself.
+//
+// Conservative, like LeakSanitizer: any word that holds the address of a
+// live leakguard block (its start; for a survivor, any byte inside it) is a
+// pointer. The roots are the writable segments of every loaded module and
+// the static thread_local storage of every registered thread; not stacks or
+// registers: the ending scope's own frames hold stale copies of what it
+// leaked, and a pointer held by a caller's frame is an escape, which the
+// grace period judges. From the roots the scan follows every leakguard block
+// it reaches, tracked or not (its header gives its size), so a survivor
+// stored in a global container whose storage predates the scope is retained.
+// Pointers leakguard cannot see (in malloc'd memory that is not a leakguard
+// block, in a file, XOR-ed) do not count: such a block is judged a leak.
+//
+// Other threads keep running, and may free (and unmap) a block while it is
+// read: all memory is read with process_vm_readv on our own process, which
+// fails on an unmapped page instead of faulting. Where that call is not
+// allowed (some sandboxes), nothing is scanned and every survivor is direct.
+#pragma once
+
+#include <fcntl.h>
+#include <link.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "block.hpp"
+#include "internal_memory.hpp"
+#include "thread_state.hpp"
+
+namespace leakguard::detail {
+
+template <class T>
+using internal_vector = std::vector<T, internal_allocator<T>>;
+
+// A survivor's verdict; `leader` is, for an indirect block, the direct block
+// it was first reached from (the report nests it there), else itself.
+struct reach_result {
+  std::uint8_t kind = 0;  // leak_kind
+  std::uint32_t leader = 0;
+};
+inline constexpr std::uint8_t reach_direct = 0, reach_indirect = 1, reach_retained = 2;
+
+// ---- reading memory that may vanish ----------------------------------------------
+
+struct read_request {
+  std::uintptr_t address;
+  std::size_t size;
+  void* into;
+  bool ok;
+};
+
+// 0: untried, 1: works, -1: not allowed here (scan nothing).
+inline std::atomic<int> safe_reads_state{0};
+
+// Reads every request, setting `ok`; up to IOV_MAX requests per system call.
+inline void read_all(std::span<read_request> rs) noexcept {
+  constexpr std::size_t batch = 1024;
+  iovec local[batch], remote[batch];
+  const pid_t self = getpid();
+  for (std::size_t i = 0; i < rs.size();) {
+    const std::size_t n = std::min(batch, rs.size() - i);
+    for (std::size_t k = 0; k < n; ++k) {
+      local[k] = {rs[i + k].into, rs[i + k].size};
+      remote[k] = {reinterpret_cast<void*>(rs[i + k].address), rs[i + k].size};
+    }
+    const ssize_t got = process_vm_readv(self, local, n, remote, n, 0);
+    if (got < 0 && errno != EFAULT) {  // ENOSYS, EPERM: no safe reads here
+      safe_reads_state.store(-1, std::memory_order_relaxed);
+      for (; i < rs.size(); ++i) rs[i].ok = false;
+      return;
+    }
+    // Transfers stop at the first element that failed, never inside one.
+    std::size_t left = got < 0 ? 0 : static_cast<std::size_t>(got);
+    std::size_t k = 0;
+    for (; k < n && left >= rs[i + k].size; ++k) {
+      left -= rs[i + k].size;
+      rs[i + k].ok = true;
+    }
+    if (k < n) rs[i + k++].ok = false;
+    i += k;
+  }
+}
+
+inline bool safe_reads_work() noexcept {
+  int state = safe_reads_state.load(std::memory_order_relaxed);
+  if (state == 0) {
+    std::uint64_t probe = 1, copy = 0;
+    read_request r{reinterpret_cast<std::uintptr_t>(&probe), sizeof probe, &copy, false};
+    read_all({&r, 1});
+    state = r.ok && copy == 1 ? 1 : -1;
+    safe_reads_state.store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
+
+// ---- where pointers may point -------------------------------------------------------------
+
+struct address_range {
+  std::uintptr_t begin, end;
+};
+
+// The process's readable and writable mappings, from /proc/self/maps: a
+// block lives in one of them, so a word outside them is no pointer to one.
+class writable_memory {
+ public:
+  bool load() {
+    const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    internal_vector<char> text;
+    char chunk[8192];
+    for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      text.insert(text.end(), chunk, chunk + n);
+    }
+    ::close(fd);
+    text.push_back('\0');
+    for (const char* line = text.data(); *line;) {
+      char* rest;
+      const std::uintptr_t begin = std::strtoull(line, &rest, 16);
+      const std::uintptr_t end = std::strtoull(rest + 1, &rest, 16);
+      if (rest[0] == ' ' && rest[1] == 'r' && rest[2] == 'w') {
+        if (!ranges_.empty() && ranges_.back().end == begin) ranges_.back().end = end;
+        else ranges_.push_back({begin, end});
+      }
+      const char* eol = std::strchr(rest, '\n');
+      if (!eol) break;
+      line = eol + 1;
+    }
+    return !ranges_.empty();
+  }
+
+  // The end of the mapping holding `p`, or 0.
+  std::uintptr_t end_of(std::uintptr_t p) const noexcept {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
+                               [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
+    if (it == ranges_.begin()) return 0;
+    --it;
+    return p < it->end ? it->end : 0;
+  }
+
+ private:
+  internal_vector<address_range> ranges_;
+};
+
+// An open-addressing set of block addresses (never 0): what the scan has
+// queued already.
+class address_set {
+ public:
+  bool insert(std::uintptr_t a) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    for (std::size_t i = hash(a);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == a) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = a;
+        ++count_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::size_t hash(std::uintptr_t a) const noexcept {
+    return static_cast<std::size_t>((a >> 3) * 0x9e3779b97f4a7c15ull >> 20) & (slots_.size() - 1);
+  }
+  void grow() {
+    internal_vector<std::uintptr_t> old(slots_.empty() ? 1024 : slots_.size() * 2, 0);
+    old.swap(slots_);
+    count_ = 0;
+    for (std::uintptr_t a : old)
+      if (a) insert(a);
+  }
+  internal_vector<std::uintptr_t> slots_;
+  std::size_t count_ = 0;
+};
+
+// ---- the roots --------------------------------------------------------------------------------
+
+struct root_set {
+  internal_vector<address_range> segments;  // modules' writable segments
+  internal_vector<std::intptr_t> tls_offsets;  // static TLS block - thread pointer, per module
+  internal_vector<std::size_t> tls_sizes;
+};
+
+inline int collect_module_roots(dl_phdr_info* info, std::size_t, void* data) {
+  auto& roots = *static_cast<root_set*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) && ph.p_memsz) {
+      const std::uintptr_t begin = info->dlpi_addr + ph.p_vaddr;
+      roots.segments.push_back({begin, begin + ph.p_memsz});
+    } else if (ph.p_type == PT_TLS && ph.p_memsz && info->dlpi_tls_data) {
+      // Modules in static TLS sit at a fixed offset from every thread's
+      // thread pointer; dlopen()ed ones in dynamic TLS do not (not scanned).
+      const std::intptr_t offset =
+          reinterpret_cast<std::intptr_t>(info->dlpi_tls_data) - static_cast<std::intptr_t>(thread_pointer());
+      constexpr std::intptr_t static_tls_span = std::intptr_t{64} << 20;
+      if (offset > -static_tls_span && offset < static_tls_span) {
+        roots.tls_offsets.push_back(offset);
+        roots.tls_sizes.push_back(ph.p_memsz);
+      }
+    }
+  }
+  return 0;
+}
+
+// ---- the scan ---------------------------------------------------------------------------------
+
+// Classifies `n` survivors, given by start address and size, in serial order.
+class reachability {
+ public:
+  reachability(const std::uintptr_t* begins, const std::size_t* sizes, std::size_t n)
+      : results_(n), reached_(n, 0) {
+    for (std::size_t i = 0; i < n; ++i) {
+      results_[i].leader = static_cast<std::uint32_t>(i);
+      if (sizes[i]) by_address_.push_back({begins[i], begins[i] + sizes[i], static_cast<std::uint32_t>(i)});
+    }
+    std::sort(by_address_.begin(), by_address_.end(),
+              [](const survivor& a, const survivor& b) { return a.begin < b.begin; });
+  }
+
+  // The survivors that survivor `first` reaches through the others,
+  // `first` included (for leakguard::release).
+  internal_vector<std::uint32_t> reachable_from(std::uint32_t first) {
+    internal_vector<std::uint32_t> out{first};
+    internal_vector<const survivor*> at_index(results_.size(), nullptr);
+    for (const survivor& s : by_address_) at_index[s.index] = &s;
+    reached_[first] = 1;
+    if (!safe_reads_work()) return out;
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      if (!at_index[out[k]]) continue;
+      each_target(*at_index[out[k]], [&](const survivor& t) {
+        if (!reached_[t.index]) {
+          reached_[t.index] = 1;
+          out.push_back(t.index);
+        }
+      });
+    }
+    return out;
+  }
+
+  // REQUIRES: no leakguard lock held (it takes the registry's).
+  std::span<const reach_result> classify() {
+    if (by_address_.empty() || !safe_reads_work() || !memory_.load()) return results_;
+    scan_roots();
+    for (std::size_t i = 0; i < results_.size(); ++i)
+      if (reached_[i]) results_[i].kind = reach_retained;
+    find_indirect();
+    return results_;
+  }
+
+ private:
+  struct survivor {
+    std::uintptr_t begin, end;
+    std::uint32_t index;
+  };
+  struct region {
+    std::uintptr_t begin;
+    std::size_t size;
+  };
+  static constexpr std::size_t chunk_bytes = 256 * 1024;  // read at a time
+
+  // The survivor holding byte `p`, or null.
+  const survivor* survivor_at(std::uintptr_t p) const noexcept {
+    auto it = std::upper_bound(by_address_.begin(), by_address_.end(), p,
+                               [](std::uintptr_t v, const survivor& s) { return v < s.begin; });
+    if (it == by_address_.begin()) return nullptr;
+    --it;
+    return p < it->end ? &*it : nullptr;
+  }
+
+  void scan_roots() {
+    root_set roots;
+    dl_iterate_phdr(collect_module_roots, &roots);
+    for (const address_range& s : roots.segments) queue_.push_back({s.begin, s.end - s.begin});
+    internal_vector<std::uintptr_t> pointers;
+    {
+      lock_guard g(registry.lock);
+      for (thread_state* t = registry.head; t; t = t->next)
+        if (t->thread_pointer) pointers.push_back(t->thread_pointer);
+    }
+    for (std::uintptr_t tp : pointers)
+      for (std::size_t m = 0; m < roots.tls_offsets.size(); ++m)
+        queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m]});
+    // The survivors' own start addresses must not be queued as plain blocks.
+    for (const survivor& s : by_address_) seen_.insert(s.begin);
+    drain();
+  }
+
+  // Scans queued regions in batches: one system call reads many small ones.
+  void drain() {
+    internal_vector<read_request> reads;
+    while (!queue_.empty()) {
+      reads.clear();
+      std::size_t used = 0;
+      while (!queue_.empty() && reads.size() < 1024) {
+        region& r = queue_.back();
+        const std::size_t take = std::min(r.size, chunk_bytes);
+        if (used + take > chunk_bytes && !reads.empty()) break;
+        reads.push_back({r.begin, take, buffer_.data() + used, false});
+        used += take;
+        if (take == r.size) queue_.pop_back();
+        else r = {r.begin + take, r.size - take};
+      }
+      read_all(reads);
+      for (const read_request& r : reads)
+        if (r.ok) scan_words(static_cast<const char*>(r.into), r.size);
+      resolve_candidates();
+    }
+  }
+
+  void scan_words(const char* bytes, std::size_t size) {
+    for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= size; off += sizeof(std::uintptr_t)) {
+      std::uintptr_t w;
+      std::memcpy(&w, bytes + off, sizeof w);
+      if (w < 4096) continue;
+      if (const survivor* s = survivor_at(w)) {  // any byte of a survivor
+        if (!reached_[s->index]) {
+          reached_[s->index] = 1;
+          queue_.push_back({s->begin, s->end - s->begin});
+        }
+        continue;
+      }
+      if ((w & 7) || memory_.end_of(w) == 0) continue;
+      // A block's start; or, 8 bytes in, the array cookie of `new T[n]`.
+      if (seen_.insert(w)) candidates_.push_back(w);
+      if ((w & 15) == 8 && seen_.insert(w - 8)) candidates_.push_back(w - 8);
+    }
+    if (candidates_.size() >= 4096) resolve_candidates();
+  }
+
+  // Reads the header in front of each candidate; queues the real blocks.
+  void resolve_candidates() {
+    if (candidates_.empty()) return;
+    internal_vector<block_header> headers(candidates_.size());
+    internal_vector<read_request> reads;
+    reads.reserve(candidates_.size());
+    for (std::size_t k = 0; k < candidates_.size(); ++k)
+      reads.push_back({candidates_[k] - sizeof(block_header), sizeof(block_header), &headers[k], false});
+    read_all(reads);
+    for (std::size_t k = 0; k < candidates_.size(); ++k) {
+      if (!reads[k].ok) continue;
+      const std::uintptr_t user = candidates_[k];
+      const block_header& h = headers[k];
+      const std::uint8_t kind = static_cast<std::uint8_t>(h.kind());
+      if (h.magic() != header_magic || kind < 1 || kind > 4 || h.align_log2() > 40) continue;
+      if (h.flags() & (flag_freed | flag_internal | 0xc0)) continue;
+      if (h.alignment() > default_alignment && (user & (h.alignment() - 1))) continue;
+      const std::uintptr_t end = memory_.end_of(user);
+      if (h.size > end - user) continue;
+      queue_.push_back({user, h.size});
+    }
+    candidates_.clear();
+  }
+
+  // Calls `f(t)` for each survivor `t` that survivor `s` points to (not itself).
+  template <class F>
+  void each_target(const survivor& s, F f) {
+    for (std::uintptr_t at = s.begin; at < s.end; at += chunk_bytes) {
+      const std::size_t take = std::min<std::size_t>(chunk_bytes, s.end - at);
+      read_request r{at, take, buffer_.data(), false};
+      read_all({&r, 1});
+      if (!r.ok) return;
+      for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= take; off += sizeof(std::uintptr_t)) {
+        std::uintptr_t w;
+        std::memcpy(&w, buffer_.data() + off, sizeof w);
+        const survivor* t = survivor_at(w);
+        if (t && t != &s) f(*t);
+      }
+    }
+  }
+
+  // Among the unreached survivors: pointed to by another one = indirect,
+  // nested under the first direct block (in serial order) that reaches it.
+  // A cycle that nothing else points to gets its first block as direct.
+  void find_indirect() {
+    const std::size_t n = results_.size();
+    internal_vector<std::uint32_t> from, to;  // edges between unreached survivors
+    for (const survivor& s : by_address_) {
+      if (reached_[s.index]) continue;
+      each_target(s, [&](const survivor& t) {
+        if (reached_[t.index]) return;
+        from.push_back(s.index);
+        to.push_back(t.index);
+      });
+    }
+    internal_vector<std::uint32_t> in_degree(n, 0);
+    for (std::uint32_t j : to) ++in_degree[j];
+    // Adjacency in CSR form, by source.
+    internal_vector<std::uint32_t> start(n + 1, 0), edges(to.size());
+    for (std::uint32_t i : from) ++start[i + 1];
+    for (std::size_t i = 0; i < n; ++i) start[i + 1] += start[i];
+    {
+      internal_vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+      for (std::size_t e = 0; e < from.size(); ++e) edges[fill[from[e]]++] = to[e];
+    }
+    internal_vector<char> done(reached_.begin(), reached_.end());
+    internal_vector<std::uint32_t> stack;
+    auto flood = [&](std::uint32_t leader) {
+      done[leader] = 1;
+      stack.push_back(leader);
+      while (!stack.empty()) {
+        const std::uint32_t i = stack.back();
+        stack.pop_back();
+        for (std::uint32_t e = start[i]; e < start[i + 1]; ++e) {
+          const std::uint32_t j = edges[e];
+          if (done[j]) continue;
+          done[j] = 1;
+          results_[j] = {reach_indirect, leader};
+          stack.push_back(j);
+        }
+      }
+    };
+    for (std::uint32_t i = 0; i < n; ++i)
+      if (!done[i] && in_degree[i] == 0) flood(i);
+    for (std::uint32_t i = 0; i < n; ++i)
+      if (!done[i]) flood(i);  // a cycle: its first block leads it
+  }
+
+  internal_vector<reach_result> results_;
+  internal_vector<char> reached_;
+  internal_vector<survivor> by_address_;
+  internal_vector<region> queue_;
+  internal_vector<std::uintptr_t> candidates_;
+  internal_vector<char> buffer_ = internal_vector<char>(chunk_bytes);
+  writable_memory memory_;
+  address_set seen_;
+};
+
+}  // namespace leakguard::detail

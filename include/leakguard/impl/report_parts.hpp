@@ -1,0 +1,29 @@
+// leakguard/impl/report_parts.hpp — the parts of a report that its public
+// constructor does not take: retained blocks, which direct block each
+// indirect one hangs from, and for a verdict given after a grace period,
+// the scope's thread and that period.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "../report.hpp"
+
+namespace leakguard::detail {
+
+struct report_parts {
+  static void attach(report& r, std::vector<leaked_block> retained, std::vector<std::uint64_t> leaders,
+                     std::uint64_t thread, long long grace_ms) {
+    r.retained_ = std::move(retained);
+    r.leaders_ = std::move(leaders);
+    r.thread_ = thread;
+    r.grace_ms_ = grace_ms;
+  }
+  static std::span<const std::uint64_t> leaders(const report& r) noexcept { return r.leaders_; }
+  static std::uint64_t thread(const report& r) noexcept { return r.thread_; }
+  static long long grace_ms(const report& r) noexcept { return r.grace_ms_; }
+};
+
+}  // namespace leakguard::detail

@@ -1,0 +1,223 @@
+// leakguard/impl/verdicts.hpp — a scope's verdict, now or after its grace
+// period.
+//
+// A scope that ends with survivors and a grace period leaves its books open
+// (scope_books.hpp: inactive, frees still settle them) and queues a pending
+// verdict here. A leakguard thread, started on first need, sleeps until the
+// earliest deadline and gives the verdicts that are due; flush() gives every
+// pending one at once, on the caller's thread; at exit, an atexit handler
+// stops the thread and flushes. The allocating threads never wait for any
+// of it. The thread's own work is leakguard's (internal_guard): never
+// attributed to a scope, never in global_stats.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "../handler.hpp"
+#include "handler.hpp"
+#include "scope_books.hpp"
+
+namespace leakguard::detail {
+
+using verdict_clock = std::chrono::steady_clock;
+
+struct pending_verdict {
+  scope_state* state;
+  verdict_clock::time_point deadline;
+  std::string label;
+  std::source_location where;
+  leak_handler handler;
+  verdict_rules rules;
+};
+
+struct verdict_queue {
+  std::mutex mutex;  // guards the members below
+  alignas(std::condition_variable) unsigned char wake_storage[sizeof(std::condition_variable)];
+  std::vector<pending_verdict> pending;  // leakguard's own memory (internal_guard)
+  int in_progress = 0;                   // verdicts taken off `pending`, being given
+  bool thread_running = false;
+  bool stopping = false;                 // exit has begun: no thread any more
+  bool exit_hook = false;
+  pthread_t thread{};
+
+  verdict_queue() { ::new (static_cast<void*>(wake_storage)) std::condition_variable(); }
+  std::condition_variable& wake() noexcept { return *std::launder(reinterpret_cast<std::condition_variable*>(wake_storage)); }
+};
+
+inline verdict_queue& verdicts() {
+  static no_destroy<verdict_queue> q;
+  return q.get();
+}
+
+// True on a thread that is giving a verdict (its handler may call flush()).
+inline constinit thread_local bool giving_verdict = false;
+
+// Gives one verdict: what the scope still holds is judged and reported
+// through its handler, then its books close. `uncaught` as for
+// call_leak_handler.
+inline void give_verdict(pending_verdict& v, int uncaught) {
+  internal_guard guard;
+  scope_snapshot snap;
+  collect_survivors(v.state, snap);
+  report r;
+  internal_vector<std::uintptr_t> retained;
+  if (!snap.blocks.empty() || snap.violation.count) {
+    try {
+      r = build_report(std::move(v.label), v.where, snap, {}, v.rules, &retained);
+    } catch (const std::bad_alloc&) {  // the next report says so; nothing is retained
+      count_lost(lost.reports);
+      retained.clear();
+    }
+    if (r.empty()) give_back(r.unrecorded());
+  }
+  finish_scope(v.state, retained);
+  if (r.empty()) return;
+  struct mark {
+    bool saved = std::exchange(giving_verdict, true);
+    ~mark() { giving_verdict = saved; }
+  } marked;
+  call_leak_handler(v.handler, r, uncaught);
+}
+
+// On leakguard's thread a handler that throws has no one to throw to.
+inline void give_verdict_here(pending_verdict& v) noexcept {
+  try {
+    give_verdict(v, 0);
+  } catch (...) {
+    std::fputs("leakguard: a leak handler threw on leakguard's verdict thread; dropped\n", stderr);
+  }
+}
+
+inline void* verdict_thread_main(void*) {
+  internal_guard guard;  // for the thread's whole life
+  verdict_queue& q = verdicts();
+  std::unique_lock lock(q.mutex);
+  std::vector<pending_verdict> due;
+  while (!q.stopping) {
+    if (q.pending.empty()) {
+      q.wake().wait(lock);
+      continue;
+    }
+    const verdict_clock::time_point now = verdict_clock::now();
+    verdict_clock::time_point earliest = verdict_clock::time_point::max();
+    for (const pending_verdict& v : q.pending) earliest = std::min(earliest, v.deadline);
+    if (earliest > now) {
+      q.wake().wait_until(lock, earliest);
+      continue;
+    }
+    due.clear();
+    std::erase_if(q.pending, [&](pending_verdict& v) {
+      if (v.deadline > now) return false;
+      due.push_back(std::move(v));
+      return true;
+    });
+    q.in_progress += static_cast<int>(due.size());
+    lock.unlock();
+    for (pending_verdict& v : due) give_verdict_here(v);
+    lock.lock();
+    q.in_progress -= static_cast<int>(due.size());
+    q.wake().notify_all();  // a flush() may be waiting for these
+  }
+  return nullptr;
+}
+
+inline void flush_verdicts();
+
+inline void stop_verdicts_at_exit() {
+  verdict_queue& q = verdicts();
+  bool join;
+  {
+    std::lock_guard lock(q.mutex);
+    q.stopping = true;
+    join = q.thread_running && !pthread_equal(q.thread, pthread_self());
+    q.thread_running = false;
+  }
+  q.wake().notify_all();
+  if (join) pthread_join(q.thread, nullptr);
+  try {
+    flush_verdicts();
+  } catch (...) {
+    std::fputs("leakguard: a leak handler threw at exit; dropped\n", stderr);
+  }
+}
+
+// REQUIRES: q.mutex. Starts the verdict thread if it is not running. If it
+// cannot start, verdicts wait for flush() or exit.
+inline void start_verdict_thread(verdict_queue& q) {
+  if (q.thread_running || q.stopping) return;
+  if (!q.exit_hook) q.exit_hook = std::atexit([] { stop_verdicts_at_exit(); }) == 0;
+  // Block every signal in the thread: they are the program's to handle.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  q.thread_running = pthread_create(&q.thread, nullptr, verdict_thread_main, nullptr) == 0;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+// Queues the verdict of an ended scope whose survivors wait out a grace period.
+inline void queue_verdict(pending_verdict v) {
+  internal_guard guard;
+  verdict_queue& q = verdicts();
+  {
+    std::lock_guard lock(q.mutex);
+    q.pending.push_back(std::move(v));
+    start_verdict_thread(q);
+  }
+  q.wake().notify_all();
+}
+
+// leakguard::flush(): every pending verdict now, on this thread; then waits
+// for those being given on leakguard's thread. The first exception a
+// handler throws is rethrown once every verdict was given.
+inline void flush_verdicts() {
+  internal_guard guard;
+  verdict_queue& q = verdicts();
+  std::vector<pending_verdict> all;
+  {
+    std::lock_guard lock(q.mutex);
+    all.swap(q.pending);
+  }
+  std::exception_ptr first;
+  for (pending_verdict& v : all) {
+    try {
+      give_verdict(v, std::uncaught_exceptions());
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (!giving_verdict) {
+    std::unique_lock lock(q.mutex);
+    q.wake().wait(lock, [&] { return q.in_progress == 0; });
+  }
+  if (first) std::rethrow_exception(first);
+}
+
+// fork(): the queue's mutex is taken in prepare, so that the child gets the
+// list whole; the child has no verdict thread (the next queued verdict
+// starts one) and a fresh condition variable (the old one may list the
+// vanished thread as a waiter). Verdicts the thread was giving are lost in
+// the child; the parent gives them.
+inline void verdicts_before_fork() { verdicts().mutex.lock(); }
+inline void verdicts_after_fork_in_parent() { verdicts().mutex.unlock(); }
+inline void verdicts_after_fork_in_child() {
+  verdict_queue& q = verdicts();
+  ::new (static_cast<void*>(q.wake_storage)) std::condition_variable();
+  q.thread_running = false;
+  q.in_progress = 0;
+  q.mutex.unlock();
+}
+
+}  // namespace leakguard::detail

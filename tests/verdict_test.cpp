@@ -1,0 +1,473 @@
+// The verdict at a scope's end: reachability (direct, indirect, retained),
+// allow_retained, grace periods, flush(), release(). (scope.hpp, "The verdict")
+#include <doctest/doctest.h>
+#include <leakguard.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using leakguard::leak_kind;
+using lgt::keep;
+
+namespace {
+
+// Roots: a namespace-scope pointer, a container whose storage predates the
+// scopes, a thread_local. volatile: the stores must happen.
+int* volatile global_pointer = nullptr;
+std::vector<void*> global_list;
+thread_local int* volatile thread_pointer = nullptr;
+std::uintptr_t volatile hidden_pointer = 0;
+
+struct node {
+  node* next = nullptr;
+  char payload[24] = {};
+};
+
+// A function-local static built on first use: a lazily built cache.
+std::vector<std::string>& lazy_cache() {
+  static auto* cache = new std::vector<std::string>{std::string(40, 'c')};
+  return *cache;
+}
+
+// A leaked list of `n` nodes: only its head is a direct leak. Its own size
+// (no other test allocates 88 bytes): a conservative scan may find a stale
+// copy of an older pointer in a global (uninitialised bytes copied there),
+// and a block at a reused address would then look retained.
+struct list_node {
+  list_node* next = nullptr;
+  char payload[80] = {};
+};
+
+[[gnu::noinline]] list_node* make_list(int n) {
+  list_node* head = nullptr;
+  for (int i = 0; i < n; ++i) head = new list_node{head, {}};
+  return keep(head);
+}
+
+template <class Node>
+void free_list(Node* head) {
+  while (head) delete std::exchange(head, head->next);
+}
+
+std::size_t count_kind(std::span<const leakguard::leaked_block> blocks, leak_kind k) {
+  std::size_t n = 0;
+  for (const auto& b : blocks) n += b.kind == k;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("verdict") {
+
+// ---- reachability --------------------------------------------------------------------
+
+TEST_CASE("a block a global points to is retained: not reported, listed in retained()") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  leakguard::report checked;
+  {
+    leakguard::scope s("global");
+    p = new int(1);
+    global_pointer = p;
+    checked = s.check();
+  }
+  CHECK(captured.reports.empty());
+  CHECK(checked.empty());
+  REQUIRE(checked.retained().size() == 1);
+  CHECK(checked.retained()[0].address == p);
+  CHECK(checked.retained()[0].kind == leak_kind::retained);
+  global_pointer = nullptr;
+  delete p;
+}
+
+TEST_CASE("with allow_retained = false a retained block is a leak, of kind retained") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "strict", .allow_retained = false});
+    p = new int(1);
+    global_pointer = p;
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  REQUIRE(r.leaked_blocks() == 1);
+  CHECK(r.blocks()[0].address == p);
+  CHECK(r.blocks()[0].kind == leak_kind::retained);
+  CHECK(r.retained().empty());
+  CHECK(r.to_text().find("1 retained block allocated at") != std::string::npos);
+  CHECK(r.to_json().find("\"kind\":\"retained\"") != std::string::npos);
+  global_pointer = nullptr;
+  delete p;
+}
+
+TEST_CASE("a function-local static built inside a scope is retained, with everything it owns") {
+  lgt::capture_reports captured;
+  leakguard::report checked;
+  {
+    leakguard::scope s("first use");
+    CHECK(lazy_cache().size() == 1);
+    checked = s.check();
+  }
+  CHECK(captured.reports.empty());
+  CHECK(checked.retained().size() == 3);  // the vector, its storage, the string's buffer
+}
+
+TEST_CASE("a block stored in a global container whose storage predates the scope is retained") {
+  lgt::capture_reports captured;
+  global_list.reserve(16);  // storage outside the scope: an untracked block
+  node* n = nullptr;
+  {
+    leakguard::scope s("registry");
+    n = new node;
+    n->next = new node;  // reachable through n
+    global_list.push_back(n);
+  }
+  CHECK(captured.reports.empty());
+  global_list = {};  // not clear(): stale pointers in its storage would retain later blocks
+  free_list(n);
+}
+
+// Threads are known to leakguard from their first allocation: the other
+// thread allocates before it keeps a pointer in its thread_local.
+TEST_CASE("a block a thread_local points to is retained, on this thread and on another") {
+  lgt::capture_reports captured;
+  int* mine = nullptr;
+  int* theirs = nullptr;
+  std::binary_semaphore stored{0}, judged{0};
+  std::thread other([&] {
+    delete keep(new int(0));
+    stored.acquire();
+    thread_pointer = theirs;  // this thread's own thread_local
+    judged.release();
+    stored.acquire();
+    thread_pointer = nullptr;
+  });
+  {
+    leakguard::scope s("thread_local");
+    mine = new int(1);
+    theirs = new int(2);
+    thread_pointer = mine;
+    stored.release();
+    judged.acquire();
+  }
+  stored.release();
+  other.join();
+  CHECK(captured.reports.empty());
+  thread_pointer = nullptr;
+  delete mine;
+  delete theirs;
+}
+
+TEST_CASE("a pointer into the middle of a block keeps it retained") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s("interior");
+    p = new int[8]{};
+    global_pointer = p + 5;
+  }
+  CHECK(captured.reports.empty());
+  global_pointer = nullptr;
+  delete[] p;
+}
+
+TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block is a direct leak") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s("hidden");
+    p = new int(1);
+    hidden_pointer = reinterpret_cast<std::uintptr_t>(p) ^ 0x5a5a5a5a;
+  }
+  REQUIRE(captured.reports.size() == 1);
+  REQUIRE(captured.reports[0].leaked_blocks() == 1);
+  CHECK(captured.reports[0].blocks()[0].kind == leak_kind::direct);
+  delete p;
+}
+
+TEST_CASE("a leaked object graph: one direct block, the rest indirect and nested under it") {
+  lgt::capture_reports captured;
+  list_node* head = nullptr;
+  {
+    leakguard::scope s("list");
+    head = make_list(6);
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  REQUIRE(r.leaked_blocks() == 6);
+  CHECK(count_kind(r.blocks(), leak_kind::direct) == 1);
+  CHECK(count_kind(r.blocks(), leak_kind::indirect) == 5);
+  const leakguard::leaked_block* direct = lgt::find_block(r, head);
+  REQUIRE(direct != nullptr);
+  CHECK(direct->kind == leak_kind::direct);
+  const std::string text = r.to_text();
+  INFO(text);
+  CHECK(text.find("(1 direct, 5 indirect)") != std::string::npos);
+  CHECK(text.find("88 bytes in 1 block allocated at") != std::string::npos);
+  CHECK(text.find(", plus 5 indirect blocks, 440 bytes") != std::string::npos);
+  CHECK(text.find("      indirect: 440 bytes in 5 blocks allocated at") != std::string::npos);
+  const std::string json = r.to_json();
+  CHECK(json.find("\"kind\":\"indirect\",\"direct\":" + std::to_string(direct->serial)) != std::string::npos);
+  free_list(head);
+}
+
+TEST_CASE("a cycle nothing points to: its first block is direct, the other indirect") {
+  lgt::capture_reports captured;
+  struct cycle_node {  // its own size too (see list_node)
+    cycle_node* next = nullptr;
+    char payload[48] = {};
+  };
+  cycle_node* a = nullptr;
+  {
+    leakguard::scope s("cycle");
+    a = new cycle_node;
+    a->next = new cycle_node{a, {}};
+    keep(a);
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  REQUIRE(r.leaked_blocks() == 2);
+  REQUIRE(lgt::find_block(r, a) != nullptr);
+  CHECK(lgt::find_block(r, a)->kind == leak_kind::direct);
+  CHECK(lgt::find_block(r, a->next)->kind == leak_kind::indirect);
+  delete a->next;
+  delete a;
+}
+
+TEST_CASE("a retained block passes to the enclosing scope, which judges it again") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope outer(leakguard::scope_options{.label = "outer", .allow_retained = false});
+    {
+      leakguard::scope inner("inner");
+      p = new int(1);
+      global_pointer = p;
+    }
+    CHECK(captured.reports.empty());
+    CHECK(lgt::find_block(outer.check(), p) != nullptr);
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].label() == "outer");
+  CHECK(lgt::find_block(captured.reports[0], p) != nullptr);
+  global_pointer = nullptr;
+  delete p;
+}
+
+TEST_CASE("a report with only retained blocks does not call the handler, also the scope's own") {
+  int calls = 0;
+  int* p = nullptr;
+  {
+    leakguard::scope s(leakguard::scope_options{.handler = [&](const leakguard::report&) { ++calls; }});
+    p = new int(1);
+    global_pointer = p;
+  }
+  CHECK(calls == 0);
+  global_pointer = nullptr;
+  delete p;
+}
+
+// ---- grace periods --------------------------------------------------------------------
+
+TEST_CASE("grace 0: a response object freed right after the scope is reported") {
+  lgt::capture_reports captured;
+  std::string* response = nullptr;
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "handler", .grace = 0ms});
+    response = new std::string(64, 'r');  // the framework frees it after the handler
+  }
+  delete response;
+  CHECK(captured.reports.size() == 1);
+}
+
+TEST_CASE("with a grace period, a block freed after the scope but in time is not a leak") {
+  lgt::capture_reports captured;
+  leakguard::scope_stats stats;
+  {
+    leakguard::scope outer("outer");
+    std::string* response = nullptr;
+    {
+      leakguard::scope s(leakguard::scope_options{.label = "handler", .grace = 10s});
+      response = new std::string(64, 'r');
+    }
+    CHECK(outer.stats().escaped_blocks == 2);
+    delete response;  // the framework, a moment later
+    stats = outer.stats();
+  }
+  leakguard::flush();
+  CHECK(captured.reports.empty());
+  CHECK(stats.escaped_blocks == 2);
+  CHECK(stats.escaped_bytes == sizeof(std::string) + 65);
+  CHECK(stats.escaped_freed_blocks == 2);
+  CHECK(stats.escaped_freed_bytes == sizeof(std::string) + 65);
+  CHECK(stats.live_blocks == 0);
+}
+
+TEST_CASE("a block freed by another thread within the grace period is not a leak; after it, it is") {
+  lgt::capture_reports captured;
+  std::atomic<int*> handed{nullptr};
+  std::binary_semaphore ready{0};
+  int line = 0;
+  std::thread writer([&] {
+    ready.acquire();
+    std::this_thread::sleep_for(5ms);
+    delete handed.exchange(nullptr);  // in time
+  });
+  int* late = nullptr;
+  {
+    line = __LINE__ + 1;
+    leakguard::scope s(leakguard::scope_options{.label = "request", .grace = 200ms});
+    handed = new int(1);
+    late = new int(2);
+    ready.release();
+  }
+  writer.join();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (captured.size() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  REQUIRE(captured.size() == 1);  // given by leakguard's thread, without flush()
+  const leakguard::report r = captured.reports[0];
+  CHECK(r.label() == "request");
+  CHECK(r.where().line() == static_cast<unsigned>(line));
+  REQUIRE(r.leaked_blocks() == 1);
+  CHECK(r.blocks()[0].address == late);
+  CHECK(lgt::site_is(r.blocks()[0].site, __FILE__, line + 2));
+  CHECK(r.to_text().find("after a grace period of 200 ms") != std::string::npos);
+  CHECK(r.to_json().find("\"grace_ms\":200") != std::string::npos);
+  delete late;
+}
+
+TEST_CASE("flush() gives pending verdicts now, through the scope's own handler") {
+  lgt::capture_reports global;
+  lgt::report_sink own;
+  int* p = nullptr;
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "pending", .handler = own.handler(), .grace = 1h});
+    p = new int(1);
+  }
+  CHECK(own.size() == 0);
+  leakguard::flush();
+  REQUIRE(own.size() == 1);
+  CHECK(own.reports[0].label() == "pending");
+  CHECK(lgt::find_block(own.reports[0], p) != nullptr);
+  CHECK(global.size() == 0);
+  leakguard::flush();  // nothing pending any more
+  CHECK(own.size() == 1);
+  delete p;
+}
+
+TEST_CASE("a pending block is reported once: not again by the enclosing scope") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope outer("outer");
+    {
+      leakguard::scope inner(leakguard::scope_options{.label = "inner", .grace = 1h});
+      p = new int(1);
+    }
+  }
+  CHECK(captured.size() == 0);  // the outer has nothing of its own; inner's verdict is pending
+  leakguard::flush();
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].label() == "inner");
+  delete p;
+}
+
+TEST_CASE("the runtime option grace_ms is the default grace period") {
+  lgt::options_guard restore;
+  leakguard::runtime_options o = leakguard::options();
+  o.grace_ms = 3'600'000;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  {
+    leakguard::scope s("default grace");
+    p = new int(1);
+  }
+  CHECK(captured.size() == 0);
+  delete p;
+  leakguard::flush();
+  CHECK(captured.size() == 0);
+  std::string errors;
+  CHECK(leakguard::parse_options("grace_ms=250", {}, &errors).grace_ms == 250);
+  CHECK(errors.empty());
+  CHECK(leakguard::parse_options("grace_ms=-1:grace_ms=86400001:grace_ms=x", {}, &errors).grace_ms == 0);
+  CHECK(std::count(errors.begin(), errors.end(), '\n') == 3);
+}
+
+TEST_CASE("pending verdicts are given at normal exit" * doctest::skip(lgt::under_tsan)) {
+  auto r = lgt::run_in_child([] {
+    leakguard::set_leak_handler(&leakguard::log_leak);
+    {
+      leakguard::scope s(leakguard::scope_options{.label = "at exit", .grace = 1h});
+      keep(new int(1));
+    }
+    std::exit(0);
+  });
+  INFO(r.describe());
+  CHECK(r.exited);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("scope \"at exit\"") != std::string::npos);
+  CHECK(r.err.find("after a grace period of 3600000 ms") != std::string::npos);
+}
+
+// ---- release() ------------------------------------------------------------------------------
+
+TEST_CASE("release() hands an object graph out of the scope, to no one without a parent") {
+  lgt::capture_reports captured;
+  list_node* head = nullptr;
+  int* unrelated = nullptr;
+  {
+    leakguard::scope s("handler");
+    head = make_list(4);
+    unrelated = new int(7);
+    leakguard::release(head);
+    CHECK(s.stats().live_blocks == 1);
+  }
+  REQUIRE(captured.size() == 1);  // only what release() did not take
+  REQUIRE(captured.reports[0].leaked_blocks() == 1);
+  CHECK(captured.reports[0].blocks()[0].address == unrelated);
+  free_list(head);
+  delete unrelated;
+}
+
+TEST_CASE("release() hands the graph to the enclosing scope, which judges it") {
+  lgt::capture_reports captured;
+  list_node* head = nullptr;
+  {
+    leakguard::scope outer("outer");
+    {
+      leakguard::scope inner("inner");
+      head = make_list(3);
+      leakguard::release(head);
+    }
+    CHECK(captured.size() == 0);
+    CHECK(outer.check().leaked_blocks() == 3);
+  }
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].label() == "outer");
+  CHECK(captured.reports[0].leaked_blocks() == 3);
+  free_list(head);
+}
+
+TEST_CASE("release() of a pointer leakguard did not allocate, or of null, does nothing") {
+  lgt::capture_misuse misuses;
+  int on_stack = 0;
+  leakguard::release(nullptr);
+  leakguard::release(&on_stack);
+  void* raw = std::malloc(32);
+  leakguard::release(raw);
+  std::free(raw);
+  CHECK(misuses.events.empty());
+}
+
+}  // TEST_SUITE
