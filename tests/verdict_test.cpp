@@ -133,7 +133,7 @@ TEST_CASE("a block stored in a global container whose storage predates the scope
     global_list.push_back(n);
   }
   CHECK(captured.reports.empty());
-  global_list = {};  // not clear(): stale pointers in its storage would retain later blocks
+  std::vector<void*>().swap(global_list);  // not clear(): stale pointers in its storage would retain later blocks
   free_list(n);
 }
 
@@ -418,6 +418,78 @@ TEST_CASE("pending verdicts are given at normal exit" * doctest::skip(lgt::under
   CHECK(r.exit_code == 0);
   CHECK(r.err.find("scope \"at exit\"") != std::string::npos);
   CHECK(r.err.find("after a grace period of 3600000 ms") != std::string::npos);
+}
+
+// ---- retained growth -------------------------------------------------------------------
+
+namespace {
+
+// A site of retained_sites() whose text contains `needle` (file:line).
+const leakguard::retained_site* find_site(const std::vector<leakguard::retained_site>& sites, int line) {
+  for (const auto& s : sites)
+    if (lgt::site_is(s.site, __FILE__, line)) return &s;
+  return nullptr;
+}
+
+std::vector<std::string>* filled_cache = nullptr;
+std::vector<int*> growing_list;
+
+}  // namespace
+
+TEST_CASE("retained_sites(): a cache that fills once is listed with exact figures, not as growing") {
+  lgt::capture_reports captured;
+  int line = 0;
+  filled_cache = new std::vector<std::string>;
+  filled_cache->reserve(64);
+  for (int i = 0; i < 2000; ++i) {
+    LEAKGUARD_SCOPE("request");
+    if (i < 20) {
+      line = __LINE__ + 1;
+      filled_cache->push_back(std::string(48, static_cast<char>('a' + i)));
+    }
+  }
+  CHECK(captured.size() == 0);
+  const auto sites = leakguard::retained_sites();
+  const leakguard::retained_site* s = find_site(sites, line);
+  REQUIRE(s != nullptr);
+  CHECK(s->live_blocks == 20);
+  CHECK(s->live_bytes == 20 * 49);
+  CHECK(s->scopes == 20);
+  CHECK_FALSE(s->growing);
+  CHECK(s->first_seen <= s->last_seen);
+  delete filled_cache;  // the retained blocks are freed: the books follow
+  filled_cache = nullptr;
+  CHECK(find_site(leakguard::retained_sites(), line) == nullptr);
+}
+
+TEST_CASE("a global list that gains a node every 50th scope is named as growing, in the log") {
+  lgt::options_guard restore;
+  lgt::temp_file log;
+  leakguard::runtime_options o = leakguard::options();
+  o.on_leak = leakguard::leak_action::log;
+  o.report_path = log.path();
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  growing_list.reserve(100);
+  int line = 0;
+  for (int i = 1; i <= 2000; ++i) {
+    LEAKGUARD_SCOPE("request");
+    if (i % 50 == 0) {
+      line = __LINE__ + 1;
+      growing_list.push_back(new int(i));
+    }
+  }
+  CHECK(captured.size() == 0);
+  const leakguard::retained_site* s = find_site(leakguard::retained_sites(), line);
+  REQUIRE(s != nullptr);
+  CHECK(s->live_blocks == 40);
+  CHECK(s->growing);
+  const std::string text = log.read();
+  INFO(text);
+  CHECK(text.find("leakguard: retained memory keeps growing at ") != std::string::npos);
+  CHECK(text.find(std::string(lgt::base_name(__FILE__)) + ":" + std::to_string(line)) != std::string::npos);
+  for (int* p : growing_list) delete p;
+  std::vector<int*>().swap(growing_list);
 }
 
 // ---- release() ------------------------------------------------------------------------------

@@ -55,6 +55,26 @@ LEAKGUARD_API std::vector<site_totals> leak_sites();
 // Forgets the totals (tests; a server rotating its metrics).
 LEAKGUARD_API void reset_leak_sites();
 
+// Memory that outermost scopes judged retained (reachable from a global, a
+// static or a thread_local: not a leak of the scope) and that is still
+// live, per allocation site.
+struct retained_site {
+  std::string site;
+  std::size_t live_blocks = 0;
+  std::size_t live_bytes = 0;
+  std::uint64_t scopes = 0;  // scope verdicts that added blocks to it
+  // Its live bytes kept reaching new highs over a long run of scope ends
+  // (impl/retained.hpp has the rule): a registry or cache that is never
+  // pruned. In on_leak=log mode a line names such a site when it starts
+  // growing and each time its live bytes double.
+  bool growing = false;
+  std::chrono::system_clock::time_point first_seen{};
+  std::chrono::system_clock::time_point last_seen{};
+};
+
+// The retained sites, most live bytes first.
+LEAKGUARD_API std::vector<retained_site> retained_sites();
+
 // Installs `h` for every scope that has no handler of its own and returns
 // the previous one. An empty `h` restores the default, which follows
 // LEAKGUARD_OPTIONS' on_leak (abort_on_leak unless on_leak=log).

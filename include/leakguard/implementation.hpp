@@ -106,6 +106,10 @@ std::vector<site_totals> leak_sites() {
   return out;
 }
 
+#if !LEAKGUARD_ENABLED
+std::vector<retained_site> retained_sites() { return {}; }
+#endif
+
 void reset_leak_sites() {
   detail::internal_guard guard;
   detail::ledger().reset();
@@ -226,7 +230,7 @@ scope::~scope() noexcept(false) {
       detail::count_lost(detail::lost.reports);
       retained.clear();
     }
-    if (open) detail::finish_scope(s, retained);
+    if (open) detail::close_verdict(s, retained);
     if (r.empty()) detail::give_back(r.unrecorded());
   }
   if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);
@@ -312,6 +316,8 @@ void release(const void* p) noexcept {
 }
 
 void flush() { detail::flush_verdicts(); }
+
+std::vector<retained_site> retained_sites() { return detail::retained_site_list(); }
 
 context current_context() noexcept {
   context c;

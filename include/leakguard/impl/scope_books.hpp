@@ -14,6 +14,7 @@
 #include "../report.hpp"
 #include "reachability.hpp"
 #include "report_parts.hpp"
+#include "retained.hpp"
 #include "scope_state.hpp"
 #include "suppressions.hpp"
 #include "symbolize.hpp"
@@ -213,6 +214,7 @@ inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false)
     t.innermost_generation = s->parent_generation;
     if (!t.innermost) t.clear(slow_scoped);
   }
+  bump(t.scope_ends, 1);
   if (!keep_open) release_scope_state(s);
   return keep_open;
 }
@@ -252,10 +254,37 @@ inline void collect_survivors(scope_state* s, scope_snapshot& out) noexcept {
   collect(s, out);
 }
 
+using growth_events = std::vector<growth_event, internal_allocator<growth_event>>;
+
+// REQUIRES: s->lock, and no current parent. Moves the blocks left in the
+// scope's `live` list (those it judged retained) into the retained books.
+inline void retain(scope_state* s, std::uint64_t scope_ends, growth_events* events) noexcept {
+  if (s->live.next == &s->live) return;
+  scope_state* owner = retained_owner();
+  if (!owner) return;  // no memory for the books: owned by no one, as before
+  retained_books& books = retained();
+  lock_guard g(owner->lock);
+  try {
+    std::vector<const stack_trace*, internal_allocator<const stack_trace*>> touched;
+    for (block_record* r = s->live.next; r != &s->live; r = r->next) {
+      count_retained(books, r, header_of(r)->size);
+      if (std::find(touched.begin(), touched.end(), r->stack) == touched.end()) touched.push_back(r->stack);
+    }
+    growth_events none;
+    note_growth(books, touched, scope_ends, events ? *events : none);
+  } catch (const std::bad_alloc&) {
+    count_lost(lost.reports);
+  }
+  hand_over(s->live, &owner->live, owner);
+}
+
 // Closes the books of an ended scope after its verdict: the blocks whose
 // user address is in `retained` (sorted) go to the parent to be judged
-// again, the others, judged leaked, are never reported again.
-inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retained) noexcept {
+// again (without one, to the retained books), the others, judged leaked,
+// are never reported again. `scope_ends` is total_scope_ends() before the
+// call; the retained sites that started or kept growing go to `events`.
+inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retained, std::uint64_t scope_ends = 0,
+                         growth_events* events = nullptr) noexcept {
   {
     lock_guard g(s->lock);
     s->waiting = false;
@@ -268,6 +297,7 @@ inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retaine
       r = next;
     }
     scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    if (!parent) retain(s, scope_ends, events);
     close_books(s, parent);
     if (parent) parent->lock.unlock();
   }
@@ -338,7 +368,7 @@ inline void release_graph(block_header* h) noexcept {
       if (std::binary_search(graph.begin(), graph.end(), reinterpret_cast<std::uintptr_t>(user_of(b)))) {
         unlink(b);
         link(moved, b);
-        s->on_release(header_of(b)->size, false, false);  // the parent still counts it
+        released_from(s, b, header_of(b)->size, false);  // the parent still counts it
       }
       b = next;
     }

@@ -62,6 +62,7 @@ struct thread_state {
   std::atomic<std::uint64_t> deallocations{0};
   std::atomic<std::uint64_t> bytes_allocated{0};
   std::atomic<std::uint64_t> bytes_freed{0};
+  std::atomic<std::uint64_t> scope_ends{0};  // the clock of retained growth (retained.hpp)
   std::int64_t unflushed_bytes = 0;  // live-byte change not yet in the registry's peak
   std::int64_t bytes_until_sample = 0;  // sampling countdown, see tracking.hpp
   std::uint64_t fail_countdown = 0;     // > 0: that many watched allocations, then one fails
@@ -116,6 +117,7 @@ struct thread_registry {
   std::atomic<std::uint64_t> retired_deallocations{0};
   std::atomic<std::uint64_t> retired_bytes_allocated{0};
   std::atomic<std::uint64_t> retired_bytes_freed{0};
+  std::atomic<std::uint64_t> retired_scope_ends{0};
   // Live bytes as flushed by threads in steps of flush_bytes, and its peak.
   std::atomic<std::int64_t> flushed_live_bytes{0};
   std::atomic<std::int64_t> peak_bytes{0};
@@ -193,6 +195,7 @@ inline void retire_thread(thread_state& t) noexcept {
   registry.retired_deallocations.fetch_add(t.deallocations.load(std::memory_order_relaxed), std::memory_order_relaxed);
   registry.retired_bytes_allocated.fetch_add(t.bytes_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed);
   registry.retired_bytes_freed.fetch_add(t.bytes_freed.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  registry.retired_scope_ends.fetch_add(t.scope_ends.load(std::memory_order_relaxed), std::memory_order_relaxed);
   flush_live_bytes(t);
   (t.prev ? t.prev->next : registry.head) = t.next;
   if (t.next) t.next->prev = t.prev;
@@ -246,6 +249,14 @@ inline process_counts sum_counts() noexcept {
     c.bytes_freed += t->bytes_freed.load(std::memory_order_relaxed);
   }
   return c;
+}
+
+// Scopes ended in the process so far. REQUIRES: no scope lock held.
+inline std::uint64_t total_scope_ends() noexcept {
+  lock_guard g(registry.lock);
+  std::uint64_t n = registry.retired_scope_ends.load(std::memory_order_relaxed);
+  for (thread_state* t = registry.head; t; t = t->next) n += t->scope_ends.load(std::memory_order_relaxed);
+  return n;
 }
 
 }  // namespace leakguard::detail

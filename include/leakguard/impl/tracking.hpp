@@ -22,6 +22,7 @@
 #include "block.hpp"
 #include "fork.hpp"
 #include "origins.hpp"
+#include "retained.hpp"
 #include "scope_state.hpp"
 #include "stacks.hpp"
 #include "symbolize.hpp"
@@ -81,6 +82,12 @@ inline void attribute_to_all_threads(block_record* r, std::size_t size, scope_st
   }
 }
 
+// REQUIRES: s->lock; `r` just left s's lists.
+inline void released_from(scope_state* s, const block_record* r, std::size_t size, bool freed) noexcept {
+  s->on_release(size, freed, s->waiting);
+  if (LEAKGUARD_UNLIKELY(s == retained_state.load(std::memory_order_relaxed))) forget_retained(retained(), r, size);
+}
+
 // Removes a block from the books of every scope it belongs to; `freed` is
 // false for leakguard::ignore, which forgets a block without freeing it.
 LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
@@ -95,7 +102,7 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
     unlink(r);
     r->owner.store(nullptr, std::memory_order_relaxed);
     const bool late = s->waiting;
-    s->on_release(size, freed, late);
+    released_from(s, r, size, freed);
     int n = 1;
     for (scope_state* child = s; n < max_chain; ++n) {
       scope_state* parent = parent_of(child);

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <span>
 #include <source_location>
 #include <string>
 #include <vector>
@@ -62,6 +64,70 @@ inline verdict_queue& verdicts() {
   return q.get();
 }
 
+// In on_leak=log mode: one line per retained site that started growing, or
+// doubled since it was last named.
+inline void log_growth(const growth_events& events) {
+  if (events.empty() || current_options().on_leak != leak_action::log) return;
+  internal_guard guard;
+  const bool json = current_options().report == report_format::json;
+  for (const growth_event& e : events) {
+    const std::string site = e.stack == not_sampled() ? std::string("(not sampled)")
+                                                      : symbolize(e.stack, max_stack_depth).site;
+    std::string out;
+    if (json) {
+      out = "{\"retained_growth\":{\"site\":";
+      append_json_string(out, site);
+      out += ",\"live_blocks\":" + std::to_string(e.state.live_blocks) +
+             ",\"live_bytes\":" + std::to_string(e.state.live_bytes) +
+             ",\"scopes\":" + std::to_string(e.state.scopes) + "}}\n";
+    } else {
+      out = "leakguard: retained memory keeps growing at " + (site.empty() ? std::string("(unknown site)") : site) +
+            ": " + std::to_string(e.state.live_blocks) + " blocks, " + std::to_string(e.state.live_bytes) +
+            " bytes live, added by " + std::to_string(e.state.scopes) +
+            " scopes; reachable from a global, a static or a thread_local (a registry or cache never pruned?)\n";
+    }
+    write_output(out);
+  }
+}
+
+// Closes the books of an ended scope after its verdict (finish_scope), and
+// logs the retained growth it shows.
+inline void close_verdict(scope_state* s, std::span<const std::uintptr_t> retained) {
+  growth_events events;
+  finish_scope(s, retained, retained.empty() ? 0 : total_scope_ends(), &events);
+  log_growth(events);
+}
+
+// leakguard::retained_sites(): the retained books by stack, symbolized and
+// summed by site.
+inline std::vector<retained_site> retained_site_list() {
+  internal_guard guard;
+  std::vector<std::pair<const stack_trace*, retained_site_state>> by_stack;
+  if (scope_state* owner = retained_state.load(std::memory_order_acquire)) {
+    lock_guard g(owner->lock);
+    by_stack.assign(retained().sites.begin(), retained().sites.end());
+  }
+  std::vector<retained_site> out;
+  for (const auto& [stack, state] : by_stack) {
+    if (state.live_blocks == 0) continue;
+    std::string site = stack == not_sampled() ? std::string("(not sampled)") : symbolize(stack, max_stack_depth).site;
+    auto it = std::find_if(out.begin(), out.end(), [&](const retained_site& r) { return r.site == site; });
+    if (it == out.end()) {
+      out.push_back({std::move(site), 0, 0, 0, false, state.first_seen, state.last_seen});
+      it = out.end() - 1;
+    }
+    it->live_blocks += state.live_blocks;
+    it->live_bytes += state.live_bytes;
+    it->scopes += state.scopes;
+    it->growing |= state.growing;
+    it->first_seen = std::min(it->first_seen, state.first_seen);
+    it->last_seen = std::max(it->last_seen, state.last_seen);
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const retained_site& a, const retained_site& b) { return a.live_bytes > b.live_bytes; });
+  return out;
+}
+
 // True on a thread that is giving a verdict (its handler may call flush()).
 inline constinit thread_local bool giving_verdict = false;
 
@@ -83,7 +149,7 @@ inline void give_verdict(pending_verdict& v, int uncaught) {
     }
     if (r.empty()) give_back(r.unrecorded());
   }
-  finish_scope(v.state, retained);
+  close_verdict(v.state, retained);
   if (r.empty()) return;
   struct mark {
     bool saved = std::exchange(giving_verdict, true);
@@ -152,6 +218,7 @@ inline void stop_verdicts_at_exit() {
   } catch (...) {
     std::fputs("leakguard: a leak handler threw at exit; dropped\n", stderr);
   }
+  write_pending_summary();  // what log_leak summed meanwhile
 }
 
 // REQUIRES: q.mutex. Starts the verdict thread if it is not running. If it
