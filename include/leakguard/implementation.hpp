@@ -193,8 +193,8 @@ scope::scope(scope_options options, std::source_location where)
 namespace detail {
 // A scope ended by an exception: what survives it may belong to the
 // exception (its message), freed where it is caught. Without a grace period
-// its survivors go to the enclosing scope, which judges them; the outermost
-// scope waits at least this long for them.
+// its survivors go to the enclosing scope, which judges them; an outermost
+// scope gives them this long.
 inline constexpr std::chrono::milliseconds unwind_grace{1000};
 }  // namespace detail
 
@@ -212,11 +212,12 @@ scope::~scope() noexcept(false) {
   if (open && (grace_.count() > 0 || unwinding)) {
     detail::start_grace(s, snapshot);
     detail::internal_guard guard;
-    auto grace = std::max(grace_, unwinding ? detail::unwind_grace : std::chrono::milliseconds(0));
+    const std::chrono::milliseconds grace = grace_.count() > 0 ? grace_ : detail::unwind_grace;
     detail::verdict_rules later = rules;
     later.thread = static_cast<std::uint64_t>(gettid());
     later.grace_ms = grace.count();
-    detail::queue_verdict({s, detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_), later});
+    detail::queue_verdict({s, detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_), later,
+                           detail::total_scope_ends()});
     release();
     return;
   }
@@ -230,7 +231,7 @@ scope::~scope() noexcept(false) {
       detail::count_lost(detail::lost.reports);
       retained.clear();
     }
-    if (open) detail::close_verdict(s, retained);
+    if (open) detail::close_verdict(s, retained, detail::total_scope_ends());
     if (r.empty()) detail::give_back(r.unrecorded());
   }
   if (!r.empty()) detail::call_leak_handler(handler_, r, uncaught_);

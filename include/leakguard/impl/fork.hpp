@@ -31,6 +31,7 @@
 #include "suppressions.hpp"
 #include "leak_ledger.hpp"
 #include "origins.hpp"
+#include "reachability.hpp"
 #include "scope_state.hpp"
 #include "stacks.hpp"
 #include "symbolize.hpp"
@@ -62,6 +63,7 @@ void each_global_lock(F&& f) {
   f(misuse_handler_slot().lock());
   f(ledger().lock());
   f(symbolizer_lock());
+  f(roots_lock());
   f(registry.lock);
   f(pool.lock);
   f(depot.arena_lock());

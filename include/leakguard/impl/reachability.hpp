@@ -17,6 +17,8 @@
 // stored in a global container whose storage predates the scope is retained.
 // Pointers leakguard cannot see (in malloc'd memory that is not a leakguard
 // block, in a file, XOR-ed) do not count: such a block is judged a leak.
+// A stale copy of a pointer that a root still holds (unused capacity, bytes
+// copied without being set) does count: such a leak looks retained.
 //
 // Other threads keep running, and may free (and unmap) a block while it is
 // read: all memory is read with process_vm_readv on our own process, which
@@ -195,6 +197,14 @@ struct root_set {
   internal_vector<std::size_t> tls_sizes;
 };
 
+// Held around dl_iterate_phdr, which takes the loader's lock: fork's
+// prepare handler takes this one, so that no thread is inside the loader's
+// lock when the child is made (fork.hpp).
+inline spin_lock& roots_lock() {
+  static spin_lock lock;
+  return lock;
+}
+
 inline int collect_module_roots(dl_phdr_info* info, std::size_t, void* data) {
   auto& roots = *static_cast<root_set*>(data);
   for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -284,7 +294,10 @@ class reachability {
 
   void scan_roots() {
     root_set roots;
-    dl_iterate_phdr(collect_module_roots, &roots);
+    {
+      lock_guard g(roots_lock());
+      dl_iterate_phdr(collect_module_roots, &roots);
+    }
     for (const address_range& s : roots.segments) queue_.push_back({s.begin, s.end - s.begin});
     internal_vector<std::uintptr_t> pointers;
     {
@@ -292,9 +305,13 @@ class reachability {
       for (thread_state* t = registry.head; t; t = t->next)
         if (t->thread_pointer) pointers.push_back(t->thread_pointer);
     }
-    for (std::uintptr_t tp : pointers)
-      for (std::size_t m = 0; m < roots.tls_offsets.size(); ++m)
-        queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m]});
+    // Under ThreadSanitizer each thread's state, allocator cache included,
+    // is a thread_local: its arrays keep stale copies of pointers to blocks
+    // handed out since, which would make leaks look retained.
+    if (!LEAKGUARD_TSAN)
+      for (std::uintptr_t tp : pointers)
+        for (std::size_t m = 0; m < roots.tls_offsets.size(); ++m)
+          queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m]});
     // The survivors' own start addresses must not be queued as plain blocks.
     for (const survivor& s : by_address_) seen_.insert(s.begin);
     drain();

@@ -43,6 +43,7 @@ struct pending_verdict {
   std::source_location where;
   leak_handler handler;
   verdict_rules rules;
+  std::uint64_t scope_ends;  // total_scope_ends() when the scope ended: the clock of retained growth
 };
 
 struct verdict_queue {
@@ -91,10 +92,11 @@ inline void log_growth(const growth_events& events) {
 }
 
 // Closes the books of an ended scope after its verdict (finish_scope), and
-// logs the retained growth it shows.
-inline void close_verdict(scope_state* s, std::span<const std::uintptr_t> retained) {
+// logs the retained growth it shows. `scope_ends`: total_scope_ends() when
+// the scope ended.
+inline void close_verdict(scope_state* s, std::span<const std::uintptr_t> retained, std::uint64_t scope_ends) {
   growth_events events;
-  finish_scope(s, retained, retained.empty() ? 0 : total_scope_ends(), &events);
+  finish_scope(s, retained, scope_ends, &events);
   log_growth(events);
 }
 
@@ -149,7 +151,7 @@ inline void give_verdict(pending_verdict& v, int uncaught) {
     }
     if (r.empty()) give_back(r.unrecorded());
   }
-  close_verdict(v.state, retained);
+  close_verdict(v.state, retained, v.scope_ends);
   if (r.empty()) return;
   struct mark {
     bool saved = std::exchange(giving_verdict, true);
