@@ -260,6 +260,7 @@ inline void open_test(const char* name, const char* file, int line) {
   scope_options o;
   o.label = s.name;
   o.all_threads = s.config.all_threads;
+  o.grace = std::chrono::milliseconds(0);  // the verdict is the test's result: given at its end
   o.handler = [](const report& r) { state().captured = r; };
   s.scope.emplace(std::move(o));
 }
