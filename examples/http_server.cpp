@@ -190,7 +190,8 @@ void page(const request& r, response& res, const std::string& text) {
   the_server->log().write(std::make_unique<std::string>("GET " + r.path + " " + std::to_string(r.id) +
                                                         " served by a handler that logs a long line"));
   if (r.path == "/upload" && r.id % 100 == 1) {
-    auto* state = new upload_state{r.id, std::vector<char>(512)};  // LEAK: never freed
+    // LEAK: never freed. (volatile: the optimizer may not drop the allocation.)
+    upload_state* volatile state = new upload_state{r.id, std::vector<char>(512)};
     (void)state;
   }
   if (r.path == "/session" && r.id % 200 == 2) {

@@ -126,25 +126,26 @@ int main() {
     thread_pool handlers(2);
     for (int i = 0; i < 2000; ++i) {
       handlers.submit([i, &renderers] {
-        const request r{i, i % 250 == 249 ? "/export" : "/index"};
+        const request r{i, i % 100 == 99 ? "/export" : "/index"};
         handle(r, renderers);
       });
     }
   }  // joins: every request handled
 
   // What a metrics endpoint would export: the audit entry and its string,
-  // 8 of each (one per /export request), growing.
-  std::size_t growing = 0, entries = 0;
+  // 20 of each (one per /export request), growing (one site or two: an
+  // optimizer may give both allocations the same line).
+  std::size_t growing = 0, blocks = 0;
   for (const leakguard::retained_site& s : leakguard::retained_sites()) {
     std::printf("metrics: retained at %s: %zu blocks, %zu bytes, added by %llu requests%s\n", s.site.c_str(),
                 s.live_blocks, s.live_bytes, static_cast<unsigned long long>(s.scopes), s.growing ? ", growing" : "");
     growing += s.growing;
-    if (s.live_blocks > entries) entries = s.live_blocks;
+    blocks += s.live_blocks;
   }
-  std::printf("thread_pool_server: 2000 requests on 2+2 threads, %zu audit entries retained (8 expected), "
-              "%zu growing sites (2 expected), %zu leaks\n",
-              entries, growing, leakguard::leak_sites().size());
-  const bool as_expected = entries == 8 && growing == 2 && leakguard::leak_sites().empty();
+  std::printf("thread_pool_server: 2000 requests on 2+2 threads, %zu blocks retained (40 expected), "
+              "%zu growing sites, %zu leaks\n",
+              blocks, growing, leakguard::leak_sites().size());
+  const bool as_expected = blocks == 40 && growing >= 1 && leakguard::leak_sites().empty();
   for (audit_entry* e : forgotten) delete e;
   return as_expected ? 0 : 1;
 }

@@ -189,7 +189,7 @@ TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block
   int* p = nullptr;
   {
     leakguard::scope s("hidden");
-    p = new int(1);
+    p = keep(new int(1));
     hidden_pointer = reinterpret_cast<std::uintptr_t>(p) ^ 0x5a5a5a5a;
   }
   REQUIRE(captured.reports.size() == 1);
@@ -287,7 +287,7 @@ TEST_CASE("grace 0: a response object freed right after the scope is reported") 
   std::string* response = nullptr;
   {
     leakguard::scope s(leakguard::scope_options{.label = "handler", .grace = 0ms});
-    response = new std::string(64, 'r');  // the framework frees it after the handler
+    response = keep(new std::string(64, 'r'));  // the framework frees it after the handler
   }
   delete response;
   CHECK(captured.reports.size() == 1);
@@ -301,7 +301,7 @@ TEST_CASE("with a grace period, a block freed after the scope but in time is not
     std::string* response = nullptr;
     {
       leakguard::scope s(leakguard::scope_options{.label = "handler", .grace = 10s});
-      response = new std::string(64, 'r');
+      response = keep(new std::string(64, 'r'));
     }
     CHECK(outer.stats().escaped_blocks == 2);
     delete response;  // the framework, a moment later
@@ -331,7 +331,7 @@ TEST_CASE("a block freed by another thread within the grace period is not a leak
     line = __LINE__ + 1;
     leakguard::scope s(leakguard::scope_options{.label = "request", .grace = 200ms});
     handed = new int(1);
-    late = new int(2);
+    late = keep(new int(2));
     ready.release();
   }
   writer.join();
@@ -355,7 +355,7 @@ TEST_CASE("flush() gives pending verdicts now, through the scope's own handler")
   int* p = nullptr;
   {
     leakguard::scope s(leakguard::scope_options{.label = "pending", .handler = own.handler(), .grace = 1h});
-    p = new int(1);
+    p = keep(new int(1));
   }
   CHECK(own.size() == 0);
   leakguard::flush();
@@ -375,7 +375,7 @@ TEST_CASE("a pending block is reported once: not again by the enclosing scope") 
     leakguard::scope outer("outer");
     {
       leakguard::scope inner(leakguard::scope_options{.label = "inner", .grace = 1h});
-      p = new int(1);
+      p = keep(new int(1));
     }
   }
   CHECK(captured.size() == 0);  // the outer has nothing of its own; inner's verdict is pending
@@ -394,7 +394,7 @@ TEST_CASE("the runtime option grace_ms is the default grace period") {
   int* p = nullptr;
   {
     leakguard::scope s("default grace");
-    p = new int(1);
+    p = keep(new int(1));
   }
   CHECK(captured.size() == 0);
   delete p;
@@ -505,7 +505,7 @@ TEST_CASE("release() hands an object graph out of the scope, to no one without a
   {
     leakguard::scope s("handler");
     head = make_list(4);
-    unrelated = new int(7);
+    unrelated = keep(new int(7));
     leakguard::release(head);
     CHECK(s.stats().live_blocks == 1);
   }

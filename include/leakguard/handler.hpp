@@ -62,7 +62,7 @@ struct retained_site {
   std::string site;
   std::size_t live_blocks = 0;
   std::size_t live_bytes = 0;
-  std::uint64_t scopes = 0;  // scope verdicts that added blocks to it
+  std::uint64_t scopes = 0;  // scope verdicts that added blocks to it (at its busiest stack)
   // Its live bytes kept reaching new highs over a long run of scope ends
   // (impl/retained.hpp has the rule): a registry or cache that is never
   // pruned. In on_leak=log mode a line names such a site when it starts

@@ -120,7 +120,7 @@ inline std::vector<retained_site> retained_site_list() {
     }
     it->live_blocks += state.live_blocks;
     it->live_bytes += state.live_bytes;
-    it->scopes += state.scopes;
+    it->scopes = std::max(it->scopes, state.scopes);  // one verdict may add to several of a site's stacks
     it->growing |= state.growing;
     it->first_seen = std::min(it->first_seen, state.first_seen);
     it->last_seen = std::max(it->last_seen, state.last_seen);
