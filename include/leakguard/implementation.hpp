@@ -216,10 +216,17 @@ scope::~scope() noexcept(false) {
     detail::verdict_rules later = rules;
     later.thread = static_cast<std::uint64_t>(gettid());
     later.grace_ms = grace.count();
-    detail::queue_verdict({s, detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_), later,
-                           detail::total_scope_ends()});
-    release();
-    return;
+    detail::pending_verdict v{s,     detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_),
+                              later, detail::total_scope_ends()};
+    try {
+      detail::queue_verdict(v);
+      release();
+      return;
+    } catch (const std::bad_alloc&) {  // no memory to queue it: the verdict is given now
+      detail::count_lost(detail::lost.reports);
+      label_ = std::move(v.label);
+      handler_ = std::move(v.handler);
+    }
   }
   report r;
   if (open || snapshot.violation.count) {

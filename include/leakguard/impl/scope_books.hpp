@@ -149,6 +149,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->all_threads = settings.all_threads;
     s->allocations = s->deallocations = 0;
     s->bytes_allocated = s->live_blocks = s->live_bytes = s->peak_bytes = 0;
+    s->escaped_blocks = s->escaped_bytes = s->escaped_freed_blocks = s->escaped_freed_bytes = 0;
     s->violation = {};
     s->opener = &t;
     s->active = true;

@@ -26,6 +26,7 @@
 #include <span>
 #include <source_location>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../handler.hpp"
@@ -36,7 +37,7 @@ namespace leakguard::detail {
 
 using verdict_clock = std::chrono::steady_clock;
 
-struct pending_verdict {
+struct pending_verdict {  // moves never throw (the verdict thread relies on it)
   scope_state* state;
   verdict_clock::time_point deadline;
   std::string label;
@@ -45,6 +46,7 @@ struct pending_verdict {
   verdict_rules rules;
   std::uint64_t scope_ends;  // total_scope_ends() when the scope ended: the clock of retained growth
 };
+static_assert(std::is_nothrow_move_constructible_v<pending_verdict> && std::is_nothrow_move_assignable_v<pending_verdict>);
 
 struct verdict_queue {
   std::mutex mutex;  // guards the members below
@@ -173,31 +175,26 @@ inline void* verdict_thread_main(void*) {
   internal_guard guard;  // for the thread's whole life
   verdict_queue& q = verdicts();
   std::unique_lock lock(q.mutex);
-  std::vector<pending_verdict> due;
   while (!q.stopping) {
     if (q.pending.empty()) {
       q.wake().wait(lock);
       continue;
     }
-    const verdict_clock::time_point now = verdict_clock::now();
-    verdict_clock::time_point earliest = verdict_clock::time_point::max();
-    for (const pending_verdict& v : q.pending) earliest = std::min(earliest, v.deadline);
-    if (earliest > now) {
-      q.wake().wait_until(lock, earliest);
+    auto earliest = std::min_element(q.pending.begin(), q.pending.end(),
+                                     [](const pending_verdict& a, const pending_verdict& b) { return a.deadline < b.deadline; });
+    if (earliest->deadline > verdict_clock::now()) {
+      q.wake().wait_until(lock, earliest->deadline);
       continue;
     }
-    due.clear();
-    std::erase_if(q.pending, [&](pending_verdict& v) {
-      if (v.deadline > now) return false;
-      due.push_back(std::move(v));
-      return true;
-    });
-    q.in_progress += static_cast<int>(due.size());
+    // One at a time, moved out without allocating (the moves cannot throw).
+    pending_verdict v = std::move(*earliest);
+    q.pending.erase(earliest);
+    ++q.in_progress;
     lock.unlock();
-    for (pending_verdict& v : due) give_verdict_here(v);
+    give_verdict_here(v);
     lock.lock();
-    q.in_progress -= static_cast<int>(due.size());
-    q.wake().notify_all();  // a flush() may be waiting for these
+    --q.in_progress;
+    q.wake().notify_all();  // a flush() may be waiting for it
   }
   return nullptr;
 }
@@ -236,8 +233,9 @@ inline void start_verdict_thread(verdict_queue& q) {
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
-// Queues the verdict of an ended scope whose survivors wait out a grace period.
-inline void queue_verdict(pending_verdict v) {
+// Queues the verdict of an ended scope whose survivors wait out a grace
+// period (`v` is moved from). Throws std::bad_alloc, leaving `v` whole.
+inline void queue_verdict(pending_verdict& v) {
   internal_guard guard;
   verdict_queue& q = verdicts();
   {
