@@ -36,7 +36,6 @@
 #include "stacks.hpp"
 #include "symbolize.hpp"
 #include "thread_state.hpp"
-#include "verdicts.hpp"
 
 namespace leakguard::detail {
 
@@ -97,7 +96,6 @@ inline void unlock_all() noexcept {
 }
 
 inline void before_fork() noexcept {
-  verdicts_before_fork();
   thread_state& t = tls;
   // Once the locks are held, this thread must not need them: registered, and
   // its allocations (other prepare handlers', first-use statics) leakguard's own.
@@ -108,10 +106,7 @@ inline void before_fork() noexcept {
   lock_all_scopes();
 }
 
-inline void after_fork_in_parent() noexcept {
-  unlock_all();
-  verdicts_after_fork_in_parent();
-}
+inline void after_fork_in_parent() noexcept { unlock_all(); }
 
 // How many current ancestors a scope has (a current parent is older than its
 // child: no cycles).
@@ -152,7 +147,6 @@ inline void retire_vanished_threads() noexcept {
 inline void after_fork_in_child() noexcept {
   retire_vanished_threads();
   unlock_all();
-  verdicts_after_fork_in_child();
 }
 
 // Registered during static initialisation, before the program's threads

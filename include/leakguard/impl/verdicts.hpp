@@ -287,4 +287,10 @@ inline void verdicts_after_fork_in_child() {
   q.mutex.unlock();
 }
 
+// Registered after fork.hpp's handlers (this file comes later in the
+// runtime's translation unit), so this prepare handler runs before theirs:
+// the queue's mutex is taken before any of leakguard's other locks.
+inline const bool verdict_fork_handlers_installed =
+    pthread_atfork(&verdicts_before_fork, &verdicts_after_fork_in_parent, &verdicts_after_fork_in_child) == 0;
+
 }  // namespace leakguard::detail
