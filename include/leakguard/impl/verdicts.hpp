@@ -18,9 +18,11 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <new>
 #include <span>
@@ -51,7 +53,7 @@ static_assert(std::is_nothrow_move_constructible_v<pending_verdict> && std::is_n
 struct verdict_queue {
   std::mutex mutex;  // guards the members below
   alignas(std::condition_variable) unsigned char wake_storage[sizeof(std::condition_variable)];
-  std::vector<pending_verdict> pending;  // leakguard's own memory (internal_guard)
+  std::deque<pending_verdict> pending;   // by deadline; leakguard's own memory (internal_guard)
   int in_progress = 0;                   // verdicts taken off `pending`, being given
   bool thread_running = false;
   bool stopping = false;                 // exit has begun: no thread any more
@@ -180,15 +182,12 @@ inline void* verdict_thread_main(void*) {
       q.wake().wait(lock);
       continue;
     }
-    auto earliest = std::min_element(q.pending.begin(), q.pending.end(),
-                                     [](const pending_verdict& a, const pending_verdict& b) { return a.deadline < b.deadline; });
-    if (earliest->deadline > verdict_clock::now()) {
-      q.wake().wait_until(lock, earliest->deadline);
+    if (q.pending.front().deadline > verdict_clock::now()) {
+      q.wake().wait_until(lock, q.pending.front().deadline);
       continue;
     }
-    // One at a time, moved out without allocating (the moves cannot throw).
-    pending_verdict v = std::move(*earliest);
-    q.pending.erase(earliest);
+    pending_verdict v = std::move(q.pending.front());  // cannot throw: nothing to lose
+    q.pending.pop_front();
     ++q.in_progress;
     lock.unlock();
     give_verdict_here(v);
@@ -238,12 +237,20 @@ inline void start_verdict_thread(verdict_queue& q) {
 inline void queue_verdict(pending_verdict& v) {
   internal_guard guard;
   verdict_queue& q = verdicts();
+  bool earliest;
   {
     std::lock_guard lock(q.mutex);
-    q.pending.push_back(std::move(v));
+    // Usually the latest deadline (one grace period for all): at the back.
+    auto at = q.pending.end();
+    while (at != q.pending.begin() && std::prev(at)->deadline > v.deadline) --at;
+    earliest = at == q.pending.begin();
+    if (at == q.pending.end()) q.pending.push_back(std::move(v));
+    else q.pending.insert(at, std::move(v));
     start_verdict_thread(q);
   }
-  q.wake().notify_all();
+  // The thread sleeps until the earliest deadline: only a new earliest one
+  // needs to wake it (not every request).
+  if (earliest) q.wake().notify_all();
 }
 
 // leakguard::flush(): every pending verdict now, on this thread; then waits
@@ -252,7 +259,7 @@ inline void queue_verdict(pending_verdict& v) {
 inline void flush_verdicts() {
   internal_guard guard;
   verdict_queue& q = verdicts();
-  std::vector<pending_verdict> all;
+  std::deque<pending_verdict> all;
   {
     std::lock_guard lock(q.mutex);
     all.swap(q.pending);
