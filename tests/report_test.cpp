@@ -315,7 +315,7 @@ TEST_CASE("to_text names the scope, its file:line, each site and the byte counts
   int scope_line = 0, a_line = 0, b_line = 0, c_line = 0;
   {
     scope_line = __LINE__ + 1;
-    leakguard::scope s("text report");
+    leakguard::scope s(leakguard::scope_options{.label = "text report", .allow_retained = false});  // about the text only
     a_line = __LINE__ + 1;
     a = keep(new char[8]);
     b_line = __LINE__ + 1;

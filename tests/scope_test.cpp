@@ -556,7 +556,7 @@ TEST_CASE("the default handler aborts and prints the leak's size, file and line"
   auto result = lgt::run_in_child([] {
     leakguard::set_leak_handler(leakguard::abort_on_leak);
     leakguard::set_options(leakguard::runtime_options{});
-    leakguard::scope s("abort me");
+    leakguard::scope s(leakguard::scope_options{.label = "abort me", .allow_retained = false});
     char* p = keep(new char[1234]);
     (void)p;
   });

@@ -57,8 +57,8 @@ LEAKGUARD_API runtime_options parse_options(std::string_view text, runtime_optio
 // The settings in force.
 LEAKGUARD_API runtime_options options();
 
-// Replaces the settings; a stack_depth outside 0..64 and a negative
-// log_interval are clamped.
+// Replaces the settings; a stack_depth outside 0..64, a negative
+// log_interval and a grace_ms outside 0..86400000 are clamped.
 LEAKGUARD_API void set_options(const runtime_options& o);
 
 }  // namespace leakguard

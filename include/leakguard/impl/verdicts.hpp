@@ -50,10 +50,14 @@ struct pending_verdict {  // moves never throw (the verdict thread relies on it)
 };
 static_assert(std::is_nothrow_move_constructible_v<pending_verdict> && std::is_nothrow_move_assignable_v<pending_verdict>);
 
+using verdict_deque = std::deque<pending_verdict, internal_allocator<pending_verdict>>;
+
 struct verdict_queue {
   std::mutex mutex;  // guards the members below
   alignas(std::condition_variable) unsigned char wake_storage[sizeof(std::condition_variable)];
-  std::deque<pending_verdict> pending;   // by deadline; leakguard's own memory (internal_guard)
+  // By deadline. malloc'd (internal_allocator): fork's prepare handler may
+  // make the queue, and must not allocate through operator new.
+  verdict_deque pending;
   int in_progress = 0;                   // verdicts taken off `pending`, being given
   bool thread_running = false;
   bool stopping = false;                 // exit has begun: no thread any more
@@ -259,7 +263,7 @@ inline void queue_verdict(pending_verdict& v) {
 inline void flush_verdicts() {
   internal_guard guard;
   verdict_queue& q = verdicts();
-  std::deque<pending_verdict> all;
+  verdict_deque all;
   {
     std::lock_guard lock(q.mutex);
     all.swap(q.pending);
