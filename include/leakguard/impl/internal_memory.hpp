@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "../config.hpp"
 
@@ -60,6 +61,9 @@ struct internal_allocator {
   template <class U>
   bool operator==(const internal_allocator<U>&) const noexcept { return true; }
 };
+
+template <class T>
+using internal_vector = std::vector<T, internal_allocator<T>>;
 
 // Critical sections here are a handful of pointer writes, so a spin lock
 // beats a mutex (Debian's absl::Mutex runs deadlock detection: ~36 ns).

@@ -44,9 +44,6 @@
 
 namespace leakguard::detail {
 
-template <class T>
-using internal_vector = std::vector<T, internal_allocator<T>>;
-
 // A survivor's verdict; `leader` is, for an indirect block, the direct block
 // it was first reached from (the report nests it there), else itself.
 struct reach_result {

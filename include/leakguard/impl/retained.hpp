@@ -68,7 +68,7 @@ inline retained_books& retained() {
   return books.get();
 }
 
-// The owner of the retained books, for the free path's one comparison.
+// The owner of the retained books, for retained_sites() (null until made).
 inline constinit std::atomic<scope_state*> retained_state{nullptr};
 
 // The owner of retained blocks, made on first use (a pooled scope_state, so
@@ -81,6 +81,7 @@ inline scope_state* retained_owner() {
       s->clear_lists();
       set_parent(s, nullptr, 0);
       s->active = false;
+      s->retained_books = true;
       retained_state.store(s, std::memory_order_release);
     }
     return s;
@@ -104,8 +105,8 @@ inline void count_retained(retained_books& books, const block_record* r, std::si
 
 // REQUIRES: owner->lock. After a verdict added blocks at these stacks: the
 // sites' growth, and the events worth a log line.
-inline void note_growth(retained_books& books, const std::vector<const stack_trace*, internal_allocator<const stack_trace*>>& touched,
-                        std::uint64_t scope_ends, std::vector<growth_event, internal_allocator<growth_event>>& events) {
+inline void note_growth(retained_books& books, const internal_vector<const stack_trace*>& touched,
+                        std::uint64_t scope_ends, internal_vector<growth_event>& events) {
   const auto now = std::chrono::system_clock::now();
   for (const stack_trace* stack : touched) {
     retained_site_state& site = books.sites[stack];

@@ -34,7 +34,7 @@ struct block_snapshot {
 // What a scope holds at one moment, copied under its lock so that the report
 // can be built (symbolized, formatted) without holding any lock.
 struct scope_snapshot {
-  std::vector<block_snapshot, internal_allocator<block_snapshot>> blocks;
+  internal_vector<block_snapshot> blocks;
   budget_violation violation;
   std::size_t max_allocations = 0;
   std::size_t max_bytes = 0;
@@ -255,7 +255,7 @@ inline void collect_survivors(scope_state* s, scope_snapshot& out) noexcept {
   collect(s, out);
 }
 
-using growth_events = std::vector<growth_event, internal_allocator<growth_event>>;
+using growth_events = internal_vector<growth_event>;
 
 // REQUIRES: s->lock, and no current parent. Moves the blocks left in the
 // scope's `live` list (those it judged retained) into the retained books.
@@ -266,7 +266,7 @@ inline void retain(scope_state* s, std::uint64_t scope_ends, growth_events* even
   retained_books& books = retained();
   lock_guard g(owner->lock);
   try {
-    std::vector<const stack_trace*, internal_allocator<const stack_trace*>> touched;
+    internal_vector<const stack_trace*> touched;
     for (block_record* r = s->live.next; r != &s->live; r = r->next) {
       count_retained(books, r, header_of(r)->size);
       if (std::find(touched.begin(), touched.end(), r->stack) == touched.end()) touched.push_back(r->stack);

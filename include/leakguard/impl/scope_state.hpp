@@ -48,6 +48,7 @@ struct alignas(64) scope_state {
   bool active = false;
   bool all_threads = false;
   bool waiting = false;  // ended, its survivors waiting out a grace period
+  bool retained_books = false;  // the owner of the retained books (retained.hpp), for the free path
   std::uint64_t generation = 1;
   scope_state* parent = nullptr;
   std::uint64_t parent_generation = 0;

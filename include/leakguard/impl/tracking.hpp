@@ -85,7 +85,7 @@ inline void attribute_to_all_threads(block_record* r, std::size_t size, scope_st
 // REQUIRES: s->lock; `r` just left s's lists.
 inline void released_from(scope_state* s, const block_record* r, std::size_t size, bool freed) noexcept {
   s->on_release(size, freed, s->waiting);
-  if (LEAKGUARD_UNLIKELY(s == retained_state.load(std::memory_order_relaxed))) forget_retained(retained(), r, size);
+  if (LEAKGUARD_UNLIKELY(s->retained_books)) forget_retained(retained(), r, size);
 }
 
 // Removes a block from the books of every scope it belongs to; `freed` is
