@@ -1,16 +1,24 @@
 // LEAKGUARD_OPTIONS is read once at start-up: this program re-runs itself
-// with the variable set and checks what the child parsed and printed.
+// with the variable set and checks what the child parsed and printed; run as
+// root, also that a setuid-root copy run by another user ignores it.
 // Exit code: the number of failed checks.
 #include <leakguard.hpp>
 #include <leakguard/implementation.hpp>  // no global_new.hpp: the runtime alone
 
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -39,8 +47,10 @@ struct child_output {
   int status = -1;
 };
 
-// Runs this program as "child" with LEAKGUARD_OPTIONS=value (unset if null).
-child_output run_child(const char* self, const char* value) {
+// Runs `self` as "child" (or `mode`) with LEAKGUARD_OPTIONS=value (unset if
+// null); as user `as` with umask 000 when given.
+child_output run_child(const char* self, const char* value, const char* mode = "child",
+                       const passwd* as = nullptr) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) std::abort();
   const pid_t pid = fork();
@@ -51,7 +61,12 @@ child_output run_child(const char* self, const char* value) {
     close(err_pipe[0]);
     if (value) setenv("LEAKGUARD_OPTIONS", value, 1);
     else unsetenv("LEAKGUARD_OPTIONS");
-    execl(self, self, "child", static_cast<char*>(nullptr));
+    if (as && (setgroups(0, nullptr) != 0 || setresgid(as->pw_gid, as->pw_gid, as->pw_gid) != 0 ||
+               setresuid(as->pw_uid, as->pw_uid, as->pw_uid) != 0)) {
+      _exit(126);
+    }
+    if (as) umask(0);
+    execl(self, self, mode, static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out_pipe[1]);
@@ -74,10 +89,73 @@ std::size_t count(const std::string& s, const char* part) {
   return n;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The setuid child: says whether it really runs privileged, prints its
+// options, and leaks through log_leak (to report_path, if it were honoured).
+int privileged_child() {
+  std::printf("euid=%d\n", static_cast<int>(geteuid()));
+  print_options();
+  leakguard::set_leak_handler(leakguard::log_leak);
+  {
+    LEAKGUARD_SCOPE("setuid child");
+    leakguard::allocator<char> a;
+    char* volatile leaked = a.allocate(100);
+    (void)leaked;
+  }
+  return 0;
+}
+
+// A setuid-root copy of this program, run by an unprivileged user with umask
+// 000, must ignore LEAKGUARD_OPTIONS: it may neither append to a root-only
+// file nor create a file where only root may.
+void check_privileged(const char* self) {
+  const passwd* nobody = getpwnam("nobody");
+  if (geteuid() != 0 || !nobody || nobody->pw_uid == 0) {
+    std::fputs("options_env_program: setuid check skipped: needs root and a user 'nobody'\n", stderr);
+    return;
+  }
+  char dir_template[] = "/tmp/leakguard_setuid_XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  chmod(dir.c_str(), 0711);
+  const std::string copy = dir + "/program", secret = dir + "/secret", locked = dir + "/locked";
+  {
+    std::ifstream in(self, std::ios::binary);
+    std::ofstream out(copy, std::ios::binary);
+    out << in.rdbuf();
+  }
+  chmod(copy.c_str(), 04755);  // owned by root: the test runs as root
+  std::ofstream(secret) << "root only\n";
+  chmod(secret.c_str(), 0600);
+  mkdir(locked.c_str(), 0700);
+  const std::string created = locked + "/created.log";
+
+  for (const std::string& path : {secret, created}) {
+    const std::string value = "on_leak=log:report_path=" + path;
+    const child_output r = run_child(copy.c_str(), value.c_str(), "privileged", nobody);
+    if (!contains(r.out, "euid=0")) {
+      std::fprintf(stderr, "options_env_program: setuid check skipped: the setuid bit had no effect (%s)\n",
+                   r.out.c_str());
+      break;
+    }
+    CHECK_ENV(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, r.err.c_str());
+    CHECK_ENV(contains(r.out, "report_path= "), r.out.c_str());
+    CHECK_ENV(count(r.err, "LEAKGUARD_OPTIONS ignored: the process is privileged") == 1, r.err.c_str());
+    CHECK_ENV(contains(r.err, "setuid child"), r.err.c_str());  // the report went to stderr
+  }
+  CHECK_ENV(read_file(secret) == "root only\n", read_file(secret).c_str());
+  CHECK_ENV(access(created.c_str(), F_OK) != 0, "a privileged copy created a file LEAKGUARD_OPTIONS named");
+  for (const std::string& path : {created, secret, copy, locked, dir}) remove(path.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "child") == 0) return print_options();
+  if (argc > 1 && std::strcmp(argv[1], "privileged") == 0) return privileged_child();
   const char* self = "/proc/self/exe";
 
   child_output r = run_child(self, nullptr);
@@ -102,6 +180,8 @@ int main(int argc, char** argv) {
   r = run_child(self, ":::=:==:stack_depth=:on_leak:\x01\x02");
   CHECK_ENV(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, r.err.c_str());
   CHECK_ENV(contains(r.out, "stack_depth=16 on_leak=abort"), r.out.c_str());
+
+  check_privileged(self);
 
   if (failures == 0) std::fputs("options_env_program: all checks passed\n", stderr);
   return failures;

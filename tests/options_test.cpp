@@ -5,7 +5,13 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <string_view>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "support.hpp"
 
@@ -96,7 +102,7 @@ TEST_CASE("parse_options: an unknown key is named in one error line, the other k
 
 TEST_CASE("parse_options: a bad stack_depth is named and the base value kept") {
   for (const char* text : {"stack_depth=abc", "stack_depth=8x", "stack_depth=", "stack_depth=-1",
-                           "stack_depth=65", "stack_depth=99999999999999999999", "stack_depth= 8"}) {
+                           "stack_depth=65", "stack_depth=99999999999999999999"}) {
     CAPTURE(text);
     std::string errors;
     const auto o = leakguard::parse_options(text, non_default_base(), &errors);
@@ -195,6 +201,81 @@ TEST_CASE("parse_options: keys are exact (no prefix or case folding)") {
   const auto o = leakguard::parse_options("Stack_Depth=4:stack=4:stack_depth_x=4", {}, &errors);
   CHECK(o.stack_depth == 16);
   CHECK(count_lines(errors) == 3);
+}
+
+TEST_CASE("parse_options: items may be separated by ',' or whitespace, as in ASAN_OPTIONS") {
+  std::string errors;
+  auto o = leakguard::parse_options("on_leak=log,stack_depth=4", {}, &errors);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(o.stack_depth == 4);
+  o = leakguard::parse_options(" report=json \t stack_depth=5\nlog_interval=7 ,, :", {}, &errors);
+  CHECK(o.report == report_format::json);
+  CHECK(o.stack_depth == 5);
+  CHECK(o.log_interval == 7);
+  o = leakguard::parse_options("on_leak=log,stack_depth=3:report=json grace_ms=20", {}, &errors);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(o.stack_depth == 3);
+  CHECK(o.report == report_format::json);
+  CHECK(o.grace_ms == 20);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: spaces around '=' are tolerated") {
+  std::string errors;
+  const auto o = leakguard::parse_options("on_leak = log : stack_depth= 6, report =json", {}, &errors);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(o.stack_depth == 6);
+  CHECK(o.report == report_format::json);
+  CHECK(errors.empty());
+}
+
+TEST_CASE("parse_options: a quoted value may contain separators; an unterminated quote is an error") {
+  std::string errors;
+  auto o = leakguard::parse_options("report_path='/tmp/a b,c:d.log':stack_depth=2", {}, &errors);
+  CHECK(o.report_path == "/tmp/a b,c:d.log");
+  CHECK(o.stack_depth == 2);
+  o = leakguard::parse_options("report_path=\"/tmp/x y\" on_leak=log", {}, &errors);
+  CHECK(o.report_path == "/tmp/x y");
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(errors.empty());
+  o = leakguard::parse_options("stack_depth=9:report_path='/tmp/open", {}, &errors);
+  CHECK(o.stack_depth == 9);
+  CHECK(o.report_path.empty());
+  CHECK(count_lines(errors) == 1);
+  CHECK(lgt::contains(errors, "missing closing quote in 'report_path='/tmp/open'"));
+}
+
+TEST_CASE("parse_options: a key followed by a separator before '=' is a key without a value") {
+  std::string errors;
+  const auto o = leakguard::parse_options("stack_depth 4,on_leak=log", {}, &errors);
+  CHECK(o.stack_depth == 16);
+  CHECK(o.on_leak == leak_action::log);
+  CHECK(count_lines(errors) == 2);
+  CHECK(lgt::contains(errors, "missing '=' in 'stack_depth'"));
+  CHECK(lgt::contains(errors, "missing '=' in '4'"));
+}
+
+TEST_CASE("parse_options: thousands of bad items name the first 16 and count the rest; good items apply") {
+  std::string text;
+  for (int i = 0; i < 65000; ++i) text += "bad" + std::to_string(i) + "=1:";
+  text += "stack_depth=5";
+  std::string errors;
+  const auto o = leakguard::parse_options(text, {}, &errors);
+  CHECK(o.stack_depth == 5);
+  CHECK(count_lines(errors) == 17);
+  CHECK(lgt::contains(errors, "'bad0=1'"));
+  CHECK(lgt::contains(errors, "'bad15=1'"));
+  CHECK_FALSE(lgt::contains(errors, "'bad16=1'"));
+  CHECK(lgt::contains(errors, "leakguard: LEAKGUARD_OPTIONS: 64984 more bad items ignored\n"));
+}
+
+TEST_CASE("parse_options: a huge bad item is named by its first 200 characters") {
+  std::string errors;
+  const std::string item = "k=" + std::string(100000, 'x');
+  (void)leakguard::parse_options(item, {}, &errors);
+  CHECK(count_lines(errors) == 1);
+  CHECK(errors.size() < 300);
+  CHECK(lgt::contains(errors, "'k=" + std::string(198, 'x') + "...' ignored"));
 }
 
 // ---- options() / set_options() ------------------------------------------------------
@@ -396,6 +477,81 @@ TEST_CASE("report_path that cannot be opened: the report still reaches stderr an
   INFO(result.describe());
   CHECK(result.ok());
   CHECK(lgt::contains(result.err, "unwritable path"));
+}
+
+namespace {
+
+// In a child: sets report_path to `path` with on_leak=log and leaks twice.
+lgt::child_result leak_twice_to(const std::string& path) {
+  return lgt::run_in_child([path] {
+    runtime_options o;
+    o.on_leak = leak_action::log;
+    o.log_interval = 0;
+    o.report_path = path;
+    leakguard::set_options(o);
+    leakguard::set_leak_handler(leakguard::log_leak);
+    { leakguard::scope s("first leak"); (void)keep(new char[17]); }
+    { leakguard::scope s("second leak"); (void)keep(new char[18]); }
+  });
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+int count(const std::string& text, std::string_view what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("report_path on a full device: reports reach stderr, and the failure is said once") {
+  const auto result = leak_twice_to("/dev/full");
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(lgt::contains(result.err, "first leak"));
+  CHECK(lgt::contains(result.err, "second leak"));
+  CHECK(count(result.err, "leakguard: cannot write report_path '/dev/full' (No space left on device)") == 1);
+}
+
+TEST_CASE("report_path: a new report file is created with mode 0600, whatever the umask") {
+  lgt::temp_file dir_marker;
+  const std::string path = dir_marker.path() + ".new";
+  const mode_t old_mask = ::umask(0);
+  const auto result = leak_twice_to(path);
+  ::umask(old_mask);
+  INFO(result.describe());
+  CHECK(result.ok());
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(count(read_file(path), "leak") >= 2);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("report_path: a symbolic link is never followed, to an existing file or to create one") {
+  lgt::temp_file target;
+  target.write("untouched\n");
+  const std::string link = target.path() + ".link";
+  const std::string missing = target.path() + ".missing";
+  const std::string dangling = target.path() + ".dangling";
+  REQUIRE(::symlink(target.path().c_str(), link.c_str()) == 0);
+  REQUIRE(::symlink(missing.c_str(), dangling.c_str()) == 0);
+  for (const std::string& path : {link, dangling}) {
+    const auto result = leak_twice_to(path);
+    INFO(path, "\n", result.describe());
+    CHECK(result.ok());
+    CHECK(lgt::contains(result.err, "second leak"));
+    CHECK(count(result.err, "leakguard: cannot write report_path '" + path + "'") == 1);
+  }
+  CHECK(target.read() == "untouched\n");
+  struct stat st {};
+  CHECK(::lstat(missing.c_str(), &st) != 0);
+  ::unlink(link.c_str());
+  ::unlink(dangling.c_str());
 }
 
 TEST_CASE("report=json makes log_leak print a valid JSON report") {

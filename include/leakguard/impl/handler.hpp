@@ -3,13 +3,19 @@
 // from a scope's end.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "../handler.hpp"
 #include "leak_ledger.hpp"
@@ -19,17 +25,58 @@
 
 namespace leakguard::detail {
 
+// Writes all of `text` to `fd`; false on any error (EINTR is retried).
+inline bool write_all(int fd, std::string_view text) noexcept {
+  while (!text.empty()) {
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Appends `text` to the file at `path`, created with mode 0600 if missing. A
+// symbolic link is never followed (a link planted at report_path cannot
+// redirect reports into another file). Returns 0, or the errno of the failure.
+inline int append_to_file(const std::string& path, std::string_view text) noexcept {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+  if (fd < 0) return errno;
+  const bool written = write_all(fd, text);
+  const int write_error = written ? 0 : errno == 0 ? EIO : errno;
+  const bool closed = ::close(fd) == 0 || errno == EINTR;
+  return write_error != 0 ? write_error : closed ? 0 : errno;
+}
+
+// The report_path whose last write failed; a failure is announced once, until
+// a write to that file succeeds again.
+struct failed_path_state {
+  spin_lock lock;
+  std::string path;
+};
+inline failed_path_state& failed_path() {
+  static no_destroy<failed_path_state> state;
+  return state.get();
+}
+
 // Appends to report_path, else writes to stderr. Returns false if the file
-// could not be opened (the text then goes to stderr).
+// could not be written (the text then goes to stderr).
 inline bool write_output(const std::string& text) {
+  internal_guard guard;  // the remembered path is leakguard's memory, not an enclosing scope's
   const runtime_options o = current_options();
   if (!o.report_path.empty()) {
-    if (std::FILE* f = std::fopen(o.report_path.c_str(), "a")) {
-      std::fwrite(text.data(), 1, text.size(), f);
-      std::fclose(f);
+    const int error = append_to_file(o.report_path, text);
+    failed_path_state& failed = failed_path();
+    lock_guard g(failed.lock);
+    if (error == 0) {
+      if (failed.path == o.report_path) failed.path.clear();
       return true;
     }
-    std::fprintf(stderr, "leakguard: cannot open report_path '%s'; writing to stderr\n", o.report_path.c_str());
+    if (failed.path != o.report_path) {
+      failed.path = o.report_path;
+      std::fprintf(stderr, "leakguard: cannot write report_path '%s' (%s); writing reports to stderr\n",
+                   o.report_path.c_str(), std::strerror(error));
+    }
   }
   std::fwrite(text.data(), 1, text.size(), stderr);
   std::fflush(stderr);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <sys/auxv.h>
+
 #include "../options.hpp"
 #include "internal_memory.hpp"
 
@@ -16,28 +18,80 @@ namespace leakguard::detail {
 
 inline constexpr int max_grace_ms = 86'400'000;
 
+// One `key=value` item of LEAKGUARD_OPTIONS, as written (`text`, for errors).
+struct option_item {
+  std::string_view key, value, text;
+  bool has_value = false;
+  bool unterminated = false;  // a quoted value without its closing quote
+};
+
+inline constexpr bool option_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+inline constexpr bool option_separator(char c) { return c == ':' || c == ',' || option_space(c); }
+
+// Splits the next item off `text`, as ASAN_OPTIONS does: items are separated
+// by ':', ',' or whitespace, spaces around '=' are allowed, and a value in
+// single or double quotes may contain separators. False at the end.
+inline bool next_option_item(std::string_view& text, option_item& item) {
+  std::size_t i = 0;
+  while (i < text.size() && option_separator(text[i])) ++i;
+  if (i == text.size()) return false;
+  const std::size_t begin = i;
+  while (i < text.size() && text[i] != '=' && !option_separator(text[i])) ++i;
+  item = option_item{text.substr(begin, i - begin), {}, {}};
+  std::size_t j = i;
+  while (j < text.size() && option_space(text[j])) ++j;
+  if (j == text.size() || text[j] != '=') {
+    item.text = item.key;
+    text.remove_prefix(i);
+    return true;
+  }
+  item.has_value = true;
+  for (++j; j < text.size() && option_space(text[j]);) ++j;
+  if (j < text.size() && (text[j] == '\'' || text[j] == '"')) {
+    const std::size_t close = text.find(text[j], j + 1);
+    item.unterminated = close == std::string_view::npos;
+    const std::size_t value_end = item.unterminated ? text.size() : close;
+    item.value = text.substr(j + 1, value_end - j - 1);
+    j = item.unterminated ? text.size() : close + 1;
+  } else {
+    const std::size_t value_begin = j;
+    while (j < text.size() && !option_separator(text[j])) ++j;
+    item.value = text.substr(value_begin, j - value_begin);
+  }
+  item.text = text.substr(begin, j - begin);
+  text.remove_prefix(j);
+  return true;
+}
+
+// At most this many bad items are named; the rest are counted in one line.
+inline constexpr int max_named_option_errors = 16;
+inline constexpr std::size_t max_option_error_chars = 200;
+
 // See leakguard::parse_options.
 inline runtime_options parse_option_text(std::string_view text, runtime_options base, std::string* errors) {
+  int bad_items = 0;
   auto complain = [&](std::string_view what, std::string_view item) {
-    if (!errors) return;
+    if (!errors || ++bad_items > max_named_option_errors) return;
     errors->append("leakguard: LEAKGUARD_OPTIONS: ");
     errors->append(what);
     errors->append(" '");
-    errors->append(item);
+    errors->append(item.substr(0, max_option_error_chars));
+    if (item.size() > max_option_error_chars) errors->append("...");
     errors->append("' ignored\n");
   };
-  while (!text.empty()) {
-    const std::size_t colon = text.find(':');
-    const std::string_view item = text.substr(0, colon);
-    text = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
-    if (item.empty()) continue;  // "a=1::b=2" and a trailing ':' are harmless
-    const std::size_t eq = item.find('=');
-    if (eq == std::string_view::npos) {
+  option_item next;
+  while (next_option_item(text, next)) {
+    const std::string_view item = next.text;
+    if (!next.has_value) {
       complain("missing '=' in", item);
       continue;
     }
-    const std::string_view key = item.substr(0, eq);
-    const std::string_view value = item.substr(eq + 1);
+    if (next.unterminated) {
+      complain("missing closing quote in", item);
+      continue;
+    }
+    const std::string_view key = next.key;
+    const std::string_view value = next.value;
     if (key == "stack_depth") {
       int depth = -1;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), depth);
@@ -77,6 +131,11 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
       complain("unknown key in", item);
     }
   }
+  if (errors && bad_items > max_named_option_errors) {
+    errors->append("leakguard: LEAKGUARD_OPTIONS: ");
+    errors->append(std::to_string(bad_items - max_named_option_errors));
+    errors->append(" more bad items ignored\n");
+  }
   return base;
 }
 
@@ -98,13 +157,27 @@ struct options_state {
   runtime_options current;
 };
 
+// LEAKGUARD_OPTIONS, or null when unset or when the process is privileged
+// (setuid, setgid, or with file capabilities): as glibc does for MALLOC_*, the
+// environment of whoever ran it must not choose where a privileged process
+// writes.
+inline const char* options_variable() {
+  const char* env = std::getenv("LEAKGUARD_OPTIONS");
+  if (env && getauxval(AT_SECURE) != 0) {
+    std::fputs("leakguard: LEAKGUARD_OPTIONS ignored: the process is privileged (setuid, setgid or capabilities)\n",
+               stderr);
+    return nullptr;
+  }
+  return env;
+}
+
 // Parsed from the environment on first use (at the latest during static
 // initialisation, see implementation.hpp); the variable is never read again.
 inline options_state& options_storage() {
   static no_destroy<options_state> state;
   static const bool loaded = [] {
     // A build with LEAKGUARD_DISABLE does not read it: nothing to configure.
-    if (const char* env = LEAKGUARD_ENABLED ? std::getenv("LEAKGUARD_OPTIONS") : nullptr) {
+    if (const char* env = LEAKGUARD_ENABLED ? options_variable() : nullptr) {
       std::string errors;
       state.get().current = parse_option_text(env, {}, &errors);
       publish_settings(state.get().current);
