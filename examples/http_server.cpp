@@ -19,8 +19,7 @@
 //
 // (the program sets them itself when the variable is not set). It checks
 // what leakguard found and exits 0 when that is exactly the two bugs.
-#include <leakguard.hpp>
-#include <leakguard/global_new.hpp>
+#include <leakguard.hpp>  // the runtime and operator new: runtime/global_new.cpp
 
 #include <atomic>
 #include <condition_variable>

@@ -5,8 +5,7 @@
 // killer ends it, and Valgrind or LeakSanitizer would only say so at exit.
 // With LEAKGUARD_SCOPE around the handler, the first leaking request is
 // reported, with the line that allocated, while the server keeps serving.
-#include <leakguard.hpp>
-#include <leakguard/global_new.hpp>
+#include <leakguard.hpp>  // the runtime and operator new: runtime/global_new.cpp
 
 #include <cstdio>
 #include <map>

@@ -9,8 +9,7 @@
 // memory that keeps growing. In on_leak=log mode a line names the site when
 // it is seen to grow, and retained_sites() gives the figures a metrics
 // endpoint would export.
-#include <leakguard.hpp>
-#include <leakguard/global_new.hpp>
+#include <leakguard.hpp>  // the runtime and operator new: runtime/global_new.cpp
 
 #include <condition_variable>
 #include <cstdint>
