@@ -11,9 +11,12 @@
 // "Keeps growing": time is counted in scopes ended in the process since the
 // site was first seen, in windows that double in length (64, 128, 256 ...
 // scope ends). A site is growing when its live bytes reached a new high in
-// each of `growth_windows` consecutive windows: a list that gains a node
-// every 50th request is named after about 600 scope ends; a cache that
-// stops filling within its first 512 or so stays unnamed for good.
+// `growth_windows` windows with no sign of a plateau between them: a window
+// where a verdict added blocks to it without a new high breaks the streak,
+// a window where nothing touched the site does not (a list that gains a node
+// every 100th request may see no verdict in a 64-scope window). A list that
+// gains a node every 50th request is named after about 600 scope ends; a
+// cache that stops filling within its first 512 or so stays unnamed for good.
 #pragma once
 
 #include <atomic>
@@ -43,7 +46,8 @@ struct retained_site_state {
   std::uint64_t scopes = 0;      // verdicts that added blocks to it
   std::uint64_t first_ends = 0;  // process scope ends when first seen
   int last_high_window = -2;     // the window of its latest new high
-  int streak = 0;                // consecutive windows with a new high
+  int flat_window = -2;          // the latest window where it was added to without a new high
+  int streak = 0;                // windows with a new high, no flat window between them
   bool growing = false;
   std::size_t named_bytes = 0;   // live bytes when last named in the log
   std::chrono::system_clock::time_point first_seen{}, last_seen{};
@@ -115,11 +119,14 @@ inline void note_growth(retained_books& books, const internal_vector<const stack
       site.first_ends = scope_ends;
     }
     site.last_seen = now;
-    if (site.live_bytes <= site.peak_bytes) continue;
-    site.peak_bytes = site.live_bytes;
     const int window = growth_window(scope_ends - site.first_ends);
+    if (site.live_bytes <= site.peak_bytes) {
+      site.flat_window = window;
+      continue;
+    }
+    site.peak_bytes = site.live_bytes;
     if (window < 0 || window == site.last_high_window) continue;
-    site.streak = window == site.last_high_window + 1 ? site.streak + 1 : 1;
+    site.streak = site.flat_window <= site.last_high_window ? site.streak + 1 : 1;
     site.last_high_window = window;
     if (site.streak >= growth_windows) site.growing = true;
     if (site.growing && site.live_bytes >= 2 * site.named_bytes) {
