@@ -66,11 +66,12 @@ struct violation {
 };
 
 // What leakguard could not record since the previous report because its own
-// bookkeeping ran out of memory. The user's allocations were not affected
-// (they succeed or fail as they would without leakguard), but this report
-// may miss leaks or sites.
+// bookkeeping ran out of memory, or because a signal handler allocated while
+// the thread it interrupted was inside leakguard. The user's allocations were
+// not affected (they succeed or fail as they would without leakguard), but
+// this report may miss leaks or sites.
 struct unrecorded_counts {
-  std::uint64_t allocations = 0;  // made without a record: their leaks cannot be reported
+  std::uint64_t allocations = 0;  // made without a record (out of memory, a signal handler): their leaks cannot be reported
   std::uint64_t stacks = 0;       // recorded without their stack: their site is unknown
   std::uint64_t origins = 0;      // recorded without the name of their allocator or resource
   std::uint64_t scopes = 0;       // scopes that could not be opened: nothing in them was checked

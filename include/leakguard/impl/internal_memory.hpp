@@ -65,28 +65,55 @@ struct internal_allocator {
 template <class T>
 using internal_vector = std::vector<T, internal_allocator<T>>;
 
+// How many of leakguard's locks the calling thread holds or is waiting for.
+// An allocation or free that finds it non-zero has interrupted leakguard on
+// this thread (a signal handler): it must not wait for a lock (tracking.hpp).
+// Raised before a lock is taken and lowered after it is released, so that a
+// handler never sees zero while the thread holds one.
+inline constinit thread_local std::uint32_t locks_held = 0;
+
+inline void hold_lock() noexcept {
+  ++locks_held;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void drop_lock() noexcept {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  --locks_held;
+}
+
 // Critical sections here are a handful of pointer writes, so a spin lock
 // beats a mutex (Debian's absl::Mutex runs deadlock detection: ~36 ns).
 // It yields after a short spin so that a preempted holder can finish.
 class spin_lock {
  public:
   LEAKGUARD_ALWAYS_INLINE void lock() noexcept {
+    hold_lock();
     if (LEAKGUARD_LIKELY(!locked_.exchange(true, std::memory_order_acquire))) return;
     lock_contended();
   }
   bool try_lock() noexcept {  // for fork's prepare handler (fork.hpp)
-    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
+    hold_lock();
+    if (!locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire)) return true;
+    drop_lock();
+    return false;
   }
   // Locks, unless `give_up()` turns true while the lock is held elsewhere.
   template <class GiveUp>
   bool lock_unless(GiveUp give_up) noexcept {
+    hold_lock();
     for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-      if (give_up()) return false;
+      if (give_up()) {
+        drop_lock();
+        return false;
+      }
       backoff(spins);
     }
     return true;
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept {
+    locked_.store(false, std::memory_order_release);
+    drop_lock();
+  }
 
  private:
   static void backoff(int spins) noexcept {

@@ -192,6 +192,7 @@ inline void bypass(scope_state* s) noexcept {
 // current parent) the blocks went to the parent and the scope is recycled.
 inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false) {
   thread_state& t = tls;
+  settle_deferred_if_any(t);  // a signal handler's frees count before the verdict
   if (t.innermost != s) bypass(s);
   if (s->all_threads) {
     lock_guard g(registry.lock);

@@ -47,6 +47,10 @@ inline std::uintptr_t thread_pointer() noexcept {
 #endif
 }
 
+// Frees of tracked blocks a thread can defer while it is inside leakguard
+// (see deferred_frees); one more is settled at once, as any other free.
+inline constexpr std::uint32_t max_deferred_frees = 32;
+
 struct thread_state {
   // Written by the owner, and by a thread opening or closing an all_threads
   // scope (under the registry lock); read relaxed on every allocation.
@@ -69,6 +73,11 @@ struct thread_state {
   std::uint64_t random_state = 0;
   serial_state serials;
   std::uintptr_t thread_pointer = 0;  // for reachability.hpp: its static TLS is a root
+  // Tracked blocks freed by a signal handler that interrupted leakguard on
+  // this thread: settled once the thread holds no lock (tracking.hpp). Pushed
+  // by handlers only, popped by the thread only; atomic for the handlers.
+  std::atomic<std::uint32_t> deferred_frees{0};
+  void* deferred[max_deferred_frees] = {};
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 

@@ -126,6 +126,66 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
   }
 }
 
+// ---- re-entry: a signal handler that interrupted leakguard on this thread -------
+// It must never wait for a lock the thread holds (internal_memory.hpp's
+// locks_held): its allocations go unrecorded (counted in the next report's
+// unrecorded()), and its frees of tracked blocks wait in the thread's
+// deferred list until the thread next enters leakguard holding no lock.
+
+// True if the calling thread is inside leakguard's books and this is not
+// leakguard's own work (whose allocations never take a lock).
+inline bool reentered(const thread_state& t) noexcept { return locks_held != 0 && t.internal_depth == 0; }
+
+LEAKGUARD_COLD void* allocate_reentrant(thread_state& t, std::size_t size, std::size_t alignment,
+                                        alloc_kind kind) noexcept {
+  void* p = raw_allocate(size, effective_alignment(alignment), kind, 0);
+  if (!p) return nullptr;
+  count_allocation_cold(t, size);
+  const std::uint32_t slow = t.slow.load(std::memory_order_relaxed);
+  if (t.ignore_depth == 0 && (slow & (slow_scoped | slow_all_threads))) count_lost(lost.allocations);
+  return p;
+}
+
+// Queues a tracked block's free; false when the list is full.
+inline bool defer_free(thread_state& t, void* p) noexcept {
+  std::uint32_t n = t.deferred_frees.load(std::memory_order_relaxed);
+  do {
+    if (n == max_deferred_frees) return false;
+  } while (!t.deferred_frees.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  t.deferred[n] = p;  // a nested handler takes the next slot; the thread pops after both return
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  return true;
+}
+
+// Takes a checked block off the books and frees it.
+LEAKGUARD_ALWAYS_INLINE void release_block(thread_state& t, void* p, block_header* h, std::uint8_t flags) noexcept {
+  if (flags & flag_tracked) settle(h, true);
+  if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);
+  void* raw = raw_of(h);
+  h->set_flags(flags | flag_freed);
+  mark_freed(p);
+  std::free(raw);
+}
+
+// Settles the deferred frees. It counts as holding a lock, so a handler
+// that interrupts it only pushes: what it pops cannot change under it.
+LEAKGUARD_COLD void settle_deferred(thread_state& t) noexcept {
+  hold_lock();
+  for (std::uint32_t n; (n = t.deferred_frees.load(std::memory_order_relaxed)) != 0;) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    void* p = t.deferred[n - 1];
+    if (!t.deferred_frees.compare_exchange_strong(n, n - 1, std::memory_order_relaxed)) continue;  // one more was pushed
+    release_block(t, p, header_of(p), flag_tracked);
+  }
+  drop_lock();
+}
+
+// Where the thread enters leakguard: re-entered, or free to settle.
+LEAKGUARD_ALWAYS_INLINE void settle_deferred_if_any(thread_state& t) noexcept {
+  if (LEAKGUARD_UNLIKELY(t.deferred_frees.load(std::memory_order_relaxed) != 0) && locks_held == 0)
+    settle_deferred(t);
+}
+
 // ---- allocation --------------------------------------------------------------
 
 inline void note_no_alloc_violation(thread_state& t, std::size_t size, std::uint64_t serial,
@@ -243,6 +303,8 @@ inline void* allocate_block(std::size_t size, std::size_t alignment, alloc_kind 
 LEAKGUARD_COLD void* allocate_cold(std::size_t size, std::size_t alignment, alloc_kind kind,
                                    const origin_ref* origin = nullptr) noexcept {
   thread_state& t = tls;
+  if (LEAKGUARD_UNLIKELY(reentered(t))) return allocate_reentrant(t, size, alignment, kind);
+  settle_deferred_if_any(t);
   const watch w = watch_of(t);
   if (inject_failure(t, w)) return nullptr;
   std::uint8_t flags = layout_for(w, false);
@@ -270,7 +332,7 @@ LEAKGUARD_NOINLINE void* allocate_watched(std::size_t size, std::size_t alignmen
                                           const origin_ref* origin = nullptr) noexcept {
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) == slow_scoped && t.ignore_depth == 0 && t.fail_countdown == 0 &&
-      alignment <= default_alignment)
+      alignment <= default_alignment && locks_held == 0 && t.deferred_frees.load(std::memory_order_relaxed) == 0)
     return allocate_scoped(t, size, kind, origin);
   return allocate_cold(size, alignment, kind, origin);
 }
@@ -358,15 +420,7 @@ inline std::string describe(const void* p) {
 
 inline constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
 
-// Takes a checked block off the books and frees it.
-LEAKGUARD_ALWAYS_INLINE void release_block(thread_state& t, void* p, block_header* h, std::uint8_t flags) noexcept {
-  if (flags & flag_tracked) settle(h, true);
-  if (!(flags & flag_internal)) count_deallocation_cold(t, h->size);
-  void* raw = raw_of(h);
-  h->set_flags(flags | flag_freed);
-  mark_freed(p);
-  std::free(raw);
-}
+
 
 LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
   thread_state& t = tls;
@@ -441,6 +495,8 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
   // their upstream, so leave it alone rather than corrupt a heap.
   if (flags & flag_upstream) return;
   // A genuine block: free it as it was allocated, whatever the call said.
+  if ((flags & flag_tracked) && reentered(t) && defer_free(t, p)) return;
+  settle_deferred_if_any(t);
   release_block(t, p, h, flags);
 }
 
@@ -452,8 +508,11 @@ LEAKGUARD_NOINLINE void deallocate_slow(void* p, alloc_kind kind, std::size_t si
   block_header* h = header_of(p);
   thread_state& t = tls;
   if (h->tag == (expected | tag_flags(flag_tracked)) && (size == unknown_size || size == h->size) &&
-      !(t.slow.load(std::memory_order_relaxed) & slow_unregistered))
+      !(t.slow.load(std::memory_order_relaxed) & slow_unregistered)) {
+    if (LEAKGUARD_UNLIKELY(reentered(t)) && defer_free(t, p)) return;
+    settle_deferred_if_any(t);
     return release_block(t, p, h, flag_tracked);
+  }
   deallocate_cold(p, kind, size, alignment);
 }
 
