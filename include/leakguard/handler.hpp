@@ -7,7 +7,8 @@
 //   });
 //
 // Handlers run with tracking off for their thread: their own allocations are
-// never attributed to any scope. A handler that throws from a scope's end
+// never attributed to any scope, so a handler's own leaks are not reported
+// and a scope it opens sees nothing (leakguard does not check itself). A handler that throws from a scope's end
 // propagates out of the scope's destructor, unless that scope is being
 // unwound by another exception (then it is reported on stderr and dropped).
 #pragma once
