@@ -1,16 +1,21 @@
-// tests/signal_test.cpp — a signal handler that allocates and frees while the
-// thread it interrupts is inside leakguard (holding a scope's lock) must not
-// wait for that lock: its allocations go unrecorded and are counted, its
-// frees of tracked blocks are settled once the thread leaves leakguard.
+// tests/signal_test.cpp — signal handlers and jumps:
+//  - a signal handler that allocates and frees while the thread it
+//    interrupts is inside leakguard (holding a scope's lock) must not wait
+//    for that lock: its allocations go unrecorded and are counted, its frees
+//    of tracked blocks are settled once the thread leaves leakguard;
+//  - a scope that a siglongjmp jumped out of is closed as abandoned when the
+//    thread opens its next scope.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <setjmp.h>
 #include <signal.h>
 #include <time.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 #include "support.hpp"
 
@@ -59,6 +64,25 @@ class periodic_signal {
   timer_t timer_{};
 };
 
+sigjmp_buf recovery_point;
+int abandoned_line = 0;
+
+// Like a handler a framework recovers from with siglongjmp (after SIGSEGV):
+// the scope's destructor never runs.
+[[gnu::noinline]] void jump_out_of_a_scope(int* volatile* leaked) {
+  abandoned_line = __LINE__ + 2;
+  if (!leaked) return;  // the parent's call: it learns the line
+  LEAKGUARD_SCOPE("jumped over");
+  *leaked = keep(new int(5));
+  siglongjmp(recovery_point, 1);
+}
+
+int count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 }  // namespace
 
 TEST_SUITE("signals") {
@@ -90,6 +114,48 @@ TEST_CASE("a handler allocating and freeing every 20 us never deadlocks, and the
   });
   INFO(result.describe());
   CHECK(result.ok());  // a deadlock ends in the child's 60 s alarm (SIGALRM)
+}
+
+TEST_CASE("a scope a siglongjmp jumped out of is closed as abandoned when the thread opens its next scope") {
+  const auto result = lgt::run_in_child([] {
+    lgt::capture_reports captured;
+    int* volatile leaked[3] = {};
+    {
+      leakguard::scope outer("outer");
+      for (volatile int round = 0; round < 3;) {
+        if (sigsetjmp(recovery_point, 1) == 0) jump_out_of_a_scope(&leaked[round]);  // the same frame each time
+        round = round + 1;
+      }
+      { LEAKGUARD_SCOPE("after the jumps"); }  // in a shallower frame
+      LGT_CHILD_CHECK(2, !leakguard::current_context().empty());  // outer, and only outer, is open
+      LGT_CHILD_CHECK(3, outer.stats().live_blocks == 3);          // the abandoned scopes' blocks
+    }
+    LGT_CHILD_CHECK(4, leakguard::current_context().empty());
+    LGT_CHILD_CHECK(5, captured.size() == 1);
+    LGT_CHILD_CHECK(6, captured.reports.at(0).label() == "outer");
+    LGT_CHILD_CHECK(7, captured.reports.at(0).blocks().size() == 3);
+    for (int* p : leaked) delete p;
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  jump_out_of_a_scope(nullptr);
+  const std::string line = "leakguard: the scope opened at " + std::string(__FILE__) + ":" +
+                           std::to_string(abandoned_line) + " was abandoned (a longjmp jumped over its end)";
+  CHECK(count(result.err, line) == 3);
+}
+
+TEST_CASE("without an enclosing scope, the thread is unwatched again once the abandoned scope is closed") {
+  const auto result = lgt::run_in_child([] {
+    int* volatile leaked = nullptr;
+    if (sigsetjmp(recovery_point, 1) == 0) jump_out_of_a_scope(&leaked);
+    LGT_CHILD_CHECK(2, !leakguard::current_context().empty());  // nothing can tell until the next scope
+    { LEAKGUARD_SCOPE("next request"); }
+    LGT_CHILD_CHECK(3, leakguard::current_context().empty());
+    delete leaked;
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(count(result.err, "was abandoned") == 1);
 }
 
 }  // TEST_SUITE

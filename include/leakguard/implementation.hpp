@@ -175,7 +175,9 @@ test::detail::decorations test::detail::decorations_of(const char* file, unsigne
 
 // ---- scopes ---------------------------------------------------------------------------------
 
-scope::scope(scope_options options, std::source_location where)
+// Not inlined into the caller: its frame is the line between live scope
+// objects (above it) and those of frames a longjmp left (close_abandoned).
+__attribute__((noinline)) scope::scope(scope_options options, std::source_location where)
     : where_(where),
       uncaught_(std::uncaught_exceptions()),
       allow_retained_(options.allow_retained),
@@ -185,7 +187,8 @@ scope::scope(scope_options options, std::source_location where)
     detail::internal_guard guard;  // the label's copy is leakguard's, not the user's
     label_ = std::string(options.label);
   }
-  state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_);
+  state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_, this,
+                              where, reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)));
   if ((injects_failure_ = options.fail_allocation != 0))
     saved_fail_countdown_ = std::exchange(detail::tls.fail_countdown, options.fail_allocation);
 }

@@ -126,9 +126,55 @@ struct scope_settings {
 
 // Opens a scope on the calling thread: it becomes the innermost scope of the
 // thread's chain. Returns null (an inert scope) if no memory was left.
-inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation) noexcept {
+// The calling thread's stack bounds, found on first need; false if unknown.
+inline bool known_stack(thread_state& t) noexcept {
+  if (t.stack_hi == 0) {
+    t.stack_hi = 1;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      void* low = nullptr;
+      std::size_t size = 0;
+      if (pthread_attr_getstack(&attr, &low, &size) == 0 && size != 0) {
+        t.stack_lo = reinterpret_cast<std::uintptr_t>(low);
+        t.stack_hi = t.stack_lo + size;
+      }
+      pthread_attr_destroy(&attr);
+    }
+  }
+  return t.stack_hi > 1;
+}
+
+inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up);
+
+// Closes the scopes of this thread's own chain that a longjmp (or siglongjmp)
+// jumped over, leaving their destructors unrun: found when the thread opens
+// its next scope. `frame` is the opening constructor's frame: every live
+// scope object on this stack lies above it (in a caller's frame); one below
+// it, or at the address of the scope being opened, belongs to a frame that
+// is gone. Each is closed as dismissed (its blocks go to the enclosing
+// scope), with one line on stderr. Scopes on the heap, adopted ones, and a
+// thread running on another stack (a fiber) are left alone.
+LEAKGUARD_COLD void close_abandoned(thread_state& t, std::uintptr_t opening, std::uintptr_t frame) {
+  if (!known_stack(t) || frame < t.stack_lo || frame >= t.stack_hi) return;
+  for (scope_state* s; (s = t.innermost) && s->opener == &t && s->active;) {
+    const std::uintptr_t o = s->object;
+    if (o < t.stack_lo || o >= t.stack_hi || (o >= frame && o != opening)) return;
+    {
+      internal_guard guard;
+      std::fprintf(stderr,
+                   "leakguard: the scope opened at %s:%u was abandoned (a longjmp jumped over its end); "
+                   "closed without a verdict, its blocks go to the enclosing scope\n",
+                   s->where.file_name(), static_cast<unsigned>(s->where.line()));
+    }
+    end_scope(s, nullptr, false);
+  }
+}
+
+inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation, const void* object = nullptr,
+                               std::source_location where = {}, std::uintptr_t frame = 0) noexcept {
   thread_state& t = tls;
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  if (t.innermost && frame) close_abandoned(t, reinterpret_cast<std::uintptr_t>(object), frame);
   // The parent is the thread's innermost scope only while it is current: an
   // adopted context's scope may have ended, and its recycled scope_state may
   // be the very one acquired below (a scope its own parent deadlocks).
@@ -152,6 +198,8 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->escaped_blocks = s->escaped_bytes = s->escaped_freed_blocks = s->escaped_freed_bytes = 0;
     s->violation = {};
     s->opener = &t;
+    s->object = reinterpret_cast<std::uintptr_t>(object);
+    s->where = where;
     s->active = true;
     generation = s->generation;
   }

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <source_location>
 #include <cstdlib>
 #include <new>
 
@@ -56,6 +57,8 @@ struct alignas(64) scope_state {
   scope_state* next_free = nullptr;         // the pool
   scope_state* next_made = nullptr;         // pool.all: every scope_state (fork, check)
   thread_state* opener = nullptr;           // the thread that opened it
+  std::uintptr_t object = 0;                // the leakguard::scope's address (0: none), see close_abandoned()
+  std::source_location where{};             // where it was opened, for the abandonment line
   block_record live;                        // list sentinels
   block_record judged;                      // leaked blocks a nested scope reported
   foreign_link foreign;

@@ -78,6 +78,7 @@ struct thread_state {
   // by handlers only, popped by the thread only; atomic for the handlers.
   std::atomic<std::uint32_t> deferred_frees{0};
   void* deferred[max_deferred_frees] = {};
+  std::uintptr_t stack_lo = 0, stack_hi = 0;  // the thread's stack; hi 1: unknown (scope_books.hpp)
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 
