@@ -54,6 +54,19 @@ inline constexpr bool under_tsan = false;
 inline constexpr bool under_tsan = false;
 #endif
 
+// AddressSanitizer: its allocator, under leakguard's, takes locks of its own.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool under_asan = true;
+#else
+inline constexpr bool under_asan = false;
+#endif
+#else
+inline constexpr bool under_asan = false;
+#endif
+
 // ---- keeping the optimiser honest --------------------------------------------
 // Since C++14 a compiler may elide a new/delete pair whose pointer never escapes
 // (clang and g++ do, even with replaced operators). Passing the pointer through

@@ -501,50 +501,55 @@ TEST_CASE("a global list that gains a node every 50th scope is named as growing,
   std::vector<int*>().swap(growing_list);
 }
 
-TEST_CASE("a list that grows at irregular intervals is growing: a window without a verdict is no plateau") {
+namespace {
+
+// Runs scopes 1..n, calling `add(i)` in scope i: it may push a node onto
+// growing_list (or evict one). Returns the retained site of the pushes, with
+// no report made; frees the list afterwards.
+template <class Add>
+leakguard::retained_site growing_list_site(int n, Add add) {
   lgt::capture_reports captured;
   growing_list.reserve(100);
   int line = 0;
-  // New highs 120, 300, 600 and 1200 scope ends after the first: in windows
-  // 0, 2, 3 and 4 of 64, 256, 512 and 1024 scopes; none falls in window 1.
-  for (int i = 1; i <= 1300; ++i) {
+  for (int i = 1; i <= n; ++i) {
     LEAKGUARD_SCOPE("request");
-    if (i == 1 || i == 121 || i == 301 || i == 601 || i == 1201) {
-      line = __LINE__ + 1;
-      growing_list.push_back(new int(i));
-    }
+    if (!add(i)) continue;
+    line = __LINE__ + 1;
+    growing_list.push_back(new int(i));
   }
   CHECK(captured.size() == 0);
-  const leakguard::retained_site* s = find_site(leakguard::retained_sites(), line);
+  const std::vector<leakguard::retained_site> sites = leakguard::retained_sites();
+  const leakguard::retained_site* s = find_site(sites, line);
   REQUIRE(s != nullptr);
-  CHECK(s->live_blocks == 5);
-  CHECK(s->growing);
+  const leakguard::retained_site site = *s;
   for (int* p : growing_list) delete p;
   std::vector<int*>().swap(growing_list);
+  return site;
+}
+
+}  // namespace
+
+TEST_CASE("a list that grows at irregular intervals is growing: a window without a verdict is no plateau") {
+  // New highs 120, 300, 600 and 1200 scope ends after the first: in windows
+  // 0, 2, 3 and 4 of 64, 256, 512 and 1024 scopes; none falls in window 1.
+  const leakguard::retained_site s = growing_list_site(1300, [](int i) {
+    return i == 1 || i == 121 || i == 301 || i == 601 || i == 1201;
+  });
+  CHECK(s.live_blocks == 5);
+  CHECK(s.growing);
 }
 
 TEST_CASE("a cache at its capacity (each insert evicts one) is not growing") {
-  lgt::capture_reports captured;
-  growing_list.reserve(100);
-  int line = 0;
-  for (int i = 1; i <= 3000; ++i) {
-    LEAKGUARD_SCOPE("request");
-    if (i % 50 == 0) {
-      if (growing_list.size() == 8) {  // full: evict the oldest
-        delete growing_list.front();
-        growing_list.erase(growing_list.begin());
-      }
-      line = __LINE__ + 1;
-      growing_list.push_back(new int(i));
+  const leakguard::retained_site s = growing_list_site(3000, [](int i) {
+    if (i % 50 != 0) return false;
+    if (growing_list.size() == 8) {  // full: evict the oldest
+      delete growing_list.front();
+      growing_list.erase(growing_list.begin());
     }
-  }
-  CHECK(captured.size() == 0);
-  const leakguard::retained_site* s = find_site(leakguard::retained_sites(), line);
-  REQUIRE(s != nullptr);
-  CHECK(s->live_blocks == 8);
-  CHECK_FALSE(s->growing);
-  for (int* p : growing_list) delete p;
-  std::vector<int*>().swap(growing_list);
+    return true;
+  });
+  CHECK(s.live_blocks == 8);
+  CHECK_FALSE(s.growing);
 }
 
 // ---- release() ------------------------------------------------------------------------------
