@@ -124,8 +124,6 @@ struct scope_settings {
   bool all_threads;
 };
 
-// Opens a scope on the calling thread: it becomes the innermost scope of the
-// thread's chain. Returns null (an inert scope) if no memory was left.
 // The calling thread's stack bounds, found on first need; false if unknown.
 inline bool known_stack(thread_state& t) noexcept {
   if (t.stack_hi == 0) {
@@ -170,6 +168,10 @@ LEAKGUARD_COLD void close_abandoned(thread_state& t, std::uintptr_t opening, std
   }
 }
 
+// Opens a scope on the calling thread: it becomes the innermost scope of the
+// thread's chain. Returns null (an inert scope) if no memory was left.
+// `object`, `where` and `frame` (the constructor's frame) come from a
+// leakguard::scope, for close_abandoned(); other openers pass none.
 inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation, const void* object = nullptr,
                                std::source_location where = {}, std::uintptr_t frame = 0) noexcept {
   thread_state& t = tls;

@@ -48,7 +48,7 @@ inline std::uintptr_t thread_pointer() noexcept {
 }
 
 // Frees of tracked blocks a thread can defer while it is inside leakguard
-// (see deferred_frees); one more is settled at once, as any other free.
+// (see deferred_frees); a free past these takes the normal path.
 inline constexpr std::uint32_t max_deferred_frees = 32;
 
 struct thread_state {
