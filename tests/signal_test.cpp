@@ -77,6 +77,17 @@ int abandoned_line = 0;
   siglongjmp(recovery_point, 1);
 }
 
+// Calls jump_out_of_a_scope two padded frames down, so that the scope it
+// abandons lies well below the frame of the next scope's constructor even
+// where that constructor's delegating overload is not inlined (-O0).
+[[gnu::noinline]] void jump_from_deeper_frames(int* volatile* leaked, int frames = 2) {
+  volatile char pad[256];
+  pad[0] = 0;
+  if (frames > 0) jump_from_deeper_frames(leaked, frames - 1);
+  else jump_out_of_a_scope(leaked);
+  pad[1] = pad[0];  // not a tail call: this frame stays
+}
+
 int count(const std::string& text, const std::string& what) {
   int n = 0;
   for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -125,10 +136,10 @@ TEST_CASE("a scope a siglongjmp jumped out of is closed as abandoned when the th
     {
       leakguard::scope outer("outer");
       for (volatile int round = 0; round < 3;) {
-        if (sigsetjmp(recovery_point, 1) == 0) jump_out_of_a_scope(&leaked[round]);  // the same frame each time
+        if (sigsetjmp(recovery_point, 1) == 0) jump_from_deeper_frames(&leaked[round]);  // the same frames each time
         round = round + 1;
       }
-      { LEAKGUARD_SCOPE("after the jumps"); }  // in a shallower frame
+      { LEAKGUARD_SCOPE("after the jumps"); }  // in a frame well above
       LGT_CHILD_CHECK(2, !leakguard::current_context().empty());  // outer, and only outer, is open
       LGT_CHILD_CHECK(3, outer.stats().live_blocks == 3);          // the abandoned scopes' blocks
     }
@@ -149,7 +160,7 @@ TEST_CASE("a scope a siglongjmp jumped out of is closed as abandoned when the th
 TEST_CASE("without an enclosing scope, the thread is unwatched again once the abandoned scope is closed") {
   const auto result = lgt::run_in_child([] {
     int* volatile leaked = nullptr;
-    if (sigsetjmp(recovery_point, 1) == 0) jump_out_of_a_scope(&leaked);
+    if (sigsetjmp(recovery_point, 1) == 0) jump_from_deeper_frames(&leaked);
     LGT_CHILD_CHECK(2, !leakguard::current_context().empty());  // nothing can tell until the next scope
     { LEAKGUARD_SCOPE("next request"); }
     LGT_CHILD_CHECK(3, leakguard::current_context().empty());
