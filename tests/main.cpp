@@ -1,7 +1,7 @@
-// The test program's doctest runner. leakguard's runtime and its replacement
-// operator new/delete come from examples/runtime/global_new.cpp (linked in):
-// every `new` in leakguard_tests is tracked.
+// The test program's single TU with doctest's runner and leakguard's
+// replacement operator new/delete: every `new` in leakguard_tests is tracked.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <leakguard.hpp>
+#include <leakguard/global_new.hpp>

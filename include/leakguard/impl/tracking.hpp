@@ -175,6 +175,7 @@ LEAKGUARD_COLD void settle_deferred(thread_state& t) noexcept {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     void* p = t.deferred[n - 1];
     if (!t.deferred_frees.compare_exchange_strong(n, n - 1, std::memory_order_relaxed)) continue;  // one more was pushed
+    t.deferred[n - 1] = nullptr;  // thread_locals are roots of the verdicts' scan: leave no stale pointer
     release_block(t, p, header_of(p), flag_tracked);
   }
   drop_lock();
