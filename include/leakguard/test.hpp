@@ -1,7 +1,7 @@
-// leakguard/test.hpp — what the doctest and GoogleTest integrations share.
+// leakguard/test.hpp — what the doctest, GoogleTest and Catch2 integrations share.
 //
-// Included by <leakguard/doctest.hpp> and <leakguard/gtest.hpp>; include one
-// of those, not this. What a test body can use:
+// Included by <leakguard/doctest.hpp>, <leakguard/gtest.hpp> and
+// <leakguard/catch2.hpp>; include one of those, not this. What a test body can use:
 //
 //   LEAKGUARD_ALLOW_LEAKS();                   // this test may leak: not checked
 //   LEAKGUARD_FIRST_USE(registry::instance()); // first-use init: never a leak
@@ -59,7 +59,7 @@ LEAKGUARD_API void allow_leaks() noexcept;
     __VA_ARGS__;                                           \
   } while (false)
 
-// ---- what a framework integration calls (doctest.hpp, gtest.hpp) -----------------
+// ---- what a framework integration calls (doctest.hpp, gtest.hpp, catch2.hpp) -----
 namespace leakguard::test::detail {
 
 struct framework_hooks {
@@ -68,8 +68,9 @@ struct framework_hooks {
   // line ("leakguard: test ... leaked ..."), `details` the rest (sites and
   // stacks; may be empty).
   void (*fail)(const char* file, int line, const char* headline, const char* details) = nullptr;
-  // Qualified-name prefixes of the framework's own frames, null-terminated:
-  // a failure's stack stops at the first of them.
+  // Qualified-name prefixes of the framework's own frames, or (with a '/')
+  // parts of its files' paths, null-terminated: a failure's stack stops at
+  // the first of them.
   const char* const* frame_boundaries = nullptr;
   // Whether a frame's qualified function name is a test body (doctest's
   // "_DOCTEST_ANON_FUNC_12", GoogleTest's "Suite_Name_Test::TestBody"):

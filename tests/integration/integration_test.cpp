@@ -2,8 +2,9 @@
 // tests/integration/ (built with <leakguard/doctest.hpp> / <leakguard/gtest.hpp>)
 // as separate processes and checks their output, summaries and exit codes.
 // Paths come from the build system: LEAKGUARD_CHILD_DOCTEST_CLEAN, ..._LEAKY,
-// LEAKGUARD_CHILD_GTEST_CLEAN, ..._LEAKY (empty: GoogleTest not found, its
-// checks are skipped) and LEAKGUARD_INTEGRATION_SOURCE_DIR.
+// LEAKGUARD_CHILD_GTEST_CLEAN, ..._LEAKY, LEAKGUARD_CHILD_CATCH2 (empty:
+// GoogleTest or Catch2 not found, their checks are skipped) and
+// LEAKGUARD_INTEGRATION_SOURCE_DIR.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -77,10 +78,22 @@ std::string gtest_section(const std::string& out, const std::string& name) {
   return out.substr(at, end == std::string::npos ? std::string::npos : end - at + 200);
 }
 
+// Catch2's console output for one test case: from its name under the
+// dashed header to the next header or the totals.
+std::string catch2_section(const std::string& out, const std::string& name) {
+  const std::string rule(79, '-');
+  const std::size_t at = out.find(rule + "\n" + name + "\n" + rule);
+  if (at == std::string::npos) return {};
+  std::size_t end = out.find(rule, at + 2 * rule.size() + name.size());
+  if (end == std::string::npos) end = out.find("=====", at);
+  return out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
 const std::string doctest_clean = LEAKGUARD_CHILD_DOCTEST_CLEAN;
 const std::string doctest_leaky = LEAKGUARD_CHILD_DOCTEST_LEAKY;
 const std::string gtest_clean = LEAKGUARD_CHILD_GTEST_CLEAN;
 const std::string gtest_leaky = LEAKGUARD_CHILD_GTEST_LEAKY;
+const std::string catch2 = LEAKGUARD_CHILD_CATCH2;
 
 }  // namespace
 
@@ -289,4 +302,89 @@ TEST_CASE("gtest: filters, xml output and all_threads") {
   INFO(this_thread.out);
   CHECK(contains(this_thread.out, "[  FAILED  ] 5 tests, listed below:"));
   CHECK(contains(this_thread.out, "[       OK ] Leaky.WorkerThreadLeaks ("));
+}
+
+// ---- Catch2 -------------------------------------------------------------------
+
+TEST_CASE("catch2: a clean suite stays green, in any order and with every reporter") {
+  if (catch2.empty()) return;  // Catch2 not found at configure time
+  for (const char* args : {"[clean]", "[clean] --order rand --rng-seed 7", "[clean] --order rand --rng-seed 11",
+                           "[clean] -r xml", "[clean] -r junit", "[clean] -r compact"}) {
+    const result r = run(catch2, args);
+    INFO(args << "\n" << r.out);
+    CHECK(r.status == 0);
+    CHECK(!contains(r.out, "leakguard:"));
+    CHECK(!contains(r.out, "no leaks"));
+  }
+  const result r = run(catch2, "[clean]");
+  INFO(r.out);
+  CHECK(contains(r.out, "All tests passed (11 assertions in 5 test cases)"));
+}
+
+TEST_CASE("catch2: leaking test cases fail by name, at the leaking line, with the report") {
+  if (catch2.empty()) return;
+  const result r = run(catch2, "[leaky]");
+  INFO(r.out);
+  CHECK(r.status == 6);  // Catch2 exits with the number of failed assertions
+  CHECK(contains(r.out, "test cases:  8 | 2 passed | 6 failed"));
+
+  const std::string widget = catch2_section(r.out, "leaks a widget");
+  CHECK(contains(widget, site_of("catch2_suite.cpp", "LEAK-SITE-WIDGET") + ": FAILED:\n  LEAKGUARD( no leaks )"));
+  CHECK(contains(widget, "leakguard: test \"leaks a widget\" leaked 40 bytes in 1 block"));
+  CHECK(contains(widget, "#0 make_widget at "));
+  CHECK(contains(widget, "test \"leaks a widget\" at "));
+  CHECK(!contains(widget, "Catch::"));
+  CHECK(!contains(widget, "catch.hpp"));
+  CHECK(!contains(widget, " main"));
+
+  // Only the run through the leaky section fails.
+  const std::string section = catch2_section(r.out, "leaks in one section only");
+  CHECK(contains(section, "leaked 100 bytes in 1 block, in"));  // the console wraps at 80 columns
+  CHECK(contains(section, "section \"leaky section\""));
+  CHECK(!contains(section, "clean section"));
+  CHECK(contains(section, site_of("catch2_suite.cpp", "LEAK-SITE-SECTION") + ": FAILED:"));
+
+  const std::string fixture = catch2_section(r.out, "fixture test leaks");
+  CHECK(contains(fixture, site_of("catch2_suite.cpp", "LEAK-SITE-FIXTURE") + ": FAILED:"));
+  CHECK(contains(fixture, "leaked 133 bytes in 2 blocks"));
+  CHECK(!contains(fixture, "catch.hpp"));
+
+  const std::string thread = catch2_section(r.out, "worker thread leaks");
+  CHECK(contains(thread, "leaked 40 bytes in 1 block"));
+
+  const std::string require = catch2_section(r.out, "REQUIRE fails after an allocation");
+  CHECK(contains(require, "REQUIRE( s->empty() )"));
+  CHECK(!contains(require, "leakguard:"));
+
+  const std::string nested = catch2_section(r.out, "user scope inside the test leaks");
+  CHECK(contains(nested, "scope \"inner\" at "));
+  CHECK(contains(nested, "(in test \"user scope inside the test leaks\")"));
+  CHECK(!contains(nested, "test \"user scope inside the test leaks\" leaked"));
+
+  for (const char* clean : {"opted out with a tag", "opted out from the body"}) {
+    INFO(clean);
+    CHECK(catch2_section(r.out, clean).empty());
+  }
+}
+
+TEST_CASE("catch2: the tag opts out, and xml and junit see the leak as a failure") {
+  if (catch2.empty()) return;
+  const result opted_out = run(catch2, "[mayleak]");
+  INFO(opted_out.out);
+  CHECK(opted_out.status == 0);
+
+  const result xml = run(catch2, "-r xml \"leaks a widget\",\"containers come and go\"");
+  INFO(xml.out);
+  CHECK(xml.status != 0);
+  CHECK(contains(xml.out, "<Expression success=\"false\" type=\"LEAKGUARD\" filename="));
+  CHECK(contains(xml.out, "leakguard: test \"leaks a widget\" leaked 40 bytes in 1 block"));
+  CHECK(contains(xml.out, "<OverallResultsCases successes=\"1\" failures=\"1\""));
+
+  const result junit = run(catch2, "-r junit \"leaks a widget\",\"containers come and go\"");
+  INFO(junit.out);
+  CHECK(junit.status != 0);
+  CHECK(contains(junit.out, "failures=\"1\""));
+  CHECK(contains(junit.out, "name=\"leaks a widget\""));
+  CHECK(contains(junit.out, "leakguard: test \"leaks a widget\" leaked 40 bytes in 1 block"));
+  CHECK(contains(junit.out, "name=\"containers come and go\" time="));
 }

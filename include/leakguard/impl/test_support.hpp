@@ -79,9 +79,14 @@ inline std::string display_name(std::string_view function) {
   return std::string(leakguard::detail::qualified_name(f));
 }
 
-inline bool starts_with_any(std::string_view name, const std::vector<std::string_view>& prefixes) {
-  for (std::string_view p : prefixes)
-    if (name.starts_with(p)) return true;
+// Whether a frame is the framework's: its qualified name starts with a
+// boundary, or its file contains a boundary that has a '/' (inlined frames
+// carry unqualified names).
+inline bool is_boundary(std::string_view name, std::string_view file, const std::vector<std::string_view>& boundaries) {
+  for (std::string_view b : boundaries) {
+    if (b.find('/') != std::string_view::npos ? file.find(b) != std::string_view::npos : name.starts_with(b))
+      return true;
+  }
   return false;
 }
 
@@ -100,7 +105,7 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
   std::size_t last = first;
   for (std::size_t i = first; i < stack.size(); ++i) {
     const std::string name = display_name(stack[i].function);
-    if (i > first && (starts_with_any(name, fw.frame_boundaries) || name == "main")) break;
+    if (i > first && (is_boundary(name, stack[i].file, fw.frame_boundaries) || name == "main")) break;
     if (h.is_test_body && h.is_test_body(name.c_str())) {
       last = i;
       break;
