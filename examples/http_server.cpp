@@ -18,7 +18,8 @@
 //   LEAKGUARD_OPTIONS=on_leak=log:grace_ms=1000 ./build/gcc/examples/http_server
 //
 // (the program sets them itself when the variable is not set). It checks
-// what leakguard found and exits 0 when that is exactly the two bugs.
+// what leakguard found and exits 0 when that is exactly the two bugs. The
+// /metrics route serves leakguard::write_metrics() (Prometheus text format).
 #include <leakguard.hpp>  // the runtime and operator new: runtime/global_new.cpp
 
 #include <atomic>
@@ -30,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -200,6 +202,20 @@ void page(const request& r, response& res, const std::string& text) {
   if (r.id % 1000 == 999) throw std::runtime_error("the backend timed out while this request waited for it");
 }
 
+// A metrics endpoint: what a Prometheus server scrapes. The program keeps
+// the last page it served, to print and check it.
+std::string served_metrics;
+std::mutex served_metrics_mutex;
+
+void metrics(const request&, response& res) {
+  std::ostringstream os;
+  leakguard::write_metrics(os);
+  res.headers["content-type"] = "text/plain; version=0.0.4";
+  res.body = os.str();
+  std::lock_guard g(served_metrics_mutex);
+  served_metrics = res.body;
+}
+
 // Records every leak the handler reports (and logs it, as on_leak=log does).
 struct tally {
   std::mutex mutex;
@@ -244,6 +260,20 @@ int main() {
 
   std::size_t expected_leaks = 0;  // /upload requests (ids 4k + 1) with id % 100 == 1
   for (int i = 0; i < requests; ++i) expected_leaks += (i % 4 == 1 && i % 100 == 1);
+
+  {
+    server admin(1, {{"/metrics", metrics}});
+    admin.submit({requests, "/metrics"});
+  }
+  // The leak counters: one line per scope label and site.
+  bool metrics_as_expected = false;
+  std::istringstream page_lines(served_metrics);
+  for (std::string line; std::getline(page_lines, line);) {
+    if (!line.starts_with("leakguard_leak_reports_total{")) continue;
+    std::printf("metrics: %s\n", line.c_str());
+    metrics_as_expected = line.starts_with("leakguard_leak_reports_total{scope=\"handler\",site=\"") &&
+                          line.ends_with("\"} " + std::to_string(expected_leaks));
+  }
   std::size_t growing_sessions = 0;
   for (const leakguard::retained_site& site : leakguard::retained_sites()) {
     std::printf("retained: %s: %zu blocks, %zu bytes, added by %llu scopes%s\n", site.site.c_str(), site.live_blocks,
@@ -254,6 +284,6 @@ int main() {
               requests, found.direct, expected_leaks, found.indirect, found.other, growing_sessions);
   for (session* s : sessions) delete s;
   const bool as_expected = found.direct == expected_leaks && found.indirect == expected_leaks && found.other == 0 &&
-                           found.direct_sites.size() == 1 && growing_sessions >= 1;
+                           found.direct_sites.size() == 1 && growing_sessions >= 1 && metrics_as_expected;
   return as_expected ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 #include "leakguard/failure_injection.hpp"
 #include "leakguard/handler.hpp"
 #include "leakguard/memory_resource.hpp"
+#include "leakguard/metrics.hpp"
 #include "leakguard/options.hpp"
 #include "leakguard/report.hpp"
 #include "leakguard/scope.hpp"

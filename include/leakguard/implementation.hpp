@@ -28,6 +28,7 @@
 #include <memory_resource>
 #include <new>
 #include <source_location>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "../leakguard.hpp"
 #include "impl/handler.hpp"
 #include "impl/leak_ledger.hpp"
+#include "impl/metrics.hpp"
 #include "impl/options.hpp"
 #include "impl/report_format.hpp"
 #include "impl/suppressions.hpp"
@@ -109,6 +111,17 @@ std::vector<site_totals> leak_sites() {
 #if !LEAKGUARD_ENABLED
 std::vector<retained_site> retained_sites() { return {}; }
 #endif
+
+void write_metrics(std::ostream& out) {
+  std::string text;
+  {
+    detail::internal_guard guard;
+    std::ostringstream os;
+    detail::write_metrics_text(os);
+    text = os.str();
+  }
+  out << text;
+}
 
 void reset_leak_sites() {
   detail::internal_guard guard;
