@@ -42,6 +42,12 @@ int print_options() {
   return 0;
 }
 
+// The child prints the suppression patterns in force, one per line.
+int print_suppressions() {
+  for (const std::string& p : leakguard::suppressions()) std::printf("pattern: %s\n", p.c_str());
+  return 0;
+}
+
 struct child_output {
   std::string out, err;
   int status = -1;
@@ -156,6 +162,7 @@ void check_privileged(const char* self) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "child") == 0) return print_options();
   if (argc > 1 && std::strcmp(argv[1], "privileged") == 0) return privileged_child();
+  if (argc > 1 && std::strcmp(argv[1], "suppressions") == 0) return print_suppressions();
   const char* self = "/proc/self/exe";
 
   child_output r = run_child(self, nullptr);
@@ -180,6 +187,21 @@ int main(int argc, char** argv) {
   r = run_child(self, ":::=:==:stack_depth=:on_leak:\x01\x02");
   CHECK_ENV(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, r.err.c_str());
   CHECK_ENV(contains(r.out, "stack_depth=16 on_leak=abort"), r.out.c_str());
+
+  // suppressions=FILE is loaded at start-up; its bad lines are named there.
+  char supp_template[] = "/tmp/leakguard_supp_XXXXXX";
+  const int supp_fd = mkstemp(supp_template);
+  const std::string supp = supp_template;
+  const std::string supp_text = "# ours\nleak:mylib::cache::fill\nleak:*/vendored/*\nbogus line\n";
+  CHECK_ENV(supp_fd >= 0 && write(supp_fd, supp_text.data(), supp_text.size()) == static_cast<ssize_t>(supp_text.size()),
+            "writing the suppressions file");
+  close(supp_fd);
+  r = run_child(self, ("on_leak=log, suppressions = " + supp).c_str(), "suppressions");
+  CHECK_ENV(contains(r.out, "pattern: mylib::cache::fill\n"), r.out.c_str());
+  CHECK_ENV(contains(r.out, "pattern: /vendored/\n"), r.out.c_str());
+  CHECK_ENV(count(r.err, "\n") == 1 && contains(r.err, (supp + ":4: not a leak:PATTERN line: 'bogus line'").c_str()),
+            r.err.c_str());
+  remove(supp.c_str());
 
   check_privileged(self);
 

@@ -5,10 +5,12 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,7 +33,7 @@ int count_lines(const std::string& s) {
 
 bool same(const runtime_options& a, const runtime_options& b) {
   return a.stack_depth == b.stack_depth && a.on_leak == b.on_leak && a.report == b.report &&
-         a.report_path == b.report_path;
+         a.report_path == b.report_path && a.suppressions == b.suppressions;
 }
 
 runtime_options non_default_base() {
@@ -40,6 +42,7 @@ runtime_options non_default_base() {
   o.on_leak = leak_action::log;
   o.report = report_format::json;
   o.report_path = "/base/path";
+  o.suppressions = "/base/leaks.supp";
   return o;
 }
 
@@ -67,12 +70,14 @@ TEST_CASE("parse_options: the empty string returns the base unchanged, without e
 TEST_CASE("parse_options: every known key") {
   std::string errors;
   const auto o = leakguard::parse_options(
-      "stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log", {}, &errors);
+      "stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log:suppressions='/etc/my app/leaks.supp'", {},
+      &errors);
   CHECK(errors.empty());
   CHECK(o.stack_depth == 8);
   CHECK(o.on_leak == leak_action::log);
   CHECK(o.report == report_format::json);
   CHECK(o.report_path == "/tmp/leaks.log");
+  CHECK(o.suppressions == "/etc/my app/leaks.supp");
 }
 
 TEST_CASE("parse_options: each value back to the other choice") {
@@ -627,3 +632,95 @@ TEST_CASE("on_leak=abort (the default) makes the default handler abort") {
 }
 
 }  // TEST_SUITE
+
+// ---- suppressions=FILE --------------------------------------------------------------
+
+namespace {
+
+// Each leaks one block from a function of its own name (noinline: a frame).
+[[gnu::noinline]] void* lgt_supp_cache_fill() { return keep(new char[24]); }
+[[gnu::noinline]] void* lgt_supp_registry_add() { return keep(new char[25]); }
+[[gnu::noinline]] void* lgt_supp_not_listed() { return keep(new char[26]); }
+
+}  // namespace
+
+TEST_CASE("suppressions=FILE: leak: lines are added, comments and blanks skipped, bad lines named with their line") {
+  lgt::temp_file file;
+  file.write(
+      "# suppressions for this test\n"
+      "\n"
+      "leak:lgt_supp_cache_fill\n"
+      "  leak:*lgt_supp_registry_add*  \r\n"
+      "race:lgt_supp_not_listed\n"
+      "leak:\n"
+      "leak:lgt_*_listed\n"
+      "leak:/third_party/vendored/");  // last line without '\n'
+  const auto result = lgt::run_in_child([&] {
+    runtime_options o;
+    o.suppressions = file.path();
+    leakguard::set_options(o);
+    const std::vector<std::string> all = leakguard::suppressions();
+    auto has = [&](const char* p) { return std::find(all.begin(), all.end(), p) != all.end(); };
+    LGT_CHILD_CHECK(11, has("lgt_supp_cache_fill"));
+    LGT_CHILD_CHECK(12, has("lgt_supp_registry_add"));
+    LGT_CHILD_CHECK(13, has("/third_party/vendored/"));
+    LGT_CHILD_CHECK(14, !has("lgt_supp_not_listed") && !has("lgt_*_listed"));
+
+    lgt::capture_reports captured;
+    std::vector<void*> blocks;
+    blocks.reserve(4);
+    {
+      leakguard::scope s("suppressed");
+      blocks.push_back(lgt_supp_cache_fill());
+      blocks.push_back(lgt_supp_registry_add());
+      blocks.push_back(lgt_supp_not_listed());
+    }
+    LGT_CHILD_CHECK(15, captured.size() == 1);
+    // Only the block no pattern names.
+    LGT_CHILD_CHECK(16, captured.reports[0].blocks().size() == 1 && captured.reports[0].blocks()[0].size == 26);
+    for (void* p : blocks) delete[] static_cast<char*>(p);
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(count_lines(result.err) == 3);
+  CHECK(lgt::contains(result.err, ":5: not a leak:PATTERN line: 'race:lgt_supp_not_listed' ignored"));
+  CHECK(lgt::contains(result.err, ":6: empty pattern"));
+  CHECK(lgt::contains(result.err, ":7: '*' inside a pattern"));
+}
+
+TEST_CASE("suppressions=FILE that cannot be read, or is not a regular file: one line on stderr, nothing else changes") {
+  for (const char* path : {"/nonexistent-directory-for-leakguard/leaks.supp", "/dev/zero", "/tmp"}) {
+    const std::string p = path;
+    const auto result = lgt::run_in_child([p] {
+      const std::size_t before = leakguard::suppressions().size();
+      runtime_options o;
+      o.suppressions = p;
+      leakguard::set_options(o);
+      LGT_CHILD_CHECK(11, leakguard::suppressions().size() == before);
+      LGT_CHILD_CHECK(12, leakguard::options().suppressions == p);
+    });
+    INFO(path << ": " << result.describe());
+    CHECK(result.ok());
+    CHECK(count_lines(result.err) == 1);
+    CHECK(lgt::contains(result.err, "leakguard: suppressions=" + p + ": cannot read it: "));
+  }
+}
+
+TEST_CASE("suppressions=FILE: a file of bad lines names the first 16 and counts the rest") {
+  lgt::temp_file file;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "interceptor_via_fun:f" + std::to_string(i) + "\n";
+  text += "leak:lgt_supp_after_many_bad_lines\n";
+  file.write(text);
+  const auto result = lgt::run_in_child([&] {
+    runtime_options o;
+    o.suppressions = file.path();
+    leakguard::set_options(o);
+    const std::vector<std::string> all = leakguard::suppressions();
+    LGT_CHILD_CHECK(11, std::find(all.begin(), all.end(), "lgt_supp_after_many_bad_lines") != all.end());
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+  CHECK(count_lines(result.err) == 17);
+  CHECK(lgt::contains(result.err, ": 24 more bad lines ignored"));
+}

@@ -2,6 +2,7 @@
 //
 //   LEAKGUARD_OPTIONS=stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log
 //   LEAKGUARD_OPTIONS=sample_bytes=1048576:log_interval=300   (production)
+//   LEAKGUARD_OPTIONS="on_leak=log, suppressions=/etc/myapp/leaks.supp"
 //
 // The variable is read once, at start-up. An unknown key or a bad value is
 // reported on stderr once and otherwise ignored; the other keys still apply.
@@ -41,6 +42,12 @@ struct runtime_options {
   // milliseconds, 0..86400000: blocks that outlive a scope and are freed
   // within it are not leaks. 0: the verdict is given when the scope ends.
   int grace_ms = 0;
+  // A file of LeakSanitizer-style suppressions: `leak:pattern` lines (a
+  // pattern as leakguard::suppress() takes, '*' allowed at either end) and
+  // `#` comments. Loaded when the options take effect (start-up, or
+  // set_options() with another path); its patterns join suppressions().
+  // A file that cannot be read and each bad line are reported on stderr.
+  std::string suppressions;
 };
 
 inline constexpr int max_stack_depth = 64;

@@ -2,6 +2,7 @@
 // bookkeeping, recognised by who allocated them.
 //
 //   leakguard::suppress("mylib::detail::cache::");  // never report what this code keeps
+//   LEAKGUARD_OPTIONS=suppressions=/etc/myapp/leaks.supp  // `leak:pattern` lines, as LeakSanitizer's
 //
 // When a report is built, each leaked block's symbolized stack is examined
 // from the allocation down to the first frame of the user's own code (the

@@ -13,6 +13,7 @@
 
 #include "../options.hpp"
 #include "internal_memory.hpp"
+#include "suppressions.hpp"
 
 namespace leakguard::detail {
 
@@ -109,6 +110,8 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
       if (value == "text") base.report = report_format::text;
       else if (value == "json") base.report = report_format::json;
       else complain("report must be text or json, got", item);
+    } else if (key == "suppressions") {
+      base.suppressions = value;
     } else if (key == "report_path") {
       base.report_path = std::string(value);
     } else if (key == "sample_bytes" || key == "log_interval" || key == "grace_ms") {
@@ -182,6 +185,7 @@ inline options_state& options_storage() {
       state.get().current = parse_option_text(env, {}, &errors);
       publish_settings(state.get().current);
       if (!errors.empty()) std::fputs(errors.c_str(), stderr);
+      if (!state.get().current.suppressions.empty()) load_suppression_file(state.get().current.suppressions);
     }
     return true;
   }();
@@ -217,6 +221,8 @@ inline void replace_options(const runtime_options& o) {
     std::swap(s.current, copy);
     publish_settings(s.current);
   }
+  // `copy` holds the previous settings now.
+  if (!o.suppressions.empty() && o.suppressions != copy.suppressions) load_suppression_file(o.suppressions);
 }
 
 }  // namespace leakguard::detail

@@ -2,6 +2,13 @@
 // of a leaked block's stack against it (see <leakguard/suppressions.hpp>).
 #pragma once
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -93,6 +100,69 @@ inline bool remove_suppression(std::string_view function_pattern) {
     }
   }
   return false;
+}
+
+// One line of a suppressions file: LeakSanitizer's `leak:pattern`, with
+// '*' allowed at either end (leakguard's patterns already match a part of a
+// name, or of a path when they contain '/'). Returns why the line is not
+// one, or null with `pattern` set (empty for a blank or `#` comment line).
+inline const char* suppression_line(std::string_view line, std::string_view& pattern) {
+  auto trim = [](std::string_view t) {
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t' || t.back() == '\r')) t.remove_suffix(1);
+    return t;
+  };
+  line = trim(line);
+  pattern = {};
+  if (line.empty() || line.front() == '#') return nullptr;
+  if (!line.starts_with("leak:")) return "not a leak:PATTERN line";
+  std::string_view p = trim(line.substr(5));
+  while (!p.empty() && p.front() == '*') p.remove_prefix(1);
+  while (!p.empty() && p.back() == '*') p.remove_suffix(1);
+  if (p.empty()) return "empty pattern (it would suppress every leak)";
+  if (p.find_first_of("*^$") != std::string_view::npos) return "'*' inside a pattern, '^' and '$' are not supported";
+  pattern = p;
+  return nullptr;
+}
+
+// LEAKGUARD_OPTIONS=suppressions=FILE: adds the file's patterns. A file it
+// cannot read and each bad line are reported on stderr, one line each (at
+// most 16, then a count), naming the file and line; the good lines apply.
+// Only a regular file of at most 1 MiB is read (not a FIFO, not /dev/zero).
+inline void load_suppression_file(const std::string& path) {
+  constexpr int max_named = 16;
+  constexpr long max_bytes = 1 << 20;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st {};
+  const char* refused = fd < 0                      ? std::strerror(errno)
+                        : ::fstat(fd, &st) != 0     ? std::strerror(errno)
+                        : !S_ISREG(st.st_mode)      ? "not a regular file"
+                        : st.st_size > max_bytes    ? "larger than 1 MiB"
+                                                    : nullptr;
+  std::FILE* f = refused ? nullptr : ::fdopen(fd, "r");
+  if (!f) {
+    if (fd >= 0) ::close(fd);
+    std::fprintf(stderr, "leakguard: suppressions=%s: cannot read it: %s\n", path.c_str(),
+                 refused ? refused : std::strerror(errno));
+    return;
+  }
+  std::string line;
+  int number = 0, bad = 0;
+  for (int c = 0; c != EOF;) {
+    line.clear();
+    while ((c = std::fgetc(f)) != EOF && c != '\n') line += static_cast<char>(c);
+    if (c == EOF && line.empty()) break;
+    ++number;
+    std::string_view pattern;
+    if (const char* why = suppression_line(line, pattern)) {
+      if (++bad <= max_named)
+        std::fprintf(stderr, "leakguard: %s:%d: %s: '%.200s' ignored\n", path.c_str(), number, why, line.c_str());
+    } else if (!pattern.empty()) {
+      add_suppression(pattern);
+    }
+  }
+  std::fclose(f);
+  if (bad > max_named) std::fprintf(stderr, "leakguard: %s: %d more bad lines ignored\n", path.c_str(), bad - max_named);
 }
 
 // leakguard::suppressions.
