@@ -7,10 +7,25 @@
 
 namespace leakguard::detail {
 
-// "void std::vector<int>::push_back(int const&)" -> "std::vector<int>::push_back":
-// the qualified name without return type and parameters.
-inline std::string_view qualified_name(std::string_view function) {
+// The index of the ')' that closes the '(' at `open`, or npos.
+inline std::size_t closing_paren(std::string_view s, std::size_t open) noexcept {
   int depth = 0;
+  for (std::size_t i = open; i < s.size(); ++i) {
+    if (s[i] == '(') ++depth;
+    else if (s[i] == ')' && --depth == 0) return i;
+  }
+  return std::string_view::npos;
+}
+
+// "void std::vector<int>::push_back(int const&)" -> "std::vector<int>::push_back":
+// the qualified name of a demangled function, without return type and
+// parameters. Parentheses that are not the parameter list stay or are
+// skipped: a "decltype (...)" return type, a function that returns a
+// function pointer ("void (*ns::f<int>(int))(double)" -> "ns::f<int>"),
+// the enclosing function of a lambda or a local ("f(int)::{lambda()#1}::
+// operator()"), and template arguments ("apply<void (*)(int)>").
+inline std::string_view qualified_name(std::string_view function) {
+  int depth = 0;  // inside <...>, {...} or [...]
   std::size_t start = 0;
   static constexpr std::string_view anonymous = "(anonymous namespace)";
   for (std::size_t i = 0; i < function.size(); ++i) {
@@ -21,16 +36,48 @@ inline std::string_view qualified_name(std::string_view function) {
     }
     if (depth == 0 && function.compare(i, 8, "operator") == 0 &&
         (i == 0 || function[i - 1] == ':' || function[i - 1] == ' ')) {
-      // "operator new", "operator<<", "operator()": the name runs to its '('.
+      // "operator new", "operator<<", "operator()", "operator void (*)(int)":
+      // the name runs to the '(' of the parameters, the last group before
+      // the end or a qualifier.
       std::size_t end = i + 8;
       if (function.compare(end, 2, "()") == 0) end += 2;
-      while (end < function.size() && function[end] != '(') ++end;
-      return function.substr(start, end - start);
+      // "operator void (*)(int)()": the conversion's type keeps its groups.
+      std::size_t params = std::string_view::npos;
+      for (std::size_t j = end; j < function.size(); ++j) {
+        if (function[j] != '(') continue;
+        const std::size_t close = closing_paren(function, j);
+        if (close == std::string_view::npos) break;
+        params = j;
+        j = close;
+        if (close + 1 < function.size() && function[close + 1] != '(') break;
+      }
+      if (params == std::string_view::npos) return function.substr(start);
+      return function.substr(start, params - start);
     }
-    if (c == '<') ++depth;
-    else if (c == '>' && depth > 0) --depth;
-    else if (depth == 0 && c == ' ') start = i + 1;
-    else if (depth == 0 && c == '(' && i > start) return function.substr(start, i - start);
+    if (c == '<' || c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '>' || c == '}' || c == ']') && depth > 0) {
+      --depth;
+    } else if (depth == 0 && c == ' ') {
+      start = i + 1;
+    } else if (depth == 0 && c == '(') {
+      const std::size_t close = closing_paren(function, i);
+      if (close == std::string_view::npos) return function.substr(start, i - start);
+      const std::string_view token = function.substr(start, i - start);
+      if (token.empty() || token == "decltype") {
+        // "(*ns::f<int>(int))(double)": the name is inside.
+        const std::string_view inner = function.substr(i + 1, close - i - 1);
+        const std::size_t name = inner.find_first_not_of("*&");
+        if (token.empty() && name > 0 && name != std::string_view::npos) return qualified_name(inner.substr(name));
+        i = close;  // a return type's "decltype (...)": skipped
+        continue;
+      }
+      if (function.compare(close + 1, 2, "::") == 0) {  // "f(int)::{lambda()#1}": part of the name
+        i = close;
+        continue;
+      }
+      return token;
+    }
   }
   return function.substr(start);
 }

@@ -1,0 +1,78 @@
+// The names reports show: qualified_name() on real demangled names (from
+// g++ 12's and c++filt's output), and on garbage.
+#include <doctest/doctest.h>
+#include <leakguard/impl/frame_kind.hpp>
+
+#include <string>
+
+namespace {
+
+struct named {
+  const char* demangled;
+  const char* shown;
+};
+
+// Each from a real symbol: templates print their return type, lambdas and
+// locals their enclosing function, conversions their target type.
+constexpr named names[] = {
+    {"use()", "use"},
+    {"void ns::apply<void (*)(int)>(void (*)(int), int)", "ns::apply<void (*)(int)>"},
+    {"decltype (({parm#1}.begin)()) ns::first<std::vector<int, std::allocator<int> > >(std::vector<int, std::allocator<int> > const&)", "ns::first<std::vector<int, std::allocator<int> > >"},
+    {"ns::make_name[abi:cxx11](int)", "ns::make_name[abi:cxx11]"},
+    {"ns::operator<<(std::ostream&, ns::widget const&)", "ns::operator<<"},
+    {"ns::box<int, 3>::get(std::function<int (int)>) const", "ns::box<int, 3>::get"},
+    {"ns::widget::operator bool() const", "ns::widget::operator bool"},
+    {"ns::widget::operator<(ns::widget const&) const", "ns::widget::operator<"},
+    {"use()::{lambda(int)#2}::operator()(int) const", "use()::{lambda(int)#2}::operator()"},
+    {"ns::run(int)::{lambda(int)#1}::operator()(int) const", "ns::run(int)::{lambda(int)#1}::operator()"},
+    {"use()::{lambda(int)#1}::operator void (*)(int)() const", "use()::{lambda(int)#1}::operator void (*)(int)"},
+    {"std::_Function_handler<int (int), use()::{lambda(int)#2}>::_M_invoke(std::_Any_data const&, int&&)", "std::_Function_handler<int (int), use()::{lambda(int)#2}>::_M_invoke"},
+    {"use()::{lambda(int)#2}& std::_Any_data::_M_access<use()::{lambda(int)#2}>()", "std::_Any_data::_M_access<use()::{lambda(int)#2}>"},
+    {"void (*ns::tf<int>(int))(double)", "ns::tf<int>"},
+    {"operator new(unsigned long)", "operator new"},
+    {"operator delete[](void*, unsigned long)", "operator delete[]"},
+    {"ns::f(int) [clone .cold]", "ns::f"},
+    {"make_widget", "make_widget"},
+    {"(anonymous namespace)::make_widget(char const*)", "(anonymous namespace)::make_widget"},
+    {"decltype(auto) ns::g<int>()", "ns::g<int>"},
+    {"foo()::bar", "foo()::bar"},
+    {"bool std::operator< <char>(std::basic_string<char> const&, char const*)", "std::operator< <char>"},
+    {"operator()", "operator()"},
+    {"main", "main"},
+    {"", ""},
+    {"(", ""},
+    {"f(", "f"},
+    {"(*", ""},
+    {"void (*)(int)", "(*)"},
+};
+
+}  // namespace
+
+TEST_CASE("qualified_name: return types, parameters and qualifiers go; lambdas, operators and templates stay whole") {
+  for (const named& n : names) {
+    INFO(n.demangled);
+    CHECK(std::string(leakguard::detail::qualified_name(n.demangled)) == n.shown);
+  }
+}
+
+TEST_CASE("qualified_name: a real decltype return type (nlohmann::json's from_json)") {
+  const std::string demangled =
+      "decltype (({parm#2}.begin)()) nlohmann::detail::from_json<nlohmann::basic_json<std::map, std::vector, "
+      "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >, bool, long, unsigned long, "
+      "double, std::allocator, nlohmann::adl_serializer, std::vector<unsigned char, std::allocator<unsigned char> > "
+      ">, std::vector<int, std::allocator<int> > >(nlohmann::basic_json<std::map> const&, std::vector<int, "
+      "std::allocator<int> >&)";
+  const std::string shown(leakguard::detail::qualified_name(demangled));
+  CHECK(shown.starts_with("nlohmann::detail::from_json<nlohmann::basic_json<std::map, "));
+  CHECK(shown.ends_with(", std::vector<int, std::allocator<int> > >"));
+}
+
+TEST_CASE("qualified_name: the library and internal frame rules see through return types") {
+  using leakguard::detail::is_internal_frame;
+  using leakguard::detail::is_library_frame;
+  CHECK(is_library_frame("decltype (({parm#1}.begin)()) std::begin<std::vector<int> >(std::vector<int>&)", ""));
+  CHECK(is_library_frame("std::vector<int, std::allocator<int> >::_M_realloc_insert<int const&>(int const&)", ""));
+  CHECK_FALSE(is_library_frame("decltype (({parm#1}.begin)()) ns::first<std::vector<int> >(std::vector<int> const&)", ""));
+  CHECK(is_internal_frame("void* leakguard::detail::allocate<false>(unsigned long)", ""));
+  CHECK_FALSE(is_internal_frame("void ns::apply<leakguard::scope>(leakguard::scope&)", ""));
+}
