@@ -15,6 +15,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -387,4 +388,18 @@ TEST_CASE("catch2: the tag opts out, and xml and junit see the leak as a failure
   CHECK(contains(junit.out, "name=\"leaks a widget\""));
   CHECK(contains(junit.out, "leakguard: test \"leaks a widget\" leaked 40 bytes in 1 block"));
   CHECK(contains(junit.out, "name=\"containers come and go\" time="));
+}
+
+// ---- LEAKGUARD_OPTIONS in the frameworks' setups --------------------------------
+
+TEST_CASE("LEAKGUARD_OPTIONS is read with only a framework header and global_new.hpp (no <leakguard.hpp>)") {
+  std::vector<std::pair<std::string, std::string>> children = {{doctest_clean, ""}};
+  if (!gtest_clean.empty()) children.emplace_back(gtest_clean, "");
+  if (!catch2.empty()) children.emplace_back(catch2, "[clean]");
+  for (const auto& [child, args] : children) {
+    const result r = run(child, args, "LEAKGUARD_OPTIONS='bogus_key=1 on_leak=abort'");
+    INFO(child << "\n" << r.out);
+    CHECK(r.status == 0);
+    CHECK(count(r.out, "leakguard: LEAKGUARD_OPTIONS: unknown key in 'bogus_key=1' ignored") == 1);
+  }
 }
