@@ -123,7 +123,7 @@ TEST_CASE("doctest: leaking test cases fail by name, with the report") {
   const result r = run(doctest_leaky);
   INFO(r.out);
   CHECK(r.status != 0);
-  CHECK(contains(r.out, "test cases: 12 |  6 passed | 6 failed | 0 skipped"));
+  CHECK(contains(r.out, "test cases: 13 |  6 passed | 7 failed | 0 skipped"));
   CHECK(contains(r.out, "Status: FAILURE!"));
 
   const std::string widget = doctest_section(r.out, "leaks a widget");
@@ -145,7 +145,18 @@ TEST_CASE("doctest: leaking test cases fail by name, with the report") {
 
   const std::string first_use = doctest_section(r.out, "first use excused, real leak still caught");
   CHECK(contains(first_use, site_of("doctest_leaky.cpp", "LEAK-SITE-AFTER-FIRST-USE") + ": ERROR"));
-  CHECK(contains(first_use, "leaked 133 bytes in 2 blocks"));  // the string, not the registry
+  CHECK(contains(first_use, "leaked 133 bytes in 2 blocks (1 direct, 1 indirect)"));  // the string, not the registry
+  // One leaked object: the string, its buffer nested under it.
+  CHECK(contains(first_use, site_of("doctest_leaky.cpp", "LEAK-SITE-AFTER-FIRST-USE") +
+                                ", plus 1 indirect block, 101 bytes\n"));
+  CHECK(contains(first_use, "  32 bytes in 1 block allocated at "));
+  CHECK(contains(first_use, "      indirect: 101 bytes in 1 block allocated at "));
+
+  // Allocated in a header outside the test's file: the failure points at the
+  // test's line, the block's site stays where it was allocated.
+  const std::string vendored = doctest_section(r.out, "leaks what a vendored header allocated");
+  CHECK(contains(vendored, site_of("doctest_leaky.cpp", "LEAK-SITE-CALLER") + ": ERROR: CHECK( leakguard: no leaks )"));
+  CHECK(contains(vendored, site_of("vendored_parser.hpp", "LEAK-SITE-VENDORED") + ", plus 1 indirect block"));
 
   const std::string thread = doctest_section(r.out, "worker thread leaks");
   CHECK(contains(thread, "leaked 40 bytes in 1 block"));
@@ -174,20 +185,20 @@ TEST_CASE("doctest: filters keep working") {
     const result r = run(doctest_leaky, "-tc='leaks a widget'");
     INFO(r.out);
     CHECK(r.status != 0);
-    CHECK(contains(r.out, "test cases: 1 | 0 passed | 1 failed | 11 skipped"));
+    CHECK(contains(r.out, "test cases: 1 | 0 passed | 1 failed | 12 skipped"));
   }
   SUBCASE("-tce excludes the leaky tests") {
     const result r = run(doctest_leaky, "-tce='leaks*,singleton built*,first use*,worker*,REQUIRE*,user scope*'");
     INFO(r.out);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "test cases: 5 | 5 passed | 0 failed | 7 skipped"));
+    CHECK(contains(r.out, "test cases: 5 | 5 passed | 0 failed | 8 skipped"));
     CHECK(!contains(r.out, "leakguard:"));
   }
   SUBCASE("-sf and -ts") {
     const result r = run(doctest_leaky, "-ts='legacy suite'");
     INFO(r.out);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "test cases: 1 | 1 passed | 0 failed | 11 skipped"));
+    CHECK(contains(r.out, "test cases: 1 | 1 passed | 0 failed | 12 skipped"));
   }
   SUBCASE("--count and --list-test-cases run nothing") {
     CHECK(run(doctest_leaky, "--count").status == 0);
@@ -222,7 +233,7 @@ TEST_CASE("doctest: all_threads can be turned off") {
   const result r = run(doctest_leaky, "", "LEAKGUARD_CHILD_THIS_THREAD_ONLY=1");
   INFO(r.out);
   CHECK(r.status != 0);
-  CHECK(contains(r.out, "test cases: 12 |  7 passed | 5 failed"));
+  CHECK(contains(r.out, "test cases: 13 |  7 passed | 6 failed"));
   CHECK(doctest_section(r.out, "worker thread leaks").empty());
 }
 
@@ -347,7 +358,8 @@ TEST_CASE("catch2: leaking test cases fail by name, at the leaking line, with th
 
   const std::string fixture = catch2_section(r.out, "fixture test leaks");
   CHECK(contains(fixture, site_of("catch2_suite.cpp", "LEAK-SITE-FIXTURE") + ": FAILED:"));
-  CHECK(contains(fixture, "leaked 133 bytes in 2 blocks"));
+  CHECK(contains(fixture, "leaked 133 bytes in 2 blocks (1 direct,"));
+  CHECK(contains(fixture, "plus 1 indirect block, 101 bytes"));
   CHECK(!contains(fixture, "catch.hpp"));
 
   const std::string thread = catch2_section(r.out, "worker thread leaks");

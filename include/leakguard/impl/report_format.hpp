@@ -157,6 +157,81 @@ inline void append_blocks(std::string& out, std::size_t count, std::size_t bytes
   out += count == 1 ? " block" : " blocks";
 }
 
+struct block_tally {
+  std::size_t bytes = 0, count = 0;
+};
+
+// The blocks of a report with one allocation site and kind, and the
+// indirect blocks that hang from them.
+struct site_group {
+  block_tally own, hanging;
+  const leaked_block* first = nullptr;  // r.blocks() is sorted by serial
+  std::map<std::string_view, block_tally> hanging_sites;
+};
+
+// Groups r's blocks by (site, kind); each indirect block joins the group of
+// the direct block it was reached from (when that is in the report), not a
+// group of its own. Largest total first; ties: earliest allocation first.
+inline std::vector<site_group> group_by_site(const report& r) {
+  const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
+  std::map<std::uint64_t, std::size_t> by_serial;
+  for (std::size_t i = 0; i < r.blocks().size(); ++i) by_serial[r.blocks()[i].serial] = i;
+  auto leader_of = [&](std::size_t i) {
+    if (i >= leaders.size()) return i;
+    auto it = by_serial.find(leaders[i]);
+    return it == by_serial.end() ? i : it->second;
+  };
+  std::vector<site_group> groups;
+  std::map<std::size_t, std::size_t> group_of_block;
+  std::map<std::pair<std::string_view, leak_kind>, std::size_t> index;  // (site, kind) -> group
+  for (std::size_t i = 0; i < r.blocks().size(); ++i) {
+    const leaked_block& b = r.blocks()[i];
+    if (leader_of(i) != i) continue;
+    auto [it, fresh] = index.try_emplace({b.site, b.kind}, groups.size());
+    if (fresh) groups.push_back({{}, {}, &b, {}});
+    site_group& g = groups[it->second];
+    g.own.bytes += b.size;
+    ++g.own.count;
+    group_of_block[i] = it->second;
+  }
+  for (std::size_t i = 0; i < r.blocks().size(); ++i) {
+    const std::size_t lead = leader_of(i);
+    if (lead == i) continue;
+    const leaked_block& b = r.blocks()[i];
+    site_group& g = groups[group_of_block[lead]];
+    g.hanging.bytes += b.size;
+    ++g.hanging.count;
+    block_tally& t = g.hanging_sites[b.site];
+    t.bytes += b.size;
+    ++t.count;
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const site_group& a, const site_group& b) {
+    return a.own.bytes + a.hanging.bytes > b.own.bytes + b.hanging.bytes;
+  });
+  return groups;
+}
+
+// ", plus 2 indirect blocks, 94 bytes" after a group's own blocks.
+inline void append_hanging(std::string& out, const site_group& g) {
+  if (!g.hanging.count) return;
+  out += ", plus ";
+  append_number(out, g.hanging.count);
+  out += g.hanging.count == 1 ? " indirect block, " : " indirect blocks, ";
+  append_number(out, g.hanging.bytes);
+  out += " bytes";
+}
+
+// "      indirect: 72 bytes in 1 block allocated at x.cpp:3" per site.
+inline void append_hanging_sites(std::string& out, const site_group& g) {
+  for (const auto& [site, t] : g.hanging_sites) {
+    out += "      indirect: ";
+    append_blocks(out, t.count, t.bytes);
+    out += " allocated at ";
+    out += site.empty() ? std::string_view("(unknown site)") : site;
+    out += '\n';
+  }
+}
+
 // Names the scope, then groups the leaked blocks by site, largest total
 // first (ties: earliest allocation first), each group with one stack, and
 // under it the indirect blocks that hang from it; then the violations.
@@ -209,54 +284,7 @@ inline std::string report_text(const report& r) {
   }
   out += '\n';
 
-  // Each block hangs from its leader: itself, or for an indirect block the
-  // direct block it was reached from (when that is in the report).
-  const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
-  std::map<std::uint64_t, std::size_t> by_serial;
-  for (std::size_t i = 0; i < r.blocks().size(); ++i) by_serial[r.blocks()[i].serial] = i;
-  auto leader_of = [&](std::size_t i) {
-    if (i >= leaders.size()) return i;
-    auto it = by_serial.find(leaders[i]);
-    return it == by_serial.end() ? i : it->second;
-  };
-  struct tally {
-    std::size_t bytes = 0, count = 0;
-  };
-  struct group {
-    tally own, hanging;
-    const leaked_block* first = nullptr;  // r.blocks() is sorted by serial
-    std::map<std::string_view, tally> hanging_sites;
-  };
-  std::vector<group> groups;
-  std::map<std::size_t, std::size_t> group_of_block;
-  {
-    std::map<std::pair<std::string_view, leak_kind>, std::size_t> index;  // (site, kind) -> group
-    for (std::size_t i = 0; i < r.blocks().size(); ++i) {
-      const leaked_block& b = r.blocks()[i];
-      if (leader_of(i) != i) continue;
-      auto [it, fresh] = index.try_emplace({b.site, b.kind}, groups.size());
-      if (fresh) groups.push_back({{}, {}, &b, {}});
-      group& g = groups[it->second];
-      g.own.bytes += b.size;
-      ++g.own.count;
-      group_of_block[i] = it->second;
-    }
-    for (std::size_t i = 0; i < r.blocks().size(); ++i) {
-      const std::size_t lead = leader_of(i);
-      if (lead == i) continue;
-      const leaked_block& b = r.blocks()[i];
-      group& g = groups[group_of_block[lead]];
-      g.hanging.bytes += b.size;
-      ++g.hanging.count;
-      tally& t = g.hanging_sites[b.site];
-      t.bytes += b.size;
-      ++t.count;
-    }
-  }
-  std::stable_sort(groups.begin(), groups.end(), [](const group& a, const group& b) {
-    return a.own.bytes + a.hanging.bytes > b.own.bytes + b.hanging.bytes;
-  });
-  for (const group& g : groups) {
+  for (const site_group& g : group_by_site(r)) {
     out += "  ";
     append_number(out, g.own.bytes);
     out += " bytes in ";
@@ -270,23 +298,11 @@ inline std::string report_text(const report& r) {
       out += " by ";
       out += g.first->origin;
     }
-    if (g.hanging.count) {
-      out += ", plus ";
-      append_number(out, g.hanging.count);
-      out += g.hanging.count == 1 ? " indirect block, " : " indirect blocks, ";
-      append_number(out, g.hanging.bytes);
-      out += " bytes";
-    }
+    append_hanging(out, g);
     if (g.first->kind == leak_kind::retained) out += " (reachable from a global or thread_local)";
     out += '\n';
     append_stack_text(out, g.first->stack);
-    for (const auto& [site, t] : g.hanging_sites) {
-      out += "      indirect: ";
-      append_blocks(out, t.count, t.bytes);
-      out += " allocated at ";
-      out += site.empty() ? std::string_view("(unknown site)") : site;
-      out += '\n';
-    }
+    append_hanging_sites(out, g);
   }
   if (!r.retained().empty()) {
     std::size_t bytes = 0;

@@ -69,6 +69,25 @@ inline bool split_site(std::string_view site, std::string& file, int& line) {
   return true;
 }
 
+inline bool same_file(std::string_view a, std::string_view b) {
+  if (a.size() < b.size()) std::swap(a, b);
+  return !b.empty() && a.ends_with(b) && (a.size() == b.size() || a[a.size() - b.size() - 1] == '/');
+}
+
+// Where a test's failure points: the innermost frame in the test's own
+// source file (the test body, or a helper next to it), else the block's
+// site (file:line), else nothing (the caller uses the test's line).
+inline bool locate(const std::vector<frame>& stack, std::string_view site, std::string& file, int& line) {
+  for (const frame& f : stack) {
+    if (f.line > 0 && same_file(f.file, state().file)) {
+      file = f.file;
+      line = f.line;
+      return true;
+    }
+  }
+  return split_site(site, file, line);
+}
+
 // The qualified name of a frame's function for display and matching:
 // clang spells "(anonymous namespace)::" into linkage names, which
 // qualified_name() would cut at its space.
@@ -134,8 +153,8 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
   }
 }
 
-// The failure message for a report; `*file`/`*line` get the first leaking
-// site (file:line), when known.
+// The failure message for a report; `*file`/`*line` get where the failure
+// points (locate()) for the largest group, when known.
 inline std::string failure_text(const report& r, std::string_view test_name, bool own_scope, std::string* file,
                                 int* line) {
   std::string out = "leakguard: ";
@@ -152,46 +171,41 @@ inline std::string failure_text(const report& r, std::string_view test_name, boo
     out += test_name;
     out += "\") ";
   }
+  using leakguard::detail::append_blocks;
   if (r.leaked_blocks() > 0) {
-    out += "leaked " + std::to_string(r.leaked_bytes()) + " bytes in " + std::to_string(r.leaked_blocks()) +
-           (r.leaked_blocks() == 1 ? " block" : " blocks");
+    out += "leaked ";
+    append_blocks(out, r.leaked_blocks(), r.leaked_bytes());
+    std::size_t indirect = 0;
+    for (const leaked_block& b : r.blocks()) indirect += b.kind == leak_kind::indirect;
+    if (indirect) out += " (" + std::to_string(r.leaked_blocks() - indirect) + " direct, " + std::to_string(indirect) + " indirect)";
   }
   if (!r.violations().empty()) {
     if (r.leaked_blocks() > 0) out += ", ";
     out += std::to_string(r.violations().size()) + (r.violations().size() == 1 ? " violation" : " violations");
   }
   out += '\n';
-  // Group by site, largest total first (as report::to_text does).
-  struct group {
-    std::size_t bytes = 0, count = 0;
-    const leaked_block* first = nullptr;
-  };
-  std::vector<group> groups;
-  std::map<std::string_view, std::size_t> index;
-  for (const leaked_block& b : r.blocks()) {
-    auto [it, fresh] = index.try_emplace(b.site, groups.size());
-    if (fresh) groups.push_back({0, 0, &b});
-    groups[it->second].bytes += b.size;
-    ++groups[it->second].count;
-  }
-  std::stable_sort(groups.begin(), groups.end(), [](const group& a, const group& b) { return a.bytes > b.bytes; });
+  // Grouped as report::to_text does: by site, largest first, an object
+  // graph's indirect blocks under the direct block that leaked them.
   const std::size_t max_frames = state().config.max_frames;
   bool located = false;
-  for (const group& g : groups) {
-    out += "  " + std::to_string(g.bytes) + " bytes in " + std::to_string(g.count) +
-           (g.count == 1 ? " block" : " blocks") + " allocated at ";
+  for (const leakguard::detail::site_group& g : leakguard::detail::group_by_site(r)) {
+    out += "  ";
+    append_blocks(out, g.own.count, g.own.bytes);
+    out += " allocated at ";
     out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)") : std::string_view(g.first->site);
     if (!g.first->origin.empty()) out += " by " + g.first->origin;
+    leakguard::detail::append_hanging(out, g);
     out += '\n';
     append_short_stack(out, g.first->stack, test_name, max_frames);
-    if (!located && file && line) located = split_site(g.first->site, *file, *line);
+    leakguard::detail::append_hanging_sites(out, g);
+    if (!located && file && line) located = locate(g.first->stack, g.first->site, *file, *line);
   }
   for (const violation& v : r.violations()) {
     out += "  violation: " + v.message + ": " + std::to_string(v.size) + " bytes at ";
     out += v.site.empty() ? std::string_view("(unknown site)") : std::string_view(v.site);
     out += '\n';
     append_short_stack(out, v.stack, test_name, max_frames);
-    if (!located && file && line) located = split_site(v.site, *file, *line);
+    if (!located && file && line) located = locate(v.stack, v.site, *file, *line);
   }
   leakguard::detail::append_unrecorded_text(out, r.unrecorded());
   return out;
