@@ -600,6 +600,27 @@ TEST_CASE("report=json with report_path appends one valid JSON document per repo
   REQUIRE(docs->size() == 2);
   CHECK(lgt::json_has_string((*docs)[0], "json one"));
   CHECK(lgt::json_has_string((*docs)[1], "json two"));
+  // JSON Lines: one record per line, each with its time, pid and sequence number.
+  CHECK(count_lines(text) == 2);
+  double previous_seq = 0;
+  for (const lgt::json_value& d : *docs) {
+    REQUIRE(d.type == lgt::json_value::kind::object);
+    REQUIRE(d.keys.size() > 3);
+    CHECK(d.keys[0] == "time");
+    const std::string& time = d.values[0].string;  // 2026-12-05T07:12:30.123456Z
+    CHECK(time.size() == 27);
+    CHECK(time[4] == '-');
+    CHECK(time[10] == 'T');
+    CHECK(time[19] == '.');
+    CHECK(time.back() == 'Z');
+    CHECK(time.substr(0, 2) == "20");
+    REQUIRE(d.get("pid") != nullptr);
+    CHECK(d.get("pid")->number == static_cast<double>(::getpid()));
+    REQUIRE(d.get("seq") != nullptr);
+    CHECK(d.get("seq")->number > previous_seq);
+    previous_seq = d.get("seq")->number;
+    CHECK(d.get("label") != nullptr);
+  }
   delete a;
   delete b;
 }

@@ -3,11 +3,14 @@
 // from a scope's end.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <new>
 #include <string>
@@ -83,14 +86,33 @@ inline bool write_output(const std::string& text) {
   return o.report_path.empty();
 }
 
+// What starts each JSON record written by log_leak, abort_on_leak and the
+// summaries: `{"time":"2026-12-05T07:12:30.123456Z","pid":41,"seq":3,`, the
+// time in RFC 3339 (UTC) and seq counting the process's records from 1, so
+// that a log collector can order and deduplicate them.
+inline std::string json_record_start() {
+  static constinit std::atomic<std::uint64_t> records{0};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  ::gmtime_r(&now.tv_sec, &utc);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"pid\":%ld,\"seq\":%llu,",
+                utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<long>(now.tv_nsec / 1000), static_cast<long>(::getpid()),
+                static_cast<unsigned long long>(records.fetch_add(1, std::memory_order_relaxed) + 1));
+  return buf;
+}
+
 inline void write_report(const report& r) {
-  write_output(current_options().report == report_format::json ? report_json(r) + '\n' : report_text(r));
+  if (current_options().report != report_format::json) return (void)write_output(report_text(r));
+  write_output(json_record_start() + report_json(r).substr(1) + '\n');
 }
 
 inline void write_summary(const leak_ledger::summary& s, report_format format) {
   std::string out;
   if (format == report_format::json) {
-    out = "{\"leak_summary\":{\"seconds\":" + std::to_string(s.seconds) + ",\"sites\":[";
+    out = json_record_start() + "\"leak_summary\":{\"seconds\":" + std::to_string(s.seconds) + ",\"sites\":[";
     for (std::size_t i = 0; i < s.sites.size(); ++i) {
       const leak_ledger::entry& e = s.sites[i];
       if (i) out += ',';
