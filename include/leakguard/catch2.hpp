@@ -8,9 +8,10 @@
 //
 // Catch2 v3 (detected by CATCH_VERSION_MAJOR) works the same way, after
 // <catch2/catch_test_macros.hpp> (or the amalgamated "catch_amalgamated.hpp"),
-// with Catch2::Catch2WithMain or a main of your own. In v2, reporters and listeners are visible only in the .cpp
-// that defines CATCH_CONFIG_MAIN or CATCH_CONFIG_RUNNER, or after
-// #define CATCH_CONFIG_EXTERNAL_INTERFACES: include this header there.
+// with Catch2::Catch2WithMain or a main of your own. In v2, reporters and
+// listeners are visible only in the .cpp that defines CATCH_CONFIG_MAIN or
+// CATCH_CONFIG_RUNNER, or after #define CATCH_CONFIG_EXTERNAL_INTERFACES:
+// include this header there.
 //
 // Each run of a test case (one path through its SECTIONs; Catch2 runs the
 // body once per leaf section) happens inside a leakguard::scope labelled
@@ -63,7 +64,6 @@
 #error "leakguard/catch2.hpp: Catch2 v2 shows listeners only where CATCH_CONFIG_MAIN or CATCH_CONFIG_RUNNER is defined, or after #define CATCH_CONFIG_EXTERNAL_INTERFACES; include this header in that .cpp"
 #endif
 
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -92,7 +92,8 @@ inline bool in_test() { return state().depth > 0; }
 // test case fails, the run goes on.
 inline void fail(const char* file, int line, const char* headline, const char* details) {
   // Reporters such as junit keep assertions until the run ends, with
-  // their file name as a pointer: keep one copy of each for good.
+  // their file name as a pointer: keep one copy of each for good (of the
+  // first 64 files; later ones are named "leakguard").
   static std::string* files[64] = {};
   const char* kept = "leakguard";
   {

@@ -105,8 +105,10 @@ inline std::string json_record_start() {
 }
 
 inline void write_report(const report& r) {
-  if (current_options().report != report_format::json) return (void)write_output(report_text(r));
-  write_output(json_record_start() + report_json(r).substr(1) + '\n');
+  if (current_options().report == report_format::json)
+    write_output(json_record_start() + report_json(r).substr(1) + '\n');
+  else
+    write_output(report_text(r));
 }
 
 inline void write_summary(const leak_ledger::summary& s, report_format format) {
