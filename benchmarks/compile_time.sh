@@ -10,7 +10,8 @@
 #
 # Prints a Markdown table; each "+ leakguard" row also shows the difference
 # to the row it extends. The files are written to a temporary directory;
-# doctest and GoogleTest rows need their headers (doctest-dev, libgtest-dev).
+# doctest, GoogleTest and Catch2 rows need their headers (doctest-dev,
+# libgtest-dev, catch2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -67,6 +68,11 @@ printf '#include <doctest/doctest.h>\n#include <leakguard/doctest.hpp>\n%s\n' "$
 gtest_body='TEST(Parts, Add) { EXPECT_EQ(1 + 1, 2); }'
 printf '#include <gtest/gtest.h>\n%s\n' "${gtest_body}" >"${work}/gtest_plain.cpp"
 printf '#include <gtest/gtest.h>\n#include <leakguard/gtest.hpp>\n%s\n' "${gtest_body}" >"${work}/gtest_lg.cpp"
+# Catch2 v2 shows listeners only in the file that defines its main.
+catch2_body='TEST_CASE("parts") { CHECK(1 + 1 == 2); }'
+printf '#define CATCH_CONFIG_MAIN\n#include <catch2/catch.hpp>\n%s\n' "${catch2_body}" >"${work}/catch2_plain.cpp"
+printf '#define CATCH_CONFIG_MAIN\n#include <catch2/catch.hpp>\n#include <leakguard/catch2.hpp>\n%s\n' "${catch2_body}" \
+  >"${work}/catch2_lg.cpp"
 
 # ---- measuring --------------------------------------------------------------------
 # Prints "seconds lines peak_MB" for one file, or "- - -" if it does not compile.
@@ -94,7 +100,7 @@ measure() {
 
 declare -A secs lines mem
 rows=(plain scope scope_disabled allocator_plain allocator global_new implementation
-      doctest_plain doctest_lg gtest_plain gtest_lg)
+      doctest_plain doctest_lg gtest_plain gtest_lg catch2_plain catch2_lg)
 for r in "${rows[@]}"; do
   [[ -f "${work}/${r}.cpp" ]] || continue
   read -r secs[$r] lines[$r] mem[$r] < <(measure "${r}")
@@ -113,6 +119,8 @@ describe() {
     doctest_lg) echo '+ `<leakguard/doctest.hpp>`' ;;
     gtest_plain) echo 'GoogleTest test file' ;;
     gtest_lg) echo '+ `<leakguard/gtest.hpp>`' ;;
+    catch2_plain) echo 'Catch2 v2 main file (`CATCH_CONFIG_MAIN`)' ;;
+    catch2_lg) echo '+ `<leakguard/catch2.hpp>`' ;;
   esac
 }
 base_of() {
@@ -121,6 +129,7 @@ base_of() {
     allocator) echo allocator_plain ;;
     doctest_lg) echo doctest_plain ;;
     gtest_lg) echo gtest_plain ;;
+    catch2_lg) echo catch2_plain ;;
   esac
 }
 
