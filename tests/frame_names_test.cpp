@@ -1,7 +1,9 @@
-// The names reports show: qualified_name() on real demangled names (from
-// g++ 12's and c++filt's output), and on garbage.
+// The names reports show and suppressions match: qualified_name() on real
+// demangled names (from g++ 12's and c++filt's output) and on garbage, and
+// where a suppression pattern may start in a name.
 #include <doctest/doctest.h>
 #include <leakguard/impl/frame_kind.hpp>
+#include <leakguard/impl/suppressions.hpp>
 
 #include <string>
 
@@ -75,4 +77,19 @@ TEST_CASE("qualified_name: the library and internal frame rules see through retu
   CHECK_FALSE(is_library_frame("decltype (({parm#1}.begin)()) ns::first<std::vector<int> >(std::vector<int> const&)", ""));
   CHECK(is_internal_frame("void* leakguard::detail::allocate<false>(unsigned long)", ""));
   CHECK_FALSE(is_internal_frame("void ns::apply<leakguard::scope>(leakguard::scope&)", ""));
+}
+
+TEST_CASE("suppression patterns start at a name boundary, or right after an anonymous namespace") {
+  using leakguard::detail::pattern_matches;
+  CHECK(pattern_matches("doctest::detail::Subcase::Subcase(doctest::String const&)", "doctest::"));
+  CHECK(pattern_matches("void mylib::fill<int>(int)", "mylib::"));  // after the return type
+  CHECK(pattern_matches("std::vector<mylib::node>::push_back(mylib::node&&)", "mylib::"));  // after '<'
+  CHECK_FALSE(pattern_matches("mydoctest::run()", "doctest::"));
+  CHECK_FALSE(pattern_matches("foo::doctest::run()", "doctest::"));
+  CHECK_FALSE(pattern_matches("precache_fill()", "cache_fill"));
+  // clang's linkage names spell the anonymous namespace out; g++'s DWARF names do not.
+  CHECK(pattern_matches("(anonymous namespace)::cache_fill()", "cache_fill"));
+  CHECK(pattern_matches("app::(anonymous namespace)::cache_fill()", "cache_fill"));
+  CHECK(pattern_matches("app::(anonymous namespace)::cache_fill()", "app::"));
+  CHECK_FALSE(pattern_matches("anything", ""));
 }

@@ -9,7 +9,8 @@
 // first frame that is neither leakguard's nor the standard library's), that
 // frame included. If one of those frames' function names contains a
 // suppression pattern, starting at a name boundary (the start of the name,
-// or after a character that is not a letter, digit, '_' or ':'), the block
+// after "(anonymous namespace)::", or after a character that is not a
+// letter, digit, '_' or ':'), the block
 // is dropped from the report. A report left with nothing is no report: the
 // leak handler is not called.
 //

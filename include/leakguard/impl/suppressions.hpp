@@ -46,6 +46,8 @@ inline suppression_list& suppressions_storage() {
 
 inline bool at_name_boundary(std::string_view name, std::size_t at) noexcept {
   if (at == 0) return true;
+  // "(anonymous namespace)::f" is matched by "f": nobody can name that namespace.
+  if (name.substr(0, at).ends_with("(anonymous namespace)::")) return true;
   const char c = name[at - 1];
   const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                     c == ':';
