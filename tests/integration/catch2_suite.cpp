@@ -3,6 +3,7 @@
 // with a tag filter and checks which tests fail, by name, and what the
 // output says.
 #define CATCH_CONFIG_MAIN
+#define CATCH_CONFIG_CONSOLE_WIDTH 400  // no wrapping: the driver matches whole phrases
 #include <catch2/catch.hpp>
 
 #include <leakguard/catch2.hpp>
