@@ -149,7 +149,10 @@ TEST_CASE("log_leak: with log_interval elapsed, the repeats come out as one summ
     });
     lgt::leak_handler_guard handler(leakguard::log_leak);
     auto leaky_request = [&] {  // one site for every leak
-      leakguard::scope s("request");
+      leakguard::scope_options strict;  // a stale pointer to `blocks` must not make them retained
+      strict.label = "request";
+      strict.allow_retained = false;
+      leakguard::scope s(strict);
       blocks.push_back(keep(::operator new(32)));
     };
     for (int i = 0; i < 5; ++i) leaky_request();  // the first in full, 4 pending
