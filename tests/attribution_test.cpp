@@ -432,7 +432,7 @@ TEST_CASE("serials follow real-time order between threads that take turns") {
   // Serials come from per-thread batches (impl/serial.hpp); taking turns
   // must still number every block after the ones made before it.
   lgt::capture_reports captured;
-  constexpr int turns = 40;  // more than detail::serial_racing
+  constexpr int turns = 200;  // several times detail::serial_racing
   std::vector<int*> made;    // in real-time order
   std::binary_semaphore worker_turn{0}, main_turn{0};
   std::thread worker([&] {

@@ -17,11 +17,14 @@
 //
 // Threads that allocate at the same moment would take a batch per
 // allocation. After serial_racing such refills in a row, each within
-// racing_ns of the last (far quicker than threads that take turns through a
-// mutex or a semaphore can hand over), a thread stops checking for
-// serial_batch_run batches. Serials stay unique and increasing per thread;
-// only between threads that race, allocations less than a batch apart may
-// be numbered out of real-time order.
+// racing_ns of the last, a thread stops checking for serial_batch_run
+// batches. Serials stay unique and increasing per thread; only between
+// threads that race, allocations less than a batch apart may be numbered out
+// of real-time order. Threads that take turns (a mutex, a semaphore) must
+// never look like that: a semaphore whose waiter spins hands over in about
+// 100 ns on a busy machine, so a round of two turns, each with a tracked
+// allocation and its stack, takes well over a microsecond, and a turn
+// without a stack still several hundred nanoseconds.
 #pragma once
 
 #include <atomic>
@@ -33,8 +36,8 @@
 namespace leakguard::detail {
 
 inline constexpr std::uint64_t serial_batch = 1024;
-inline constexpr std::uint32_t serial_racing = 16;     // quick forced refills in a row that mean racing
-inline constexpr std::int64_t racing_ns = 2000;
+inline constexpr std::uint32_t serial_racing = 64;     // quick forced refills in a row that mean racing
+inline constexpr std::int64_t racing_ns = 250;
 inline constexpr std::uint32_t serial_batch_run = 64;  // batches taken racing before checking again
 
 inline constinit std::atomic<std::uint64_t> next_serial{1};
