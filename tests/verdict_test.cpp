@@ -390,6 +390,64 @@ TEST_CASE("a pending block is reported once: not again by the enclosing scope") 
   delete p;
 }
 
+// Found by the stress model: a block a nested scope had reported, freed
+// while its parent waited out a grace period, counted as escaped and freed
+// in time, though it never escaped.
+TEST_CASE("a block a nested scope reported does not count as escaped when freed during the grace period") {
+  lgt::capture_reports captured;
+  leakguard::scope outer("outer");
+  int* reported = nullptr;
+  int* escaped = nullptr;
+  {
+    leakguard::scope pending(leakguard::scope_options{.label = "pending", .grace = 1h});
+    escaped = keep(new int(1));
+    {
+      leakguard::scope inner("inner");
+      reported = keep(new int(2));
+    }
+    CHECK(captured.size() == 1);  // inner's leak
+  }
+  CHECK(outer.stats().escaped_blocks == 1);
+  delete reported;
+  CHECK(outer.stats().escaped_freed_blocks == 0);
+  delete escaped;
+  CHECK(outer.stats().escaped_freed_blocks == 1);
+  CHECK(outer.stats().live_blocks == 0);
+  leakguard::flush();
+  CHECK(captured.size() == 1);  // nothing left to report
+}
+
+// Found by the stress model: once the scope around a pending one ended, frees
+// of the pending blocks no longer reached the scopes further out, whose
+// figures kept them live for ever.
+TEST_CASE("frees of pending blocks reach the open scopes even after the scope between has ended") {
+  lgt::capture_reports captured;
+  leakguard::scope outer("outer");
+  int* freed = nullptr;
+  int* leaked = nullptr;
+  {
+    leakguard::scope middle("middle");
+    {
+      leakguard::scope pending(leakguard::scope_options{.label = "pending", .grace = 1h});
+      freed = keep(new int(1));
+      leaked = keep(new int(2));
+    }
+  }
+  CHECK(outer.stats().live_blocks == 2);
+  delete freed;
+  leakguard::scope_stats st = outer.stats();
+  CHECK(st.live_blocks == 1);
+  CHECK(st.deallocations == 1);
+  CHECK(st.escaped_freed_blocks == 1);
+  leakguard::flush();
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].label() == "pending");
+  REQUIRE(captured.reports[0].leaked_blocks() == 1);
+  CHECK(captured.reports[0].blocks()[0].address == leaked);
+  delete leaked;
+  CHECK(outer.stats().live_blocks == 0);
+}
+
 TEST_CASE("the runtime option grace_ms is the default grace period") {
   lgt::options_guard restore;
   leakguard::runtime_options o = leakguard::options();

@@ -69,12 +69,12 @@ inline void collect(scope_state* s, scope_snapshot& out) noexcept {
   out.max_bytes = s->max_bytes;
 }
 
-// Calls `f(c)` with each open scope other than `except`, under its lock.
+// Calls `f(c)` with each scope_state other than `except`, under its lock.
 // For rare calls only (check(), an out-of-order end): it visits every
 // scope_state ever made. pool.all's next_made links are written once, before
 // a state is listed, so the list can be walked without the pool's lock.
 template <class F>
-void for_each_open_scope(const scope_state* except, F f) noexcept {
+void for_each_scope(const scope_state* except, F f) noexcept {
   scope_state* first;
   {
     lock_guard g(pool.lock);
@@ -83,8 +83,16 @@ void for_each_open_scope(const scope_state* except, F f) noexcept {
   for (scope_state* c = first; c; c = c->next_made) {
     if (c == except) continue;
     lock_guard g(c->lock);
-    if (c->active) f(c);
+    f(c);
   }
+}
+
+// The same, for the open scopes only.
+template <class F>
+void for_each_open_scope(const scope_state* except, F f) noexcept {
+  for_each_scope(except, [&](scope_state* c) {
+    if (c->active) f(c);
+  });
 }
 
 // True if the open scope `c` (locked) is nested in the scope `s` of
@@ -198,6 +206,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->allocations = s->deallocations = 0;
     s->bytes_allocated = s->live_blocks = s->live_bytes = s->peak_bytes = 0;
     s->escaped_blocks = s->escaped_bytes = s->escaped_freed_blocks = s->escaped_freed_bytes = 0;
+    s->waiting_children.store(0, std::memory_order_relaxed);
     s->violation = {};
     s->opener = &t;
     s->object = reinterpret_cast<std::uintptr_t>(object);
@@ -218,16 +227,30 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
   return s;
 }
 
-// A scope that ends while scopes nested in it are still open (dismiss() of
-// an enclosing scope) hands its open children over to its own parent, so
-// that the scopes above keep counting and receive their blocks. A child may
-// sit on this thread, also below an adopt, or under an adopt on another
-// thread: out-of-order ends are rare, so look through every scope_state.
-inline void bypass(scope_state* s) noexcept {
+// A scope that ends hands the scopes whose parent link names it over to its
+// own parent: its open children, when it ends before them (dismiss() of an
+// enclosing scope), so that the scopes above keep counting and receive their
+// blocks; and its children still waiting out a grace period, so that frees
+// of their survivors keep settling the scopes above, and their verdicts hand
+// retained blocks to a scope that is still open. A child may sit on this
+// thread, also below an adopt, or under an adopt on another thread: both are
+// rare, so look through every scope_state.
+inline void bypass(scope_state* s, bool open_children) noexcept {
   const std::uint64_t gen = s->generation;
-  for_each_open_scope(s, [&](scope_state* c) {
-    if (parent_of(c) == s && parent_generation_of(c) == gen) set_parent(c, parent_of(s), parent_generation_of(s));
+  std::uint32_t waiting = 0;
+  for_each_scope(s, [&](scope_state* c) {
+    if (!(c->active ? open_children : c->waiting)) return;
+    if (parent_of(c) != s || parent_generation_of(c) != gen) return;
+    set_parent(c, parent_of(s), parent_generation_of(s));
+    waiting += c->waiting;
   });
+  if (waiting == 0) return;
+  lock_guard g(s->lock);
+  s->waiting_children.fetch_sub(waiting, std::memory_order_relaxed);
+  if (lock_parent_if_current(s->parent, s->parent_generation)) {
+    s->parent->waiting_children.fetch_add(waiting, std::memory_order_relaxed);
+    s->parent->lock.unlock();
+  }
 }
 
 // Ends a scope: no more blocks are attributed to it, what it still holds is
@@ -243,7 +266,7 @@ inline void bypass(scope_state* s) noexcept {
 inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false) {
   thread_state& t = tls;
   settle_deferred_if_any(t);  // a signal handler's frees count before the verdict
-  if (t.innermost != s) bypass(s);
+  if (t.innermost != s || s->waiting_children.load(std::memory_order_relaxed)) bypass(s, t.innermost != s);
   if (s->all_threads) {
     lock_guard g(registry.lock);
     unlist_all_threads(s);
@@ -258,6 +281,10 @@ inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false)
     if (!keep_open) {
       close_books(s, parent);
       if (out) out->blocks.clear();  // handed up: the parent judges them
+    } else {
+      // Judged already: never this scope's survivors.
+      hand_over(s->judged, parent ? &parent->judged : nullptr, parent);
+      s->judged.prev = s->judged.next = &s->judged;
     }
     if (parent) parent->lock.unlock();
   }
@@ -292,12 +319,14 @@ inline void start_grace(scope_state* s, const scope_snapshot& survivors) noexcep
   const std::size_t n = survivors.blocks.size();
   lock_guard g(s->lock);
   s->waiting = true;
-  auto add = [&](scope_state* x) {
+  s->escaped_blocks += n;
+  s->escaped_bytes += bytes;
+  bool nearest = true;
+  for_each_ancestor(s, [&](scope_state* x) {
     x->escaped_blocks += n;
     x->escaped_bytes += bytes;
-  };
-  add(s);
-  for_each_ancestor(s, add);
+    if (std::exchange(nearest, false)) x->waiting_children.fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 // What the scope `s`, ended with its books open, still holds.
@@ -339,7 +368,7 @@ inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retaine
                          growth_events* events = nullptr) noexcept {
   {
     lock_guard g(s->lock);
-    s->waiting = false;
+    const bool waited = std::exchange(s->waiting, false);
     for (block_record* r = s->live.next; r != &s->live;) {
       block_record* next = r->next;
       if (!std::binary_search(retained.begin(), retained.end(), reinterpret_cast<std::uintptr_t>(user_of(r)))) {
@@ -349,6 +378,7 @@ inline void finish_scope(scope_state* s, std::span<const std::uintptr_t> retaine
       r = next;
     }
     scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
+    if (parent && waited) parent->waiting_children.fetch_sub(1, std::memory_order_relaxed);
     if (!parent) retain(s, scope_ends, events);
     close_books(s, parent);
     if (parent) parent->lock.unlock();

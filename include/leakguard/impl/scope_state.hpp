@@ -49,6 +49,9 @@ struct alignas(64) scope_state {
   bool active = false;
   bool all_threads = false;
   bool waiting = false;  // ended, its survivors waiting out a grace period
+  // Waiting scopes whose parent link names this one (written under its lock):
+  // when it ends they are handed to its parent (scope_books.hpp, bypass).
+  std::atomic<std::uint32_t> waiting_children{0};
   bool retained_books = false;  // the owner of the retained books (retained.hpp), for the free path
   std::uint64_t generation = 1;
   scope_state* parent = nullptr;
