@@ -54,6 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     a.apply(o);
   }
   if (!a.close_all()) w.counts.fail("could not close every frame");  // one thread: always can
+  a.do_flush();  // the verdicts still pending: their handlers write into `w`
   a.free_all();
   if (w.counts.discrepancies.load() != 0) {
     std::fprintf(stderr, "ops_fuzz: %llu discrepancies with the model after %llu operations:\n",

@@ -143,7 +143,7 @@ class writable_memory {
   }
 
   // The end of the mapping holding `p`, or 0.
-  std::uintptr_t end_of(std::uintptr_t p) const noexcept {
+  LEAKGUARD_NO_COVERAGE std::uintptr_t end_of(std::uintptr_t p) const noexcept {
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
                                [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
     if (it == ranges_.begin()) return 0;
@@ -159,7 +159,7 @@ class writable_memory {
 // queued already.
 class address_set {
  public:
-  bool insert(std::uintptr_t a) {
+  LEAKGUARD_NO_COVERAGE bool insert(std::uintptr_t a) {
     if ((count_ + 1) * 2 > slots_.size()) grow();
     for (std::size_t i = hash(a);; i = (i + 1) & (slots_.size() - 1)) {
       if (slots_[i] == a) return false;
@@ -281,7 +281,7 @@ class reachability {
   static constexpr std::size_t chunk_bytes = 256 * 1024;  // read at a time
 
   // The survivor holding byte `p`, or null.
-  const survivor* survivor_at(std::uintptr_t p) const noexcept {
+  LEAKGUARD_NO_COVERAGE const survivor* survivor_at(std::uintptr_t p) const noexcept {
     auto it = std::upper_bound(by_address_.begin(), by_address_.end(), p,
                                [](std::uintptr_t v, const survivor& s) { return v < s.begin; });
     if (it == by_address_.begin()) return nullptr;
@@ -336,7 +336,7 @@ class reachability {
     }
   }
 
-  void scan_words(const char* bytes, std::size_t size) {
+  LEAKGUARD_NO_COVERAGE void scan_words(const char* bytes, std::size_t size) {
     for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= size; off += sizeof(std::uintptr_t)) {
       std::uintptr_t w;
       std::memcpy(&w, bytes + off, sizeof w);
