@@ -16,6 +16,7 @@
 #include <iosfwd>
 
 #include "config.hpp"
+#include "detail/std_parts.hpp"
 #include "zones.hpp"
 
 namespace leakguard::test {
@@ -30,6 +31,12 @@ struct settings {
   bool enabled = true;
   // Frames shown per leaking site in a failure message.
   std::size_t max_frames = 8;
+  // How long a test's end may wait for other threads to free what the test
+  // still holds (a pool that frees a task's result just after the test body
+  // returns): the verdict comes as soon as nothing the test allocated is
+  // live, or when this runs out. 0: at once. A test that ends holding a
+  // block nobody frees (a leak, a cache built on first use) waits it all.
+  std::chrono::milliseconds grace{0};
 };
 
 // Settings for the tests that start after the call (call it in main, or in

@@ -8,6 +8,7 @@
 #include <leakguard.hpp>
 #include <leakguard/doctest.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -136,8 +137,19 @@ TEST_CASE("user scope inside the test leaks") {
   CHECK(true);
 }
 
+TEST_CASE("a worker frees the test's block after the test") {
+  // Freed 50 ms after the test returns: a leak without a grace period, none
+  // with one (LEAKGUARD_CHILD_TEST_GRACE).
+  std::string* s = new std::string(100, 'g');
+  std::thread([s] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    delete s;
+  }).detach();
+}
+
 int main(int argc, char** argv) {
   if (std::getenv("LEAKGUARD_CHILD_THIS_THREAD_ONLY")) leakguard::test::configure({.all_threads = false});
+  if (std::getenv("LEAKGUARD_CHILD_TEST_GRACE")) leakguard::test::configure({.grace = std::chrono::seconds(5)});
   doctest::Context context(argc, argv);
   return context.run();
 }

@@ -124,7 +124,7 @@ TEST_CASE("doctest: leaking test cases fail by name, with the report") {
   const result r = run(doctest_leaky);
   INFO(r.out);
   CHECK(r.status != 0);
-  CHECK(contains(r.out, "test cases: 13 |  6 passed | 7 failed | 0 skipped"));
+  CHECK(contains(r.out, "test cases: 14 |  6 passed | 8 failed | 0 skipped"));
   CHECK(contains(r.out, "Status: FAILURE!"));
 
   const std::string widget = doctest_section(r.out, "leaks a widget");
@@ -186,20 +186,21 @@ TEST_CASE("doctest: filters keep working") {
     const result r = run(doctest_leaky, "-tc='leaks a widget'");
     INFO(r.out);
     CHECK(r.status != 0);
-    CHECK(contains(r.out, "test cases: 1 | 0 passed | 1 failed | 12 skipped"));
+    CHECK(contains(r.out, "test cases: 1 | 0 passed | 1 failed | 13 skipped"));
   }
   SUBCASE("-tce excludes the leaky tests") {
-    const result r = run(doctest_leaky, "-tce='leaks*,singleton built*,first use*,worker*,REQUIRE*,user scope*'");
+    const result r =
+        run(doctest_leaky, "-tce='leaks*,singleton built*,first use*,worker*,a worker*,REQUIRE*,user scope*'");
     INFO(r.out);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "test cases: 5 | 5 passed | 0 failed | 8 skipped"));
+    CHECK(contains(r.out, "test cases: 5 | 5 passed | 0 failed | 9 skipped"));
     CHECK(!contains(r.out, "leakguard:"));
   }
   SUBCASE("-sf and -ts") {
     const result r = run(doctest_leaky, "-ts='legacy suite'");
     INFO(r.out);
     CHECK(r.status == 0);
-    CHECK(contains(r.out, "test cases: 1 | 1 passed | 0 failed | 12 skipped"));
+    CHECK(contains(r.out, "test cases: 1 | 1 passed | 0 failed | 13 skipped"));
   }
   SUBCASE("--count and --list-test-cases run nothing") {
     CHECK(run(doctest_leaky, "--count").status == 0);
@@ -234,8 +235,20 @@ TEST_CASE("doctest: all_threads can be turned off") {
   const result r = run(doctest_leaky, "", "LEAKGUARD_CHILD_THIS_THREAD_ONLY=1");
   INFO(r.out);
   CHECK(r.status != 0);
-  CHECK(contains(r.out, "test cases: 13 |  7 passed | 6 failed"));
+  CHECK(contains(r.out, "test cases: 14 |  7 passed | 7 failed"));
   CHECK(doctest_section(r.out, "worker thread leaks").empty());
+}
+
+TEST_CASE("doctest: a grace period lets other threads free what a test leaves") {
+  const std::string late = "a worker frees the test's block after the test";
+  const result r = run(doctest_leaky, "");
+  CHECK(contains(doctest_section(r.out, late), "test \"" + late + "\" leaked "));
+  const result graced = run(doctest_leaky, "", "LEAKGUARD_CHILD_TEST_GRACE=1");
+  INFO(graced.out);
+  CHECK(graced.status != 0);
+  CHECK(contains(graced.out, "test cases: 14 |  7 passed | 7 failed"));
+  CHECK(doctest_section(graced.out, late).empty());
+  CHECK(!doctest_section(graced.out, "leaks a widget").empty());  // a real leak still fails, after the wait
 }
 
 // ---- GoogleTest -------------------------------------------------------------

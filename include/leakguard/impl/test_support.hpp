@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -284,6 +285,13 @@ inline void open_test(const char* name, const char* file, int line) {
   s.scope.emplace(std::move(o));
 }
 
+// Until nothing the test's scope holds is live, or `grace` has passed.
+inline void wait_for_frees(const scope& sc, std::chrono::milliseconds grace) {
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (sc.stats().live_blocks != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 // Ends the test's scope. `check`: false when the test already failed in a
 // way that left it early (an exception, a fatal assertion): what it left
 // behind on the way out is not reported. Fails the test if it leaked.
@@ -296,6 +304,7 @@ inline void close_test(bool check) {
     s.scope.reset();
     return;
   }
+  wait_for_frees(*s.scope, s.config.grace);
   s.scope.reset();  // the check: the handler keeps the report
   if (!s.captured) return;
   report r;
