@@ -130,7 +130,7 @@ TEST_CASE("log_leak: a site's first leak in full, repeats summed into one line p
   leakguard::reset_leak_sites();
 }
 
-TEST_CASE("log_leak: with log_interval elapsed, the repeats come out as one summary line per site") {
+TEST_CASE("log_leak: the repeats come out as one summary line per site when the interval ends, without a later leak") {
   lgt::temp_file log;
   std::vector<void*> blocks;
   blocks.reserve(32);  // no vector growth inside the scopes
@@ -155,14 +155,25 @@ TEST_CASE("log_leak: with log_interval elapsed, the repeats come out as one summ
       leakguard::scope s(strict);
       blocks.push_back(keep(::operator new(32)));
     };
+    const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 5; ++i) leaky_request();  // the first in full, 4 pending
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-    leaky_request();  // the 5th repeat; the interval has passed: the summary
+    // leakguard's thread writes the summary when the interval ends.
+    auto wait_for_summaries = [&](std::size_t n) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (count_of(log.read(), "leaks at already reported sites") < n && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    };
+    wait_for_summaries(1);
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(900));
+    leaky_request();  // a repeat right after a summary waits for the next interval
+    CHECK(count_of(log.read(), "leaks at already reported sites") == 1);
+    wait_for_summaries(2);
   }
   const std::string text = log.read();
   CHECK(count_of(text, "leakguard: scope \"request\"") == 1);
-  CHECK(count_of(text, "leaks at already reported sites") == 1);
-  CHECK(count_of(text, "160 bytes in 5 blocks from 5 scopes") == 1);  // the 5 repeats
+  CHECK(count_of(text, "leaks at already reported sites") == 2);
+  CHECK(count_of(text, "128 bytes in 4 blocks from 4 scopes") == 1);  // the 4 repeats
+  CHECK(count_of(text, "32 bytes in 1 block from 1 scope (") == 1);    // the 5th
   for (void* p : blocks) ::operator delete(p);
   leakguard::reset_leak_sites();
 }

@@ -35,7 +35,8 @@ LEAKGUARD_API void abort_on_leak(const report& r);
 // default, 60 s), the first report log_leak receives for a site is printed
 // in full; a later report whose sites log_leak has all printed before (and
 // that has no unrecorded() counts to tell) is not: its leaks are summed per
-// site into a summary line written at most once per interval, and at exit.
+// site into a summary line written at most once per interval (when it ends,
+// by a leakguard thread if no later leak comes), and at exit.
 // leak_sites() gives the totals to code.
 LEAKGUARD_API void log_leak(const report& r);
 

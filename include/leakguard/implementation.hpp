@@ -110,6 +110,8 @@ std::vector<site_totals> leak_sites() {
 
 #if !LEAKGUARD_ENABLED
 std::vector<retained_site> retained_sites() { return {}; }
+// No leakguard thread: log_leak's sums are written by the next leak or at exit.
+void detail::schedule_summary(std::chrono::steady_clock::time_point) {}
 #endif
 
 void write_metrics(std::ostream& out) {
@@ -145,6 +147,7 @@ misuse_handler set_misuse_handler(misuse_handler h) {
 void suppress(std::string_view function_pattern) { detail::add_suppression(function_pattern); }
 bool unsuppress(std::string_view function_pattern) { return detail::remove_suppression(function_pattern); }
 std::vector<std::string> suppressions() { return detail::suppression_patterns(); }
+std::vector<suppression_use> suppression_uses() { return detail::suppression_use_list(); }
 
 detail::internal_section::internal_section() noexcept {
   thread_state& t = tls;

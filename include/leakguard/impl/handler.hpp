@@ -13,6 +13,7 @@
 #include <ctime>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -132,7 +133,8 @@ inline void write_summary(const leak_ledger::summary& s, report_format format) {
     for (const leak_ledger::entry& e : s.sites) {
       std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(e.pending_reports) / (s.seconds > 0 ? s.seconds : 1));
       out += "  " + std::to_string(e.pending_bytes) + " bytes in " + std::to_string(e.pending_blocks) +
-             " blocks from " + std::to_string(e.pending_reports) + " scopes (" + buf + "/s) at " + e.totals.site +
+             (e.pending_blocks == 1 ? " block from " : " blocks from ") + std::to_string(e.pending_reports) +
+             (e.pending_reports == 1 ? " scope (" : " scopes (") + buf + "/s) at " + e.totals.site +
              "; " + std::to_string(e.totals.reports) + " scopes, " + std::to_string(e.totals.bytes) +
              " bytes in all\n";
     }
@@ -155,6 +157,27 @@ inline void write_pending_summary_at_exit() {
   (void)registered;
 }
 
+// Wakes leakguard's thread at `due` to write the summary (verdicts.hpp), so
+// that sums are written when their interval ends, not when a later leak
+// happens to come.
+void schedule_summary(std::chrono::steady_clock::time_point due);
+
+// On leakguard's thread, at a time schedule_summary() asked for: the summary
+// if its interval has passed. Returns when the next one is due, if any sums
+// are still pending.
+inline std::optional<std::chrono::steady_clock::time_point> write_due_summary() noexcept {
+  internal_guard guard;
+  try {
+    const runtime_options o = current_options();
+    const std::chrono::seconds interval(o.log_interval);
+    const leak_ledger::summary s = ledger().take_pending(interval);
+    if (!s.sites.empty()) write_summary(s, o.report);
+    return ledger().next_summary(interval);
+  } catch (...) {  // no memory to write it: exit's summary has another try
+    return std::nullopt;
+  }
+}
+
 // leakguard::log_leak.
 inline void log_report(const report& r) {
   internal_guard guard;
@@ -163,8 +186,10 @@ inline void log_report(const report& r) {
   if (dispatching != &r) ledger().record(r);  // not from a scope's end: count it too
   if (ledger().log(r, summed) || !summed) return write_report(r);
   write_pending_summary_at_exit();
-  const leak_ledger::summary s = ledger().take_pending(std::chrono::seconds(o.log_interval));
+  const std::chrono::seconds interval(o.log_interval);
+  const leak_ledger::summary s = ledger().take_pending(interval);
   if (!s.sites.empty()) write_summary(s, o.report);
+  else if (const auto due = ledger().next_summary(interval)) schedule_summary(*due);
 }
 
 [[noreturn]] inline void abort_with_report(const report& r) {

@@ -88,6 +88,14 @@ class leak_ledger {
     std::vector<entry> sites;
   };
 
+  // When the next summary is due, if any sums are pending.
+  std::optional<std::chrono::steady_clock::time_point> next_summary(std::chrono::seconds interval) {
+    lock_guard g(lock_);
+    for (const auto& [key, e] : sites_)
+      if (e.pending_reports) return last_summary_ + interval;
+    return std::nullopt;
+  }
+
   // The pending sums, cleared, if `interval` has passed since the previous
   // summary (zero: at once, as at exit); else nothing.
   summary take_pending(std::chrono::seconds interval) {

@@ -6,7 +6,8 @@
 // verdict here. A leakguard thread, started on first need, sleeps until the
 // earliest deadline and gives the verdicts that are due; flush() gives every
 // pending one at once, on the caller's thread; at exit, an atexit handler
-// stops the thread and flushes. The allocating threads never wait for any
+// stops the thread and flushes. The same thread writes log_leak's summary
+// lines when their interval ends (schedule_summary). The allocating threads never wait for any
 // of it. The thread's own work is leakguard's (internal_guard): never
 // attributed to a scope, never in global_stats.
 #pragma once
@@ -59,6 +60,7 @@ struct verdict_queue {
   // make the queue, and must not allocate through operator new.
   verdict_deque pending;
   int in_progress = 0;                   // verdicts taken off `pending`, being given
+  verdict_clock::time_point summary_due = verdict_clock::time_point::max();  // log_interval's next summary
   bool thread_running = false;
   bool stopping = false;                 // exit has begun: no thread any more
   bool exit_hook = false;
@@ -182,12 +184,20 @@ inline void* verdict_thread_main(void*) {
   verdict_queue& q = verdicts();
   std::unique_lock lock(q.mutex);
   while (!q.stopping) {
-    if (q.pending.empty()) {
-      q.wake().wait(lock);
+    const verdict_clock::time_point now = verdict_clock::now();
+    if (q.summary_due <= now) {
+      q.summary_due = verdict_clock::time_point::max();
+      lock.unlock();
+      const auto next = write_due_summary();
+      lock.lock();
+      if (next) q.summary_due = std::min(q.summary_due, std::max(*next, now + std::chrono::milliseconds(1)));
       continue;
     }
-    if (q.pending.front().deadline > verdict_clock::now()) {
-      q.wake().wait_until(lock, q.pending.front().deadline);
+    const verdict_clock::time_point next =
+        std::min(q.pending.empty() ? verdict_clock::time_point::max() : q.pending.front().deadline, q.summary_due);
+    if (next > now) {
+      if (next == verdict_clock::time_point::max()) q.wake().wait(lock);
+      else q.wake().wait_until(lock, next);
       continue;
     }
     pending_verdict v = std::move(q.pending.front());  // cannot throw: nothing to lose
@@ -255,6 +265,18 @@ inline void queue_verdict(pending_verdict& v) {
   // The thread sleeps until the earliest deadline: only a new earliest one
   // needs to wake it (not every request).
   if (earliest) q.wake().notify_all();
+}
+
+void schedule_summary(verdict_clock::time_point due) {
+  verdict_queue& q = verdicts();
+  bool earlier;
+  {
+    std::lock_guard lock(q.mutex);
+    earlier = due < q.summary_due;
+    if (earlier) q.summary_due = due;
+    start_verdict_thread(q);
+  }
+  if (earlier) q.wake().notify_all();
 }
 
 // leakguard::flush(): every pending verdict now, on this thread; then waits
