@@ -178,6 +178,7 @@ int main() {
     leakguard::suppress("mylib::");
     (void)leakguard::unsuppress("mylib::");
     (void)leakguard::suppressions();
+    (void)leakguard::suppression_uses();
     std::string errors;
     const leakguard::runtime_options o = leakguard::parse_options("stack_depth=4", {}, &errors);
     CHECK_DISABLED(o.stack_depth == 4 && errors.empty());

@@ -210,6 +210,22 @@ TEST_CASE("write_metrics: retained sites and the heap's figures") {
   std::vector<int*>().swap(kept_forever);
 }
 
+TEST_CASE("write_metrics: what each suppression pattern dropped, 0 for one that never matched") {
+  leakguard::suppress("lgt_metrics_never::");
+  const exposition m = scrape();
+  CHECK(m.types.at("leakguard_suppressed_blocks_total") == "counter");
+  bool listed = false;
+  for (const sample& s : m.samples) {
+    if (s.name != "leakguard_suppressed_blocks_total") continue;
+    CHECK(s.labels.count("pattern") == 1);
+    if (s.labels.at("pattern") != "lgt_metrics_never::") continue;
+    listed = true;
+    CHECK(s.value == 0);
+  }
+  CHECK(listed);
+  CHECK(leakguard::unsuppress("lgt_metrics_never::"));
+}
+
 TEST_CASE("write_metrics: budget violations have a family of their own") {
   leakguard::reset_leak_sites();
   lgt::capture_reports captured;

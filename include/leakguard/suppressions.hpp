@@ -29,6 +29,7 @@
 // (locale, iostreams) is handled by warming it up, not by suppression.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,5 +47,18 @@ LEAKGUARD_API bool unsuppress(std::string_view function_pattern);
 
 // The patterns in force, the defaults first.
 LEAKGUARD_API std::vector<std::string> suppressions();
+
+// What a pattern dropped from reports since it was added: the leaked
+// blocks whose own stack it matched (a block's indirect blocks go with it
+// uncounted). A pattern at 0 never matched anything in this run: a stale or
+// misspelled suppression, as LeakSanitizer's "Suppressions used" shows.
+struct suppression_use {
+  std::string pattern;
+  std::uint64_t blocks = 0;
+  std::uint64_t bytes = 0;
+};
+
+// Every pattern in force with what it matched, the defaults first.
+LEAKGUARD_API std::vector<suppression_use> suppression_uses();
 
 }  // namespace leakguard

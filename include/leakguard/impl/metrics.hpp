@@ -10,6 +10,7 @@
 #include "../handler.hpp"
 #include "../stats.hpp"
 #include "leak_ledger.hpp"
+#include "suppressions.hpp"
 
 namespace leakguard::detail {
 
@@ -78,6 +79,11 @@ inline void write_metrics_text(std::ostream& out) {
                [](const retained_site& r) { return r.live_bytes; });
   per_retained("leakguard_retained_growing", "1 while the site's retained bytes keep reaching new highs.",
                [](const retained_site& r) { return r.growing ? 1 : 0; });
+
+  metric_family(out, "leakguard_suppressed_blocks_total", "counter",
+                "Leaked blocks a suppression pattern dropped from reports, by pattern (0: it never matched).");
+  for (const suppression_use& u : suppression_use_list())
+    out << "leakguard_suppressed_blocks_total{pattern=\"" << metric_label(u.pattern) << "\"} " << u.blocks << '\n';
 
   const heap_stats h = global_stats();
   auto figure = [&](const char* name, const char* type, const char* help, std::uint64_t value) {

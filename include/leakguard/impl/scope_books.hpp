@@ -508,7 +508,10 @@ inline report build_report(std::string label, std::source_location where, const 
   unsampled_site += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
   // A suppressed block takes the blocks it leads (its object graph) with it.
   internal_vector<char> dropped(n, 0);
-  for (std::size_t k = 0; k < n; ++k) dropped[k] = suppressed(lookup(snap.blocks[order[k]].stack).frames);
+  for (std::size_t k = 0; k < n; ++k) {
+    const block_snapshot& b = snap.blocks[order[k]];
+    dropped[k] = suppressed(lookup(b.stack).frames, b.size);
+  }
   for (std::size_t k = 0; k < n; ++k)
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
   std::vector<leaked_block> blocks, retained;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -37,6 +38,11 @@ struct suppression_list {
       "__cxa_get_globals",
       "__cxa_eh_globals",
   };
+  // What each pattern dropped, by index in `patterns`.
+  struct use {
+    std::uint64_t blocks = 0, bytes = 0;
+  };
+  std::vector<use> uses = std::vector<use>(patterns.size());
 };
 
 inline suppression_list& suppressions_storage() {
@@ -62,16 +68,20 @@ inline bool pattern_matches(std::string_view function, std::string_view pattern)
 }
 
 // True if `stack` (innermost first, leakguard's frames already trimmed)
-// matches a suppression; see the file comment. Takes the list's lock.
-inline bool suppressed(std::span<const frame> stack) {
+// matches a suppression (see the file comment); the pattern counts the
+// block (`size` bytes). Takes the list's lock.
+inline bool suppressed(std::span<const frame> stack, std::size_t size) {
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
-  if (list.patterns.empty()) return false;
   for (const frame& f : stack) {
     if (is_internal_frame(f.function, f.file)) continue;
-    for (const std::string& p : list.patterns) {
-      if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p))
+    for (std::size_t i = 0; i < list.patterns.size(); ++i) {
+      const std::string& p = list.patterns[i];
+      if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p)) {
+        ++list.uses[i].blocks;
+        list.uses[i].bytes += size;
         return true;
+      }
     }
     if (!is_library_frame(f.function, f.file)) break;  // the first user frame: stop here
   }
@@ -87,7 +97,9 @@ inline void add_suppression(std::string_view function_pattern) {
   lock_guard g(list.lock);
   for (const std::string& p : list.patterns)
     if (p == function_pattern) return;
+  list.uses.reserve(list.patterns.size() + 1);  // both grow, or neither
   list.patterns.emplace_back(function_pattern);
+  list.uses.emplace_back();
 }
 
 // leakguard::unsuppress.
@@ -97,6 +109,7 @@ inline bool remove_suppression(std::string_view function_pattern) {
   lock_guard g(list.lock);
   for (auto it = list.patterns.begin(); it != list.patterns.end(); ++it) {
     if (*it == function_pattern) {
+      list.uses.erase(list.uses.begin() + (it - list.patterns.begin()));
       list.patterns.erase(it);
       return true;
     }
@@ -172,6 +185,17 @@ inline std::vector<std::string> suppression_patterns() {
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
   return list.patterns;
+}
+
+// leakguard::suppression_uses.
+inline std::vector<suppression_use> suppression_use_list() {
+  suppression_list& list = suppressions_storage();
+  std::vector<suppression_use> out;
+  lock_guard g(list.lock);
+  out.reserve(list.patterns.size());
+  for (std::size_t i = 0; i < list.patterns.size(); ++i)
+    out.push_back({list.patterns[i], list.uses[i].blocks, list.uses[i].bytes});
+  return out;
 }
 
 }  // namespace leakguard::detail

@@ -1,0 +1,103 @@
+// suppress(): which leaked blocks a pattern drops from reports, and what
+// suppression_uses() counts for each pattern. (suppressions.hpp)
+#include <doctest/doctest.h>
+#include <leakguard.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+namespace lgt_cache {
+// Kept on purpose by "a library": suppressed by its namespace.
+[[gnu::noinline]] int* fill(int v) { return lgt::keep(new int(v)); }
+}  // namespace lgt_cache
+
+namespace {
+
+// Not the same code as lgt_cache::fill: identical functions may be folded into one.
+[[gnu::noinline]] long* user_leak(long v) { return lgt::keep(new long(v)); }
+
+leakguard::suppression_use use_of(const std::string& pattern) {
+  for (const leakguard::suppression_use& u : leakguard::suppression_uses())
+    if (u.pattern == pattern) return u;
+  return {};
+}
+
+// Removes the test's patterns again, whatever happens.
+struct pattern_guard {
+  std::vector<std::string> added;
+  void add(const std::string& p) {
+    leakguard::suppress(p);
+    added.push_back(p);
+  }
+  ~pattern_guard() {
+    for (const std::string& p : added) leakguard::unsuppress(p);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("suppressions") {
+
+TEST_CASE("a matching pattern drops the block and counts it; a pattern that never matched shows 0") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_cache::");
+  patterns.add("lgt_never_called::");
+  int* kept = nullptr;
+  long* leaked = nullptr;
+  {
+    leakguard::scope_options strict;  // the pointers in locals, never retained
+    strict.allow_retained = false;
+    leakguard::scope s(strict);
+    kept = lgt_cache::fill(1);
+    leaked = user_leak(2);
+  }
+  REQUIRE(captured.size() == 1);
+  REQUIRE(captured.reports[0].leaked_blocks() == 1);  // only the user's leak
+  CHECK(captured.reports[0].blocks()[0].address == leaked);
+  const leakguard::suppression_use used = use_of("lgt_cache::");
+  CHECK(used.blocks == 1);
+  CHECK(used.bytes == sizeof(int));
+  const leakguard::suppression_use unused = use_of("lgt_never_called::");
+  CHECK(unused.pattern == "lgt_never_called::");
+  CHECK(unused.blocks == 0);
+  CHECK(unused.bytes == 0);
+  delete kept;
+  delete leaked;
+}
+
+TEST_CASE("suppression_uses() lists every pattern in force, defaults first, and forgets a removed one") {
+  const std::vector<std::string> before = leakguard::suppressions();
+  pattern_guard patterns;
+  patterns.add("lgt_listed::");
+  const std::vector<leakguard::suppression_use> uses = leakguard::suppression_uses();
+  REQUIRE(uses.size() == before.size() + 1);
+  for (std::size_t i = 0; i < before.size(); ++i) CHECK(uses[i].pattern == before[i]);
+  CHECK(uses.back().pattern == "lgt_listed::");
+  CHECK(leakguard::unsuppress("lgt_listed::"));
+  CHECK(leakguard::suppression_uses().size() == before.size());
+  CHECK(use_of("lgt_listed::").pattern.empty());
+}
+
+TEST_CASE("a removed pattern's count does not move to the pattern after it") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_first::");
+  patterns.add("lgt_cache::");
+  int* kept = nullptr;
+  {
+    leakguard::scope_options strict;
+    strict.allow_retained = false;
+    leakguard::scope s(strict);
+    kept = lgt_cache::fill(3);
+  }
+  CHECK(captured.size() == 0);
+  CHECK(leakguard::unsuppress("lgt_first::"));
+  CHECK(use_of("lgt_cache::").blocks == 1);
+  delete kept;
+}
+
+}  // TEST_SUITE
