@@ -292,8 +292,7 @@ inline std::string report_text(const report& r) {
     if (g.first->kind == leak_kind::retained) out += " retained";
     out += g.own.count == 1 ? " block" : " blocks";
     out += " allocated at ";
-    out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)")
-                                 : std::string_view(g.first->site);
+    out += g.first->site.empty() ? std::string_view("(unknown site)") : std::string_view(g.first->site);
     if (!g.first->origin.empty()) {
       out += " by ";
       out += g.first->origin;

@@ -501,11 +501,20 @@ inline report build_report(std::string label, std::source_location where, const 
     const std::span<const reach_result> found = scan.classify();
     std::copy(found.begin(), found.end(), kinds.begin());
   }
-  // An unsampled block has no stack: name the scope instead, so that per-site
-  // totals (leak_sites) still tell one scope's leaks from another's.
-  std::string unsampled_site = "(not sampled) in scope ";
-  if (!label.empty()) unsampled_site += '"' + label + "\" ";
-  unsampled_site += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
+  // A block without a stack is named after its scope, so that per-site
+  // totals (leak_sites, log_leak's summaries, metrics) still tell one
+  // scope's leaks from another's: unsampled, capture off, or no frame the
+  // walk could follow (code built without frame pointers).
+  std::string in_scope = " in scope ";
+  if (!label.empty()) in_scope += '"' + label + "\" ";
+  in_scope += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
+  auto site_of = [&](const stack_trace* stack, const symbolized_stack& st) {
+    if (stack == not_sampled()) return "(not sampled)" + in_scope;
+    if (!st.site.empty()) return st.site;
+    if (!stack) return "(stack capture off)" + in_scope;
+    if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
+    return "(no frames: built without frame pointers?)" + in_scope;
+  };
   // A suppressed block takes the blocks it leads (its object graph) with it.
   internal_vector<char> dropped(n, 0);
   for (std::size_t k = 0; k < n; ++k) {
@@ -522,8 +531,7 @@ inline report build_report(std::string label, std::source_location where, const 
     if (keep && retained_out) retained_out->push_back(reinterpret_cast<std::uintptr_t>(b.address));
     if (dropped[k]) continue;
     const symbolized_stack& st = lookup(b.stack);
-    leaked_block block{b.address, b.size, b.alignment, b.serial,
-                       b.stack == not_sampled() ? unsampled_site : st.site, st.frames,
+    leaked_block block{b.address, b.size, b.alignment, b.serial, site_of(b.stack, st), st.frames,
                        describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind)};
     if (keep) {
       retained.push_back(std::move(block));

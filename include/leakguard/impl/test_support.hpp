@@ -193,7 +193,7 @@ inline std::string failure_text(const report& r, std::string_view test_name, boo
     out += "  ";
     append_blocks(out, g.own.count, g.own.bytes);
     out += " allocated at ";
-    out += g.first->site.empty() ? std::string_view("(unknown site: stack capture off)") : std::string_view(g.first->site);
+    out += g.first->site.empty() ? std::string_view("(unknown site)") : std::string_view(g.first->site);
     if (!g.first->origin.empty()) out += " by " + g.first->origin;
     leakguard::detail::append_hanging(out, g);
     out += '\n';
