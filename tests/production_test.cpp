@@ -256,6 +256,34 @@ TEST_CASE("log_leak: summed leaks still pending at exit are written then, not lo
   CHECK(count_of(text, "144 bytes in 3 blocks from 3 scopes") == 1);  // the 3 repeats, at exit
 }
 
+TEST_CASE("log_leak: flush() writes the pending sums now, whatever the interval") {
+  lgt::temp_file log;
+  leakguard::reset_leak_sites();
+  std::vector<void*> blocks;
+  blocks.reserve(8);
+  {
+    with_options logging([&](auto& o) {
+      o.report_path = log.path();
+      o.log_interval = 3600;
+    });
+    lgt::leak_handler_guard handler(leakguard::log_leak);
+    for (int i = 0; i < 4; ++i) {
+      leakguard::scope_options strict;
+      strict.label = "request";
+      strict.allow_retained = false;
+      leakguard::scope s(strict);
+      blocks.push_back(keep(::operator new(40)));
+    }
+    CHECK(count_of(log.read(), "leaks at already reported sites") == 0);
+    leakguard::flush();
+  }
+  const std::string text = log.read();
+  CHECK(count_of(text, "leakguard: scope \"request\"") == 1);
+  CHECK(count_of(text, "120 bytes in 3 blocks from 3 scopes") == 1);
+  for (void* p : blocks) ::operator delete(p);
+  leakguard::reset_leak_sites();
+}
+
 TEST_CASE("log_leak: log_interval = 0 prints every report") {
   lgt::temp_file log;
   leakguard::reset_leak_sites();

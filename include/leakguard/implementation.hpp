@@ -342,7 +342,12 @@ void release(const void* p) noexcept {
   if (h->flags() & detail::flag_tracked) detail::release_graph(h);
 }
 
-void flush() { detail::flush_verdicts(); }
+void flush() {
+  struct sums_after {  // what the verdicts add included, also when a handler threw
+    ~sums_after() { detail::write_pending_summary(); }
+  } after;
+  detail::flush_verdicts();
+}
 
 std::vector<retained_site> retained_sites() { return detail::retained_site_list(); }
 

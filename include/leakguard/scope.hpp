@@ -160,8 +160,9 @@ class LEAKGUARD_API adopt {
 LEAKGUARD_API void release(const void* p) noexcept;
 
 // Gives every pending verdict (scopes whose grace period is still running)
-// now, on the calling thread, and waits for those being given elsewhere.
-// For tests, and before a clean shutdown; leakguard also does it at exit.
+// now, on the calling thread, and waits for those being given elsewhere;
+// then writes log_leak's pending summary lines. For tests, and before a
+// clean shutdown; leakguard also does it at exit.
 LEAKGUARD_API void flush();
 
 #define LEAKGUARD_SCOPE(...) ::leakguard::scope LEAKGUARD_CONCAT(leakguard_scope_, __COUNTER__){__VA_ARGS__}
