@@ -7,9 +7,9 @@
 // earliest deadline and gives the verdicts that are due; flush() gives every
 // pending one at once, on the caller's thread; at exit, an atexit handler
 // stops the thread and flushes. The same thread writes log_leak's summary
-// lines when their interval ends (schedule_summary). The allocating threads never wait for any
-// of it. The thread's own work is leakguard's (internal_guard): never
-// attributed to a scope, never in global_stats.
+// lines when their interval ends (schedule_summary). The allocating threads
+// never wait for any of it. The thread's own work is leakguard's
+// (internal_guard): never attributed to a scope, never in global_stats.
 #pragma once
 
 #include <pthread.h>
