@@ -1,12 +1,12 @@
 // A doctest suite with deliberate leaks next to clean tests, opted-out tests
 // and first-use initialisation; the driver (integration_test.cpp) checks
-// which tests fail, by name, and what the output says. leakguard's runtime
-// comes from leakguard_shared_runtime (the build links it in).
+// which tests fail, by name, and what the output says.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <leakguard.hpp>
 #include <leakguard/doctest.hpp>
+#include <leakguard/global_new.hpp>
 
 #include <chrono>
 #include <cstdlib>
