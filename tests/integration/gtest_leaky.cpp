@@ -1,10 +1,10 @@
 // A GoogleTest suite with deliberate leaks next to clean and opted-out
 // tests, with a main of its own; the driver (integration_test.cpp) checks
-// which tests fail, by name, and what the output says. leakguard's runtime
-// comes from leakguard_shared_runtime (the build links it in).
+// which tests fail, by name, and what the output says.
 #include <gtest/gtest.h>
 
 #include <leakguard/gtest.hpp>
+#include <leakguard/global_new.hpp>
 
 #include <cstdlib>
 #include <map>
