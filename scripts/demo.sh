@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts/install-deps.sh g++ cmake ninja-build pkg-config libabsl-dev doctest-dev libgtest-dev
+scripts/install-deps.sh g++ cmake ninja-build pkg-config libabsl-dev libdw-dev doctest-dev libgtest-dev
 
 cmake --preset gcc
 # Build only the examples (one target per examples/*.cpp), not the test suites.

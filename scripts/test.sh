@@ -12,7 +12,7 @@ suites=("$@")
 [[ ${#suites[@]} -gt 0 ]] || suites=(gcc clang asan tsan fuzz meson)
 
 # What the suites need on a fresh Debian 12 (only the missing ones are installed).
-scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev \
+scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev libdw-dev \
   libgtest-dev catch2 libbenchmark-dev clang-16 libclang-rt-16-dev
 
 run_meson() {

@@ -21,10 +21,10 @@
 #define LEAKGUARD_ENABLED 1
 #endif
 
-// GCC's libbacktrace gives file:line; the build system defines this to 1 when
-// it found <backtrace.h> and libbacktrace.a (they live in GCC's private dirs).
-#ifndef LEAKGUARD_HAVE_LIBBACKTRACE
-#define LEAKGUARD_HAVE_LIBBACKTRACE 0
+// libdw (elfutils) gives file:line and inlined frames; the build system
+// defines this to 1 when it found libdw (pkg-config `libdw`).
+#ifndef LEAKGUARD_HAVE_LIBDW
+#define LEAKGUARD_HAVE_LIBDW 0
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)

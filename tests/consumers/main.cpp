@@ -1,7 +1,9 @@
 // A user's program: proves a consumer build finds the headers, Abseil and
-// (when available) libbacktrace, and that a leak inside a scope is reported.
+// (when this machine has it) libdw, and that a leak inside a scope is
+// reported, with this file's line when libdw was found.
 // Exit status 0 means "leak reported", 1 means "missed".
 #include <cstdio>
+#include <string>
 
 #include <leakguard.hpp>
 #include <leakguard/global_new.hpp>
@@ -23,6 +25,9 @@ void leaky_function() {
 int main() {
   leakguard::set_leak_handler([](const leakguard::report& r) {
     leak_reported = r.leaked_blocks() == 1;
+#if LEAKGUARD_HAVE_LIBDW
+    leak_reported = leak_reported && r.blocks()[0].site.find("main.cpp:") != std::string::npos;
+#endif
     std::fputs(r.to_text().c_str(), stdout);
   });
   leaky_function();

@@ -28,6 +28,7 @@ struct seen {
   std::size_t blocks;
   std::size_t bytes;
   std::vector<std::string> origins;
+  std::vector<std::string> sites;
 };
 std::vector<seen> reports;
 
@@ -35,8 +36,11 @@ std::vector<seen> reports;
 
 int main() {
   leakguard::set_leak_handler([](const leakguard::report& r) {
-    seen s{std::string(r.label()), r.leaked_blocks(), r.leaked_bytes(), {}};
-    for (const leakguard::leaked_block& b : r.blocks()) s.origins.push_back(b.origin);
+    seen s{std::string(r.label()), r.leaked_blocks(), r.leaked_bytes(), {}, {}};
+    for (const leakguard::leaked_block& b : r.blocks()) {
+      s.origins.push_back(b.origin);
+      s.sites.push_back(b.site);
+    }
     reports.push_back(s);
   });
 
@@ -64,6 +68,12 @@ int main() {
                reports[0].bytes == 100 + sizeof(long));
   CHECK_LAYOUT(!reports.empty() && reports[0].origins.size() == 2 &&
                reports[0].origins[0].find("\"plugin buffer\"") != std::string::npos);
+#if LEAKGUARD_HAVE_LIBDW
+  // The plugin was loaded after the first report: the symbolizer must have
+  // read its debug info all the same.
+  for (const std::string& site : reports.empty() ? std::vector<std::string>{} : reports[0].sites)
+    CHECK_LAYOUT(site.find("plugin.cpp:") != std::string::npos);
+#endif
   delete from_plugin;
 
   // The program's scope sees what the plugin allocates inside it.

@@ -61,8 +61,8 @@ void each_global_lock(F&& f) {
   f(leak_handler_slot().lock());
   f(misuse_handler_slot().lock());
   f(ledger().lock());
-  f(symbolizer_lock());
-  f(roots_lock());
+  f(the_symbolizer().mutex);
+  f(loader_lock());
   f(registry.lock);
   f(pool.lock);
   f(depot.arena_lock());
@@ -90,7 +90,7 @@ inline void lock_all_scopes() noexcept {
 
 inline void unlock_all() noexcept {
   for (scope_state* s = pool.all; s; s = s->next_made) s->lock.unlock();
-  each_global_lock([](spin_lock& l) { l.unlock(); });
+  each_global_lock([](auto& l) { l.unlock(); });
   thread_state& t = tls;
   if (--t.internal_depth == 0) t.clear(slow_internal);
 }
@@ -101,8 +101,8 @@ inline void before_fork() noexcept {
   // its allocations (other prepare handlers', first-use statics) leakguard's own.
   if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
   if (t.internal_depth++ == 0) t.set(slow_internal);
-  each_global_lock([](spin_lock&) {});  // first-use statics built before any lock is held
-  each_global_lock([](spin_lock& l) { l.lock(); });
+  each_global_lock([](auto&) {});  // first-use statics built before any lock is held
+  each_global_lock([](auto& l) { l.lock(); });
   lock_all_scopes();
 }
 

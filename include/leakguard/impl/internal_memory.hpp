@@ -145,6 +145,14 @@ class lock_guard {
   spin_lock& lock_;
 };
 
+// Held around dl_iterate_phdr, which takes the loader's lock: fork's
+// prepare handler takes this one, so that no thread is inside the loader's
+// lock when the child is made (fork.hpp).
+inline spin_lock& loader_lock() {
+  static constinit spin_lock lock;
+  return lock;
+}
+
 // Storage for a global that must outlive every static destructor: reports
 // can be made from static destructors and at thread exit, so the objects
 // they need are built on first use and never destroyed.

@@ -194,14 +194,6 @@ struct root_set {
   internal_vector<std::size_t> tls_sizes;
 };
 
-// Held around dl_iterate_phdr, which takes the loader's lock: fork's
-// prepare handler takes this one, so that no thread is inside the loader's
-// lock when the child is made (fork.hpp).
-inline spin_lock& roots_lock() {
-  static spin_lock lock;
-  return lock;
-}
-
 inline int collect_module_roots(dl_phdr_info* info, std::size_t, void* data) {
   auto& roots = *static_cast<root_set*>(data);
   for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -292,7 +284,7 @@ class reachability {
   void scan_roots() {
     root_set roots;
     {
-      lock_guard g(roots_lock());
+      lock_guard g(loader_lock());
       dl_iterate_phdr(collect_module_roots, &roots);
     }
     for (const address_range& s : roots.segments) queue_.push_back({s.begin, s.end - s.begin});

@@ -1,28 +1,39 @@
 // leakguard/impl/symbolize.hpp — return addresses to functions, files, lines.
 //
-// Runs only when a report is built. file:line comes from GCC's libbacktrace
-// (DWARF, inlined frames expanded) when the build system found it; function
-// names otherwise come from absl::Symbolize (the ELF symbol table).
+// Runs only when a report is built. Each return address is looked up once
+// and its frames kept, so a site seen again costs no system call and no
+// DWARF read. file:line and inlined frames come from libdw (elfutils) when
+// the build found it: it maps the program's files and decodes only the
+// compilation units it is asked about, so memory grows with what is
+// symbolized, not with the size of the debug info. Function names otherwise
+// come from the symbol table (absl::Symbolize, dladdr).
 #pragma once
 
 #include <absl/debugging/symbolize.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <link.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "../report.hpp"
 #include "frame_kind.hpp"
 #include "stacks.hpp"
 
-#if LEAKGUARD_HAVE_LIBBACKTRACE
-#include <backtrace.h>
+#if LEAKGUARD_HAVE_LIBDW
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
 #endif
 
 namespace leakguard::detail {
@@ -49,59 +60,260 @@ inline std::string demangle(const char* name) {
   return result;
 }
 
-#if LEAKGUARD_HAVE_LIBBACKTRACE
-inline backtrace_state* libbacktrace_state() {
-  // Thread-safe creation; the state lives for the whole process.
-  static backtrace_state* state =
-      backtrace_create_state(nullptr, /*threaded=*/1, [](void*, const char*, int) {}, nullptr);
-  return state;
-}
-#endif
-
-// libbacktrace's "threaded" mode still races on its lazily read DWARF tables
-// (ThreadSanitizer finds it), and absl::Symbolize keeps a small cache: one
-// lock serialises lookups. They run only while a report is built.
-inline spin_lock& symbolizer_lock() {
-  static constinit spin_lock lock;
-  return lock;
-}
-
-// Appends the frames of one return address, innermost inlined frame first.
-inline void symbolize_pc(const void* pc, std::vector<frame>& out) {
-  lock_guard serialised(symbolizer_lock());
-  // A return address points after the call; look up the call itself.
-  const auto lookup = reinterpret_cast<std::uintptr_t>(pc) - 1;
-  const std::size_t before = out.size();
-#if LEAKGUARD_HAVE_LIBBACKTRACE
-  struct context {
-    const void* pc;
-    std::vector<frame>* out;
-  } ctx{pc, &out};
-  backtrace_pcinfo(
-      libbacktrace_state(), lookup,
-      [](void* data, std::uintptr_t, const char* file, int line, const char* function) -> int {
-        auto* c = static_cast<context*>(data);
-        if (!file && !function) return 0;
-        c->out->push_back(frame{c->pc, demangle(function), file ? file : "", file ? line : 0});
-        return 0;
-      },
-      [](void*, const char*, int) {}, &ctx);
-#endif
-  // No debug info: the symbol table still names the function; for a
-  // stripped shared library (libstdc++.so) only the dynamic one does.
-  if (out.size() == before || out.back().function.empty()) {
-    char name[1024];
-    std::string function;
-    Dl_info info;
-    if (absl::Symbolize(reinterpret_cast<const void*>(lookup), name, sizeof name)) {
-      function = name;
-    } else if (dladdr(reinterpret_cast<const void*>(lookup), &info) && info.dli_sname) {
-      function = demangle(info.dli_sname);
-    }
-    shorten_names(function);
-    if (out.size() == before) out.push_back(frame{pc, std::move(function), {}, 0});
-    else out.back().function = std::move(function);
+#if LEAKGUARD_HAVE_LIBDW
+// The process's modules as libdw sees them, and their DWARF.
+class dwarf_reader {
+ public:
+  // Appends the frames of return address `pc` (innermost inlined frame
+  // first). False if no module holds it.
+  bool lookup(const void* pc, std::vector<frame>& out) {
+    if (!dwfl_ && !start()) return false;
+    const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;  // the call, not the return
+    Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
+    if (!module) return false;
+    Dwarf_Addr bias = 0;
+    Dwarf_Die cu;
+    const std::size_t before = out.size();
+    if (find_cu(module, at, cu, bias)) add_frames(&cu, at - bias, pc, out);
+    if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
+    // The symbol table only when the DWARF has no name: reading it costs
+    // as much memory as the lookups themselves.
+    if (out.back().function.empty()) out.back().function = demangle(dwfl_module_addrname(module, at));
+    return true;
   }
+
+  // Modules were loaded or unloaded since the list was read.
+  void refresh() {
+    cu_tables_.clear();
+    if (!dwfl_) return;
+    dwfl_report_begin(dwfl_);
+    dwfl_linux_proc_report(dwfl_, getpid());
+    dwfl_report_end(dwfl_, nullptr, nullptr);
+  }
+
+ private:
+  struct cu_range {
+    Dwarf_Addr low, high;
+    Dwarf_Die die;
+  };
+
+  bool start() {
+    static constexpr Dwfl_Callbacks callbacks{dwfl_linux_proc_find_elf, find_debuginfo, nullptr, nullptr};
+    dwfl_ = dwfl_begin(&callbacks);
+    if (!dwfl_) return false;
+    refresh();
+    return true;
+  }
+
+  // Separate debug files of system libraries (libc6-dbg and the like) hold
+  // no user's line and cost megabytes once decompressed: not read.
+  static int find_debuginfo(Dwfl_Module* module, void** userdata, const char* name, Dwarf_Addr base,
+                            const char* file, const char* debuglink, GElf_Word crc, char** debuginfo_file) {
+    for (std::string_view system : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"})
+      if (file && std::string_view(file).starts_with(system)) return -1;
+    return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, debuginfo_file);
+  }
+
+  // The compilation unit holding `at`: libdw finds it through
+  // .debug_aranges, which clang does not emit by default; then through a
+  // table of every unit's address ranges, made once per module.
+  bool find_cu(Dwfl_Module* module, Dwarf_Addr at, Dwarf_Die& cu, Dwarf_Addr& bias) {
+    if (Dwarf_Die* die = dwfl_module_addrdie(module, at, &bias)) {
+      cu = *die;
+      return true;
+    }
+    Dwarf* dwarf = dwfl_module_getdwarf(module, &bias);
+    if (!dwarf) return false;
+    auto [it, made] = cu_tables_.try_emplace(module);
+    if (made) it->second = cu_table(dwarf);
+    const std::vector<cu_range>& table = it->second;
+    const Dwarf_Addr rel = at - bias;
+    auto after = std::upper_bound(table.begin(), table.end(), rel,
+                                  [](Dwarf_Addr a, const cu_range& r) { return a < r.low; });
+    for (auto r = after; r != table.begin();) {
+      --r;
+      if (rel < r->high) {
+        cu = r->die;
+        return true;
+      }
+      if (after - r > 8) break;  // ranges rarely nest deeper than that
+    }
+    return false;
+  }
+
+  static std::vector<cu_range> cu_table(Dwarf* dwarf) {
+    std::vector<cu_range> table;
+    Dwarf_CU* unit = nullptr;
+    Dwarf_Half version;
+    std::uint8_t type;
+    Dwarf_Die die, split;
+    while (dwarf_get_units(dwarf, unit, &unit, &version, &type, &die, &split) == 0) {
+      if (type != DW_UT_compile && type != DW_UT_skeleton) continue;
+      Dwarf_Addr base, low, high;
+      for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
+        if (low < high) table.push_back({low, high, type == DW_UT_skeleton ? split : die});
+    }
+    std::sort(table.begin(), table.end(), [](const cu_range& a, const cu_range& b) { return a.low < b.low; });
+    return table;
+  }
+
+  // The function a DIE names, demangled. Without a linkage name (internal
+  // linkage, inlined copies, C) its plain name is qualified by the
+  // namespaces and classes that declare it, so that suppressions and the
+  // frame rules match inlined frames as they match the others.
+  static std::string function_name(Dwarf_Die* die) {
+    Dwarf_Attribute attr;
+    for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
+      if (const char* s = dwarf_formstring(dwarf_attr_integrate(die, name, &attr))) return demangle(s);
+    Dwarf_Die decl = *die, next;
+    for (int hops = 0; hops < 8; ++hops) {  // to the declaration
+      if (!dwarf_formref_die(dwarf_attr(&decl, DW_AT_abstract_origin, &attr), &next) &&
+          !dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next))
+        break;
+      decl = next;
+    }
+    const char* plain = dwarf_diename(&decl);
+    if (!plain) return {};
+    std::string qualified = plain;
+    Dwarf_Die* scopes = nullptr;
+    const int n = dwarf_getscopes_die(&decl, &scopes);
+    for (int i = 1; i < n; ++i) {
+      const int tag = dwarf_tag(&scopes[i]);
+      const char* outer = dwarf_diename(&scopes[i]);
+      if (tag == DW_TAG_namespace) qualified.insert(0, std::string(outer ? outer : "(anonymous namespace)") + "::");
+      else if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && outer)
+        qualified.insert(0, std::string(outer) + "::");
+      else if (tag != DW_TAG_lexical_block) break;
+    }
+    std::free(scopes);
+    return qualified;
+  }
+
+  // One frame per inlined call at `rel` (an address in the unit's terms),
+  // then the function they were inlined into.
+  static void add_frames(Dwarf_Die* cu, Dwarf_Addr rel, const void* pc, std::vector<frame>& out) {
+    std::string file;
+    int line = 0;
+    if (Dwarf_Line* l = dwarf_getsrc_die(cu, rel)) {
+      if (const char* src = dwarf_linesrc(l, nullptr, nullptr)) file = src;
+      dwarf_lineno(l, &line);
+    }
+    Dwarf_Files* files = nullptr;
+    std::size_t file_count = 0;
+    if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
+    // The innermost scope at `rel`, then the DIEs that hold it: the concrete
+    // nesting of inlined calls (what eu-addr2line -i walks).
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes(cu, rel, &scopes);
+    if (n > 0) {
+      Dwarf_Die innermost = scopes[0];
+      std::free(scopes);
+      scopes = nullptr;
+      n = dwarf_getscopes_die(&innermost, &scopes);
+    }
+    bool outermost = false;
+    for (int i = 0; i < n && !outermost; ++i) {
+      const int tag = dwarf_tag(&scopes[i]);
+      if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+      outermost = tag == DW_TAG_subprogram;
+      out.push_back(frame{pc, function_name(&scopes[i]), file, line});
+      if (outermost) break;
+      // The caller's line: where this call was inlined.
+      Dwarf_Attribute attr;
+      Dwarf_Word call_file = 0, call_line = 0;
+      dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &call_file);
+      dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line);
+      const char* src = files && call_file < file_count ? dwarf_filesrc(files, call_file, nullptr, nullptr) : nullptr;
+      file = src ? src : "";
+      line = static_cast<int>(call_line);
+    }
+    std::free(scopes);
+    if (!outermost) out.push_back(frame{pc, {}, std::move(file), line});
+  }
+
+  Dwfl* dwfl_ = nullptr;
+  std::unordered_map<Dwfl_Module*, std::vector<cu_range>> cu_tables_;
+};
+#endif
+
+// Return addresses to frames, each looked up once. One mutex serialises
+// lookups (libdw and absl::Symbolize are not thread-safe); they run only
+// while a report is built, never on an allocation's path.
+class symbolizer {
+ public:
+  std::mutex mutex;
+
+  // REQUIRES: mutex. Appends the frames of return address `pc`.
+  void frames_of(const void* pc, std::vector<frame>& out) {
+    auto [it, made] = cache_.try_emplace(reinterpret_cast<std::uintptr_t>(pc));
+    if (made) {
+      try {
+        it->second = look_up(pc);
+      } catch (...) {
+        cache_.erase(it);
+        throw;
+      }
+    }
+    out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+
+  // REQUIRES: mutex. A module loaded since the last lookup is added; one
+  // unloaded takes the cache with it (its addresses may hold another now).
+  void follow_loader() {
+    struct counts {
+      unsigned long long adds = 0, subs = 0;
+    } now;
+    {
+      lock_guard g(loader_lock());
+      dl_iterate_phdr(
+          [](dl_phdr_info* info, std::size_t size, void* data) {
+            if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+              *static_cast<counts*>(data) = {info->dlpi_adds, info->dlpi_subs};
+            return 1;
+          },
+          &now);
+    }
+    if (now.adds == adds_ && now.subs == subs_) return;
+    if (now.subs != subs_) cache_.clear();
+#if LEAKGUARD_HAVE_LIBDW
+    dwarf_.refresh();
+#endif
+    adds_ = now.adds;
+    subs_ = now.subs;
+  }
+
+ private:
+  std::vector<frame> look_up(const void* pc) {
+    std::vector<frame> out;
+#if LEAKGUARD_HAVE_LIBDW
+    dwarf_.lookup(pc, out);
+#endif
+    // No name yet: the symbol table (absl::Symbolize); for a stripped
+    // shared library (libstdc++.so), only its dynamic one (dladdr).
+    if (out.empty() || out.back().function.empty()) {
+      const void* at = reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(pc) - 1);
+      char name[1024];
+      std::string function;
+      Dl_info info;
+      if (absl::Symbolize(at, name, sizeof name)) function = name;
+      else if (dladdr(at, &info) && info.dli_sname) function = demangle(info.dli_sname);
+      shorten_names(function);
+      if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
+      else out.back().function = std::move(function);
+    }
+    return out;
+  }
+
+  std::unordered_map<std::uintptr_t, std::vector<frame>> cache_;
+  unsigned long long adds_ = 0, subs_ = 0;
+#if LEAKGUARD_HAVE_LIBDW
+  dwarf_reader dwarf_;
+#endif
+};
+
+inline symbolizer& the_symbolizer() {
+  static no_destroy<symbolizer> s;
+  return s.get();
 }
 
 struct symbolized_stack {
@@ -134,9 +346,14 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   // Depth counts return addresses, as captured; inlined frames come free.
   std::vector<frame> all;
   std::vector<std::uint32_t> pc_index;
-  for (std::uint32_t i = 0; i < stack->depth; ++i) {
-    symbolize_pc(stack->frames[i], all);
-    pc_index.resize(all.size(), i);
+  {
+    symbolizer& sym = the_symbolizer();
+    std::lock_guard serialised(sym.mutex);
+    sym.follow_loader();
+    for (std::uint32_t i = 0; i < stack->depth; ++i) {
+      sym.frames_of(stack->frames[i], all);
+      pc_index.resize(all.size(), i);
+    }
   }
   std::size_t first = 0;
   while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
