@@ -130,6 +130,7 @@ int main() {
       });
     }
   }  // joins: every request handled
+  leakguard::flush();  // on_leak=log: verdicts are given on leakguard's thread; all of them now
 
   // What a metrics endpoint would export: the audit entry and its string,
   // 20 of each (one per /export request), growing (one site or two: an

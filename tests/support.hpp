@@ -268,8 +268,10 @@ struct child_result {
   }
 };
 
-// Forks; the child sends its stderr into a pipe, runs `body`, and _exit(0)s
-// (an escaping exception exits 99). The parent collects stderr and waits.
+// Forks; the child sends its stderr into a pipe, runs `body`, gives the
+// verdicts and reports still pending as exit would (leakguard::flush()), and
+// _exit(0)s (an escaping exception exits 99). The parent collects stderr and
+// waits.
 // The child gets no core dump and a 60 s alarm so a deadlock cannot hang the suite.
 inline child_result run_in_child(const std::function<void()>& body) {
   std::fflush(stdout);
@@ -291,6 +293,7 @@ inline child_result run_in_child(const std::function<void()>& body) {
     ::alarm(60);
     try {
       body();
+      leakguard::flush();
     } catch (...) {
       std::fflush(stderr);
       ::_exit(99);

@@ -660,4 +660,32 @@ TEST_CASE("release() of a pointer leakguard did not allocate, or of null, does n
   CHECK(misuses.events.empty());
 }
 
+TEST_CASE("verdicts given together (one flush, one scan) judge each scope's blocks on their own") {
+  lgt::capture_reports captured;
+  struct node {
+    node* next;
+    char pad[24];
+  };
+  node* b = nullptr;
+  node* a = nullptr;
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "B", .grace = 1h, .allow_retained = false});
+    b = keep(new node{nullptr, {}});
+  }
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "A", .grace = 1h, .allow_retained = false});
+    a = keep(new node{b, {}});  // points into the other scope's leak
+  }
+  leakguard::flush();
+  REQUIRE(captured.size() == 2);
+  for (const leakguard::report& r : captured.reports) {
+    INFO(r.to_text());
+    REQUIRE(r.blocks().size() == 1);
+    CHECK(r.blocks()[0].address == (r.label() == "A" ? static_cast<void*>(a) : static_cast<void*>(b)));
+    CHECK(r.blocks()[0].kind == leak_kind::direct);  // not indirect under another report's block
+  }
+  delete a;
+  delete b;
+}
+
 }  // TEST_SUITE

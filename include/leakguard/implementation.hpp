@@ -228,24 +228,31 @@ scope::~scope() noexcept(false) {
   detail::scope_state* const s = std::exchange(state_, nullptr);
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
   const detail::verdict_rules rules{.allow_retained = allow_retained_};
-  if (open && (grace_.count() > 0 || unwinding)) {
+  // Survivors wait out a grace period on leakguard's thread; in on_leak=log
+  // mode they are judged and reported there at once (grace 0).
+  const bool off_thread = open && grace_.count() == 0 && !unwinding && detail::reports_off_thread(handler_);
+  if (open && (grace_.count() > 0 || unwinding || off_thread)) {
     detail::start_grace(s, snapshot);
     detail::internal_guard guard;
-    const std::chrono::milliseconds grace = grace_.count() > 0 ? grace_ : detail::unwind_grace;
+    if (off_thread) handler_ = &log_leak;  // the handler in force now, whatever is set later
+    const std::chrono::milliseconds grace = grace_.count() > 0 ? grace_
+                                            : unwinding          ? detail::unwind_grace
+                                                                 : std::chrono::milliseconds(0);
     detail::verdict_rules later = rules;
     later.thread = static_cast<std::uint64_t>(gettid());
     later.grace_ms = grace.count();
     detail::pending_verdict v{s,     detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_),
                               later, detail::total_scope_ends()};
     try {
-      detail::queue_verdict(v);
-      release();
-      return;
+      if (detail::queue_verdict(v)) {
+        release();
+        return;
+      }
     } catch (const std::bad_alloc&) {  // no memory to queue it: the verdict is given now
       detail::count_lost(detail::lost.reports);
-      label_ = std::move(v.label);
-      handler_ = std::move(v.handler);
     }
+    label_ = std::move(v.label);
+    handler_ = std::move(v.handler);
   }
   report r;
   if (open || snapshot.violation.count) {

@@ -225,6 +225,12 @@ class handler_slot {
     lock_guard g(lock_);
     return handler_;
   }
+  // f(handler) under the lock, without copying it.
+  template <class F>
+  bool test(F f) {
+    lock_guard g(lock_);
+    return f(handler_);
+  }
 
   spin_lock& lock() noexcept { return lock_; }  // fork.hpp
 

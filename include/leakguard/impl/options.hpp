@@ -148,11 +148,13 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
 inline constinit std::atomic<int> stack_depth_setting{16};
 inline constinit std::atomic<std::size_t> sample_bytes_setting{0};
 inline constinit std::atomic<int> grace_ms_setting{0};  // read by every scope that sets no grace
+inline constinit std::atomic<bool> log_setting{false};  // on_leak=log: read by every scope end with survivors
 
 inline void publish_settings(const runtime_options& o) noexcept {
   stack_depth_setting.store(o.stack_depth, std::memory_order_relaxed);
   sample_bytes_setting.store(o.sample_bytes, std::memory_order_relaxed);
   grace_ms_setting.store(o.grace_ms, std::memory_order_relaxed);
+  log_setting.store(o.on_leak == leak_action::log, std::memory_order_relaxed);
 }
 
 struct options_state {
@@ -198,6 +200,11 @@ inline std::size_t sample_bytes() noexcept { return sample_bytes_setting.load(st
 inline int grace_ms() noexcept {
   options_storage();  // LEAKGUARD_OPTIONS is read before the first scope needs it
   return grace_ms_setting.load(std::memory_order_relaxed);
+}
+
+inline bool on_leak_log() noexcept {
+  options_storage();
+  return log_setting.load(std::memory_order_relaxed);
 }
 
 // leakguard::options().

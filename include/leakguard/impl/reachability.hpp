@@ -219,10 +219,14 @@ inline int collect_module_roots(dl_phdr_info* info, std::size_t, void* data) {
 // ---- the scan ---------------------------------------------------------------------------------
 
 // Classifies `n` survivors, given by start address and size, in serial order.
+// Several verdicts may share one scan (the roots are the same for all): then
+// `groups` gives each survivor's verdict, and a block is indirect only
+// through blocks of its own verdict.
 class reachability {
  public:
-  reachability(const std::uintptr_t* begins, const std::size_t* sizes, std::size_t n)
-      : results_(n), reached_(n, 0) {
+  reachability(const std::uintptr_t* begins, const std::size_t* sizes, std::size_t n,
+               const std::uint32_t* groups = nullptr)
+      : results_(n), reached_(n, 0), groups_(groups) {
     for (std::size_t i = 0; i < n; ++i) {
       results_[i].leader = static_cast<std::uint32_t>(i);
       if (sizes[i]) by_address_.push_back({begins[i], begins[i] + sizes[i], static_cast<std::uint32_t>(i)});
@@ -398,7 +402,7 @@ class reachability {
     for (const survivor& s : by_address_) {
       if (reached_[s.index]) continue;
       each_target(s, [&](const survivor& t) {
-        if (reached_[t.index]) return;
+        if (reached_[t.index] || (groups_ && groups_[t.index] != groups_[s.index])) return;
         from.push_back(s.index);
         to.push_back(t.index);
       });
@@ -438,6 +442,7 @@ class reachability {
 
   internal_vector<reach_result> results_;
   internal_vector<char> reached_;
+  const std::uint32_t* groups_;
   internal_vector<survivor> by_address_;
   internal_vector<region> queue_;
   internal_vector<std::uintptr_t> candidates_;

@@ -468,12 +468,55 @@ struct verdict_rules {
   long long grace_ms = 0;      // and the grace period it waited
 };
 
-// Judges the snapshot's blocks (reachability.hpp), symbolizes their stacks
-// (each distinct stack once) and builds the report. The user addresses of
-// the blocks judged retained and not reported go to `retained_out`, sorted.
+// A snapshot's blocks in serial order: a cycle's first block leads it, and
+// reports list blocks by serial.
+inline internal_vector<std::uint32_t> serial_order(const scope_snapshot& snap) {
+  internal_vector<std::uint32_t> order(snap.blocks.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return snap.blocks[a].serial < snap.blocks[b].serial; });
+  return order;
+}
+
+// A verdict's kinds, one per block in serial order (leaders in those positions).
+using verdict_kinds = internal_vector<reach_result>;
+
+// Judges the blocks of several snapshots with one scan of the roots
+// (reachability.hpp): a block is indirect only through blocks of its own
+// snapshot. REQUIRES: no leakguard lock held.
+inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdict_kinds> out) {
+  internal_vector<std::uintptr_t> begins;
+  internal_vector<std::size_t> sizes;
+  internal_vector<std::uint32_t> groups;
+  for (std::uint32_t g = 0; g < snaps.size(); ++g) {
+    const scope_snapshot& snap = *snaps[g];
+    out[g].assign(snap.blocks.size(), reach_result{});
+    for (std::uint32_t k = 0; k < snap.blocks.size(); ++k) out[g][k].leader = k;
+    for (std::uint32_t i : serial_order(snap)) {
+      begins.push_back(reinterpret_cast<std::uintptr_t>(snap.blocks[i].address));
+      sizes.push_back(snap.blocks[i].size);
+      groups.push_back(g);
+    }
+  }
+  if (begins.empty()) return;
+  reachability scan(begins.data(), sizes.data(), begins.size(), snaps.size() > 1 ? groups.data() : nullptr);
+  const std::span<const reach_result> found = scan.classify();
+  std::uint32_t offset = 0;
+  for (verdict_kinds& kinds : out) {
+    for (std::uint32_t k = 0; k < kinds.size(); ++k)
+      kinds[k] = {found[offset + k].kind, found[offset + k].leader - offset};
+    offset += static_cast<std::uint32_t>(kinds.size());
+  }
+}
+
+// Judges the snapshot's blocks (unless `judged` has their kinds already, from
+// judge()), symbolizes their stacks (each distinct stack once) and builds the
+// report. The user addresses of the blocks judged retained and not reported
+// go to `retained_out`, sorted.
 inline report build_report(std::string label, std::source_location where, const scope_snapshot& snap,
                            std::vector<violation> violations = {}, const verdict_rules& rules = {},
-                           internal_vector<std::uintptr_t>* retained_out = nullptr) {
+                           internal_vector<std::uintptr_t>* retained_out = nullptr,
+                           const verdict_kinds* judged = nullptr) {
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
   std::map<const stack_trace*, symbolized_stack> cache;
@@ -482,24 +525,17 @@ inline report build_report(std::string label, std::source_location where, const 
     if (it == cache.end()) it = cache.emplace(st, symbolize(st, depth)).first;
     return it->second;
   };
-  // In serial order: a cycle's first block leads it, reports list by serial.
   const std::size_t n = snap.blocks.size();
-  internal_vector<std::uint32_t> order(n);
-  for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return snap.blocks[a].serial < snap.blocks[b].serial; });
-  internal_vector<reach_result> kinds(n);
-  for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
-  if (rules.classify && n) {
-    internal_vector<std::uintptr_t> begins(n);
-    internal_vector<std::size_t> sizes(n);
-    for (std::size_t k = 0; k < n; ++k) {
-      begins[k] = reinterpret_cast<std::uintptr_t>(snap.blocks[order[k]].address);
-      sizes[k] = snap.blocks[order[k]].size;
-    }
-    reachability scan(begins.data(), sizes.data(), n);
-    const std::span<const reach_result> found = scan.classify();
-    std::copy(found.begin(), found.end(), kinds.begin());
+  const internal_vector<std::uint32_t> order = serial_order(snap);
+  verdict_kinds kinds;
+  if (judged) {
+    kinds = *judged;
+  } else if (rules.classify) {
+    const scope_snapshot* one = &snap;
+    judge({&one, 1}, {&kinds, 1});
+  } else {
+    kinds.resize(n);
+    for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
   }
   // A block without a stack is named after its scope, so that per-site
   // totals (leak_sites, log_leak's summaries, metrics) still tell one

@@ -143,18 +143,16 @@ inline std::vector<retained_site> retained_site_list() {
 // True on a thread that is giving a verdict (its handler may call flush()).
 inline constinit thread_local bool giving_verdict = false;
 
-// Gives one verdict: what the scope still holds is judged and reported
-// through its handler, then its books close. `uncaught` as for
-// call_leak_handler.
-inline void give_verdict(pending_verdict& v, int uncaught) {
+// Gives one verdict: what the scope held (`snap`, judged in `kinds` unless
+// null) is reported through its handler, then its books close. `uncaught`
+// as for call_leak_handler.
+inline void give_verdict(pending_verdict& v, const scope_snapshot& snap, const verdict_kinds* kinds, int uncaught) {
   internal_guard guard;
-  scope_snapshot snap;
-  collect_survivors(v.state, snap);
   report r;
   internal_vector<std::uintptr_t> retained;
   if (!snap.blocks.empty() || snap.violation.count) {
     try {
-      r = build_report(std::move(v.label), v.where, snap, {}, v.rules, &retained);
+      r = build_report(std::move(v.label), v.where, snap, {}, v.rules, &retained, kinds);
     } catch (const std::bad_alloc&) {  // the next report says so; nothing is retained
       count_lost(lost.reports);
       retained.clear();
@@ -170,19 +168,63 @@ inline void give_verdict(pending_verdict& v, int uncaught) {
   call_leak_handler(v.handler, r, uncaught);
 }
 
-// On leakguard's thread a handler that throws has no one to throw to.
-inline void give_verdict_here(pending_verdict& v) noexcept {
+using verdict_batch = internal_vector<pending_verdict>;
+
+// Gives a batch of verdicts, in order, with one scan of the roots for all of
+// them: a server whose every request leaks pays for one scan per batch, not
+// per request. Judging them together is judging them one after another,
+// because a verdict hands its retained blocks to a scope that is still open
+// (an ended scope's waiting children move to its parent: bypass), never to
+// another scope of the batch. Returns the first exception a handler threw.
+inline std::exception_ptr give_verdicts(std::span<pending_verdict> batch, int uncaught) noexcept {
+  internal_guard guard;
+  std::exception_ptr first;
   try {
-    give_verdict(v, 0);
-  } catch (...) {
-    std::fputs("leakguard: a leak handler threw on leakguard's verdict thread; dropped\n", stderr);
+    internal_vector<scope_snapshot> snaps(batch.size());
+    internal_vector<const scope_snapshot*> judged_snaps;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      collect_survivors(batch[i].state, snaps[i]);
+      judged_snaps.push_back(&snaps[i]);
+    }
+    internal_vector<verdict_kinds> kinds(batch.size());
+    bool judged = true;
+    try {
+      judge(judged_snaps, kinds);
+    } catch (const std::bad_alloc&) {  // each verdict scans on its own
+      judged = false;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      try {
+        give_verdict(batch[i], snaps[i], judged ? &kinds[i] : nullptr, uncaught);
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+  } catch (const std::bad_alloc&) {  // no memory for the batch: one at a time
+    for (pending_verdict& v : batch) {
+      try {
+        scope_snapshot snap;
+        collect_survivors(v.state, snap);
+        give_verdict(v, snap, nullptr, uncaught);
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
   }
+  return first;
 }
+
+// At most this many verdicts are given in one batch, and queued: past that,
+// the scope's thread gives its verdict itself, so that a flood of leaks
+// slows the threads that leak instead of growing leakguard's queue.
+inline constexpr std::size_t max_batch = 1024;
+inline constexpr std::size_t max_queued = 64 * 1024;
 
 inline void* verdict_thread_main(void*) {
   internal_guard guard;  // for the thread's whole life
   verdict_queue& q = verdicts();
   std::unique_lock lock(q.mutex);
+  verdict_batch batch;
   while (!q.stopping) {
     const verdict_clock::time_point now = verdict_clock::now();
     if (q.summary_due <= now) {
@@ -200,13 +242,25 @@ inline void* verdict_thread_main(void*) {
       else q.wake().wait_until(lock, next);
       continue;
     }
-    pending_verdict v = std::move(q.pending.front());  // cannot throw: nothing to lose
-    q.pending.pop_front();
-    ++q.in_progress;
+    if (batch.capacity() == 0) {
+      try {
+        batch.reserve(max_batch);
+      } catch (const std::bad_alloc&) {  // flush() and exit give them meanwhile
+        q.wake().wait_for(lock, std::chrono::milliseconds(100));
+        continue;
+      }
+    }
+    do {  // moves cannot throw, and the reserve made room
+      batch.push_back(std::move(q.pending.front()));
+      q.pending.pop_front();
+    } while (!q.pending.empty() && q.pending.front().deadline <= now && batch.size() < batch.capacity());
+    q.in_progress += static_cast<int>(batch.size());
     lock.unlock();
-    give_verdict_here(v);
+    if (give_verdicts(batch, 0))
+      std::fputs("leakguard: a leak handler threw on leakguard's verdict thread; dropped\n", stderr);
     lock.lock();
-    --q.in_progress;
+    q.in_progress -= static_cast<int>(batch.size());
+    batch.clear();
     q.wake().notify_all();  // a flush() may be waiting for it
   }
   return nullptr;
@@ -247,13 +301,16 @@ inline void start_verdict_thread(verdict_queue& q) {
 }
 
 // Queues the verdict of an ended scope whose survivors wait out a grace
-// period (`v` is moved from). Throws std::bad_alloc, leaving `v` whole.
-inline void queue_verdict(pending_verdict& v) {
+// period, or whose report is written off its thread (`v` is moved from).
+// False, leaving `v` whole, when the queue is full: the caller gives it.
+// Throws std::bad_alloc, leaving `v` whole.
+inline bool queue_verdict(pending_verdict& v) {
   internal_guard guard;
   verdict_queue& q = verdicts();
   bool earliest;
   {
     std::lock_guard lock(q.mutex);
+    if (q.pending.size() >= max_queued) return false;
     // Usually the latest deadline (one grace period for all): at the back.
     auto at = q.pending.end();
     while (at != q.pending.begin() && std::prev(at)->deadline > v.deadline) --at;
@@ -265,6 +322,7 @@ inline void queue_verdict(pending_verdict& v) {
   // The thread sleeps until the earliest deadline: only a new earliest one
   // needs to wake it (not every request).
   if (earliest) q.wake().notify_all();
+  return true;
 }
 
 void schedule_summary(verdict_clock::time_point due) {
@@ -285,24 +343,38 @@ void schedule_summary(verdict_clock::time_point due) {
 inline void flush_verdicts() {
   internal_guard guard;
   verdict_queue& q = verdicts();
-  verdict_deque all;
+  verdict_batch all;
   {
     std::lock_guard lock(q.mutex);
-    all.swap(q.pending);
+    all.reserve(q.pending.size());  // moves cannot throw once there is room
+    for (pending_verdict& v : q.pending) all.push_back(std::move(v));
+    q.pending.clear();
   }
   std::exception_ptr first;
-  for (pending_verdict& v : all) {
-    try {
-      give_verdict(v, std::uncaught_exceptions());
-    } catch (...) {
-      if (!first) first = std::current_exception();
-    }
+  for (std::size_t at = 0; at < all.size(); at += max_batch) {
+    const std::span<pending_verdict> batch(all.data() + at, std::min(max_batch, all.size() - at));
+    if (std::exception_ptr e = give_verdicts(batch, std::uncaught_exceptions()); e && !first) first = e;
   }
   if (!giving_verdict) {
     std::unique_lock lock(q.mutex);
     q.wake().wait(lock, [&] { return q.in_progress == 0; });
   }
   if (first) std::rethrow_exception(first);
+}
+
+// In on_leak=log mode (the default handler with on_leak=log, or log_leak
+// itself) a scope's verdict is given on leakguard's thread: the scan, the
+// symbols, the text and the write stay off the thread that ended the scope.
+// Any other handler (a test's, abort_on_leak, the user's) is called on that
+// thread, at the scope's end, as before. The choice is made at the end, with
+// the handler then in force.
+inline bool reports_off_thread(const leak_handler& own) {
+  auto logs = [](const leak_handler& h) {
+    if (!h) return on_leak_log();
+    auto* f = h.target<void (*)(const report&)>();
+    return f && *f == &leakguard::log_leak;
+  };
+  return own ? logs(own) : leak_handler_slot().test(logs);
 }
 
 // fork(): the queue's mutex is taken in prepare, so that the child gets the
