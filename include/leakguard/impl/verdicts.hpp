@@ -337,15 +337,17 @@ void schedule_summary(verdict_clock::time_point due) {
   if (earlier) q.wake().notify_all();
 }
 
-// leakguard::flush(): every pending verdict now, on this thread; then waits
-// for those being given on leakguard's thread. The first exception a
-// handler throws is rethrown once every verdict was given.
+// leakguard::flush(): every pending verdict now, on this thread, after
+// those leakguard's thread is giving (reports keep the order the scopes
+// ended in). The first exception a handler throws is rethrown once every
+// verdict was given.
 inline void flush_verdicts() {
   internal_guard guard;
   verdict_queue& q = verdicts();
   verdict_batch all;
   {
-    std::lock_guard lock(q.mutex);
+    std::unique_lock lock(q.mutex);
+    if (!giving_verdict) q.wake().wait(lock, [&] { return q.in_progress == 0; });
     all.reserve(q.pending.size());  // moves cannot throw once there is room
     for (pending_verdict& v : q.pending) all.push_back(std::move(v));
     q.pending.clear();
