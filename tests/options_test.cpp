@@ -313,17 +313,17 @@ TEST_CASE("set_options keeps stack_depth within 0..64") {
 
 // ---- what the settings do ---------------------------------------------------------
 
-TEST_CASE("stack_depth=0: blocks are still reported, with an empty stack") {
+TEST_CASE("stack_depth=0: blocks are reported with the few frames that name their line") {
   lgt::options_guard restore;
   runtime_options o = leakguard::options();
   o.stack_depth = 0;
   leakguard::set_options(o);
   lgt::capture_reports captured;
   int* p = nullptr;
-  int scope_line = 0;
+  int line = 0;
   {
-    scope_line = __LINE__ + 1;
     leakguard::scope s("no stacks");
+    line = __LINE__ + 1;
     p = keep(new int(1));
   }
   REQUIRE(captured.reports.size() == 1);
@@ -331,9 +331,9 @@ TEST_CASE("stack_depth=0: blocks are still reported, with an empty stack") {
   const auto& b = captured.reports[0].blocks()[0];
   CHECK(b.address == p);
   CHECK(b.size == sizeof(int));
-  CHECK(b.stack.empty());
+  CHECK(lgt::return_addresses(b.stack) <= 6);
   INFO("site: ", b.site);
-  CHECK((b.site.empty() || lgt::site_is(b.site, __FILE__, scope_line)));
+  CHECK(lgt::site_is(b.site, __FILE__, line));
   delete p;
 }
 
@@ -402,7 +402,7 @@ TEST_CASE("a stack_depth change applies to allocations made after it") {
     leakguard::scope s;
     with_stack = keep(new int(1));
     runtime_options o = leakguard::options();
-    o.stack_depth = 0;
+    o.stack_depth = 1;
     leakguard::set_options(o);
     without_stack = keep(new int(2));
   }
@@ -411,8 +411,8 @@ TEST_CASE("a stack_depth change applies to allocations made after it") {
   const auto* b = lgt::find_block(captured.reports[0], without_stack);
   REQUIRE(a != nullptr);
   REQUIRE(b != nullptr);
-  CHECK_FALSE(a->stack.empty());
-  CHECK(b->stack.empty());
+  CHECK(lgt::return_addresses(a->stack) > 1);
+  CHECK(lgt::return_addresses(b->stack) == 1);
   delete with_stack;
   delete without_stack;
 }

@@ -268,6 +268,13 @@ struct child_result {
   }
 };
 
+// Return addresses in a symbolized stack (inlined frames share theirs).
+inline std::size_t return_addresses(const std::vector<leakguard::frame>& stack) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < stack.size(); ++i) n += i == 0 || stack[i].pc != stack[i - 1].pc;
+  return n;
+}
+
 // Forks; the child sends its stderr into a pipe, runs `body`, gives the
 // verdicts and reports still pending as exit would (leakguard::flush()), and
 // _exit(0)s (an escaping exception exits 99). The parent collects stderr and

@@ -537,17 +537,15 @@ inline report build_report(std::string label, std::source_location where, const 
     kinds.resize(n);
     for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
   }
-  // A block without a stack is named after its scope, so that per-site
+  // A block without a frame is named after its scope, so that per-site
   // totals (leak_sites, log_leak's summaries, metrics) still tell one
-  // scope's leaks from another's: unsampled, capture off, or no frame the
-  // walk could follow (code built without frame pointers).
+  // scope's leaks from another's: no frame the walk could follow (code
+  // built without frame pointers), or no memory to record the stack.
   std::string in_scope = " in scope ";
   if (!label.empty()) in_scope += '"' + label + "\" ";
   in_scope += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
   auto site_of = [&](const stack_trace* stack, const symbolized_stack& st) {
-    if (stack == not_sampled()) return "(not sampled)" + in_scope;
     if (!st.site.empty()) return st.site;
-    if (!stack) return "(stack capture off)" + in_scope;
     if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
     return "(no frames: built without frame pointers?)" + in_scope;
   };

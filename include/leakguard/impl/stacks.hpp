@@ -23,6 +23,10 @@ namespace leakguard::detail {
 // captured stack; they are captured on top of the requested depth and trimmed
 // when the stack is symbolized.
 inline constexpr int internal_frames = 4;
+// Frames every tracked block keeps, when sampling skips its stack or capture
+// is off (stack_depth=0): enough to name the line that allocated it, so that
+// per-site totals keep two leak lines apart in every mode.
+inline constexpr int site_frames = 6;
 inline constexpr int max_frames = 64 + internal_frames;
 
 struct stack_trace {
@@ -103,10 +107,6 @@ class stack_depot {
   char* arena_next_ = nullptr;
   std::size_t arena_left_ = 0;
 };
-
-// Stands for the stack of a tracked block that sampling skipped (see
-// runtime_options::sample_bytes); never dereferenced.
-inline const stack_trace* not_sampled() noexcept { return reinterpret_cast<const stack_trace*>(alignof(stack_trace)); }
 
 // Zero-initialised (constinit), never destroyed: usable before main and in
 // static destructors.

@@ -335,10 +335,6 @@ inline std::string frame_site(const frame& f) {
 inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   symbolized_stack result;
   if (!stack) return result;
-  if (stack == not_sampled()) {
-    result.site = "(not sampled)";
-    return result;
-  }
   if (stack == not_recorded()) {
     result.site = "(stack not recorded: leakguard out of memory)";
     return result;

@@ -251,15 +251,12 @@ LEAKGUARD_ALWAYS_INLINE void track_block(thread_state& t, void* p, std::size_t s
                         const origin_ref* origin) noexcept {
   if (!(flags & flag_tracked) && !w.forbidden) return;
   const std::uint64_t serial = take_serial(t.serials);
-  const stack_trace* stack = nullptr;
-  if (const int depth = stack_depth(); depth > 0) {
-    if (w.forbidden || take_sample(t, size)) {
-      stack = capture_stack(depth);  // allocates nothing: absl's walk, the depot's malloc arena
-      if (stack == not_recorded()) count_lost(lost.stacks);
-    } else {
-      stack = not_sampled();
-    }
-  }
+  // The full stack for a sample (or every block), the few frames that name
+  // the site for the others. Allocates nothing: the walk, the depot's arena.
+  const int depth = stack_depth();
+  const bool full = depth > 0 && (w.forbidden || take_sample(t, size));
+  const stack_trace* stack = capture_stack(full ? depth : site_frames);
+  if (stack == not_recorded()) count_lost(lost.stacks);
   if (w.forbidden) note_no_alloc_violation(t, size, serial, stack);
   if (!(flags & flag_tracked)) return;
 

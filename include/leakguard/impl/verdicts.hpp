@@ -82,8 +82,7 @@ inline void log_growth(const growth_events& events) {
   internal_guard guard;
   const bool json = current_options().report == report_format::json;
   for (const growth_event& e : events) {
-    const std::string site = e.stack == not_sampled() ? std::string("(not sampled)")
-                                                      : symbolize(e.stack, max_stack_depth).site;
+    const std::string site = symbolize(e.stack, max_stack_depth).site;
     std::string out;
     if (json) {
       out = "{\"retained_growth\":{\"site\":";
@@ -122,7 +121,7 @@ inline std::vector<retained_site> retained_site_list() {
   std::vector<retained_site> out;
   for (const auto& [stack, state] : by_stack) {
     if (state.live_blocks == 0) continue;
-    std::string site = stack == not_sampled() ? std::string("(not sampled)") : symbolize(stack, max_stack_depth).site;
+    std::string site = symbolize(stack, max_stack_depth).site;
     auto it = std::find_if(out.begin(), out.end(), [&](const retained_site& r) { return r.site == site; });
     if (it == out.end()) {
       out.push_back({std::move(site), 0, 0, 0, false, state.first_seen, state.last_seen});
