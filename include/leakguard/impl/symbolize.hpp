@@ -284,24 +284,30 @@ class symbolizer {
 
  private:
   std::vector<frame> look_up(const void* pc) {
+    // The symbol table first: leakguard's own frames, on top of every stack
+    // and trimmed from reports, need no more than their name. Their DWARF
+    // is the runtime's, the largest compilation unit of most programs.
+    std::string function = symbol_name(pc);
     std::vector<frame> out;
 #if LEAKGUARD_HAVE_LIBDW
-    dwarf_.lookup(pc, out);
+    if (!is_internal_frame(function, {})) dwarf_.lookup(pc, out);
 #endif
-    // No name yet: the symbol table (absl::Symbolize); for a stripped
-    // shared library (libstdc++.so), only its dynamic one (dladdr).
-    if (out.empty() || out.back().function.empty()) {
-      const void* at = reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(pc) - 1);
-      char name[1024];
-      std::string function;
-      Dl_info info;
-      if (absl::Symbolize(at, name, sizeof name)) function = name;
-      else if (dladdr(at, &info) && info.dli_sname) function = demangle(info.dli_sname);
-      shorten_names(function);
-      if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
-      else out.back().function = std::move(function);
-    }
+    if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
+    else if (out.back().function.empty()) out.back().function = std::move(function);
     return out;
+  }
+
+  // The function's name from the symbol table (absl::Symbolize); for a
+  // stripped shared library (libstdc++.so), from its dynamic one (dladdr).
+  static std::string symbol_name(const void* pc) {
+    const void* at = reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(pc) - 1);
+    char name[1024];
+    std::string function;
+    Dl_info info;
+    if (absl::Symbolize(at, name, sizeof name)) function = name;
+    else if (dladdr(at, &info) && info.dli_sname) function = demangle(info.dli_sname);
+    shorten_names(function);
+    return function;
   }
 
   std::unordered_map<std::uintptr_t, std::vector<frame>> cache_;
