@@ -22,18 +22,18 @@ enum class leak_action { abort, log };
 enum class report_format { text, json };
 
 struct runtime_options {
-  // Frames captured per tracked allocation, 0..64; 0 turns capture off
-  // (reports then name only the scope, not the allocating line).
+  // Frames captured per tracked allocation, 0..64. 0 turns full stacks off:
+  // like an allocation sampling skips, a block then keeps only the few
+  // frames that name the line that allocated it.
   int stack_depth = 16;
   leak_action on_leak = leak_action::abort;
   report_format report = report_format::text;
   // Empty: stderr. Otherwise reports are appended to this file.
   std::string report_path;
-  // Sampling for production: 0 captures a stack for every tracked
+  // Sampling for production: 0 captures a full stack for every tracked
   // allocation; N > 0 captures one on average every N bytes allocated inside
   // scopes (like tcmalloc's heap sampling). Counts and leak detection stay
-  // exact; an unsampled leaked block's site reads "(not sampled) in scope
-  // "label" at file:line", naming the scope instead of the line.
+  // exact, and every block keeps the few frames that name its line.
   std::size_t sample_bytes = 0;
   // log_leak prints a site's first leak in full, then sums that site's later
   // leaks into one line per site every this many seconds. 0: print every report.
