@@ -83,6 +83,9 @@ TEST_CASE("an inlined call is a frame of its own, at the line it was inlined fro
   const int line = __LINE__ + 1;
   const void* pc = inlined_call();
   const std::vector<leakguard::frame> frames = frames_of(pc);
+  std::string shown;
+  for (const leakguard::frame& f : frames) shown += f.function + " at " + f.file + ":" + std::to_string(f.line) + "\n";
+  INFO(shown);
   REQUIRE(frames.size() == 2);
   // Qualified, even without a linkage name (internal linkage).
   CHECK(leakguard::detail::qualified_name(frames[0].function) == "(anonymous namespace)::inlined_call");

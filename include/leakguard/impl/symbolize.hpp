@@ -189,6 +189,41 @@ class dwarf_reader {
     return qualified;
   }
 
+  // The DIEs whose code holds `rel`, outermost first: the function, the
+  // inlined calls and the blocks between them. Its own walk: libdw's
+  // dwarf_getscopes does not look inside namespaces and classes, where
+  // clang puts function definitions.
+  static void scopes_at(Dwarf_Die* parent, Dwarf_Addr rel, std::vector<Dwarf_Die>& chain) {
+    Dwarf_Die child;
+    if (dwarf_child(parent, &child) != 0) return;
+    do {
+      switch (dwarf_tag(&child)) {
+        case DW_TAG_namespace:
+        case DW_TAG_class_type:
+        case DW_TAG_structure_type:
+        case DW_TAG_union_type: {
+          const std::size_t before = chain.size();
+          scopes_at(&child, rel, chain);
+          if (chain.size() > before) return;
+          break;
+        }
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine:
+        case DW_TAG_lexical_block:
+        case DW_TAG_try_block:
+        case DW_TAG_catch_block:
+          if (dwarf_haspc(&child, rel) == 1) {
+            chain.push_back(child);
+            scopes_at(&child, rel, chain);
+            return;
+          }
+          break;
+        default:
+          break;
+      }
+    } while (dwarf_siblingof(&child, &child) == 0);
+  }
+
   // One frame per inlined call at `rel` (an address in the unit's terms),
   // then the function they were inlined into.
   static void add_frames(Dwarf_Die* cu, Dwarf_Addr rel, const void* pc, std::vector<frame>& out) {
@@ -201,33 +236,24 @@ class dwarf_reader {
     Dwarf_Files* files = nullptr;
     std::size_t file_count = 0;
     if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
-    // The innermost scope at `rel`, then the DIEs that hold it: the concrete
-    // nesting of inlined calls (what eu-addr2line -i walks).
-    Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cu, rel, &scopes);
-    if (n > 0) {
-      Dwarf_Die innermost = scopes[0];
-      std::free(scopes);
-      scopes = nullptr;
-      n = dwarf_getscopes_die(&innermost, &scopes);
-    }
+    std::vector<Dwarf_Die> chain;  // outermost first
+    scopes_at(cu, rel, chain);
     bool outermost = false;
-    for (int i = 0; i < n && !outermost; ++i) {
-      const int tag = dwarf_tag(&scopes[i]);
+    for (auto scope = chain.rbegin(); scope != chain.rend() && !outermost; ++scope) {
+      const int tag = dwarf_tag(&*scope);
       if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
       outermost = tag == DW_TAG_subprogram;
-      out.push_back(frame{pc, function_name(&scopes[i]), file, line});
+      out.push_back(frame{pc, function_name(&*scope), file, line});
       if (outermost) break;
       // The caller's line: where this call was inlined.
       Dwarf_Attribute attr;
       Dwarf_Word call_file = 0, call_line = 0;
-      dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &call_file);
-      dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line);
+      dwarf_formudata(dwarf_attr(&*scope, DW_AT_call_file, &attr), &call_file);
+      dwarf_formudata(dwarf_attr(&*scope, DW_AT_call_line, &attr), &call_line);
       const char* src = files && call_file < file_count ? dwarf_filesrc(files, call_file, nullptr, nullptr) : nullptr;
       file = src ? src : "";
       line = static_cast<int>(call_line);
     }
-    std::free(scopes);
     if (!outermost) out.push_back(frame{pc, {}, std::move(file), line});
   }
 
