@@ -11,6 +11,7 @@
 
 #include "support.hpp"
 
+using lgt::count_of;
 using lgt::keep;
 
 namespace {
@@ -24,12 +25,6 @@ struct with_options : lgt::options_guard {
     leakguard::set_options(o);
   }
 };
-
-std::size_t count_of(const std::string& s, const std::string& part) {
-  std::size_t n = 0;
-  for (std::size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
-  return n;
-}
 
 }  // namespace
 

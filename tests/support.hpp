@@ -268,6 +268,13 @@ struct child_result {
   }
 };
 
+// How many times `part` occurs in `s`.
+inline std::size_t count_of(const std::string& s, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(part); at != std::string::npos; at = s.find(part, at + 1)) ++n;
+  return n;
+}
+
 // Return addresses in a symbolized stack (inlined frames share theirs).
 inline std::size_t return_addresses(const std::vector<leakguard::frame>& stack) {
   std::size_t n = 0;
