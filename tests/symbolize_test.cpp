@@ -35,7 +35,7 @@ __attribute__((always_inline)) inline const void* inlined_call() {
 std::vector<leakguard::frame> frames_of(const void* pc) {
   lg::internal_guard guard;
   lg::symbolizer& s = lg::the_symbolizer();
-  std::lock_guard lock(s.mutex);
+  lg::lock_guard lock(s.mutex);
   s.follow_loader();
   std::vector<leakguard::frame> out;
   s.frames_of(pc, out);

@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -262,12 +261,13 @@ class dwarf_reader {
 };
 #endif
 
-// Return addresses to frames, each looked up once. One mutex serialises
+// Return addresses to frames, each looked up once. One lock serialises
 // lookups (libdw and absl::Symbolize are not thread-safe); they run only
-// while a report is built, never on an allocation's path.
+// while a report is built, never on an allocation's path, and reports in
+// on_leak=log mode are built on one thread.
 class symbolizer {
  public:
-  std::mutex mutex;
+  spin_lock mutex;
 
   // REQUIRES: mutex. Appends the frames of return address `pc`.
   void frames_of(const void* pc, std::vector<frame>& out) {
@@ -376,7 +376,7 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   std::vector<std::uint32_t> pc_index;
   {
     symbolizer& sym = the_symbolizer();
-    std::lock_guard serialised(sym.mutex);
+    lock_guard serialised(sym.mutex);
     sym.follow_loader();
     for (std::uint32_t i = 0; i < stack->depth; ++i) {
       sym.frames_of(stack->frames[i], all);
