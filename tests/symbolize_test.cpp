@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,7 +34,7 @@ __attribute__((always_inline)) inline const void* inlined_call() {
 std::vector<leakguard::frame> frames_of(const void* pc) {
   lg::internal_guard guard;
   lg::symbolizer& s = lg::the_symbolizer();
-  lg::lock_guard lock(s.mutex);
+  lg::lock_guard serialised(s.lock);
   s.follow_loader();
   std::vector<leakguard::frame> out;
   s.frames_of(pc, out);

@@ -61,7 +61,7 @@ void each_global_lock(F&& f) {
   f(leak_handler_slot().lock());
   f(misuse_handler_slot().lock());
   f(ledger().lock());
-  f(the_symbolizer().mutex);
+  f(the_symbolizer().lock);
   f(loader_lock());
   f(registry.lock);
   f(pool.lock);

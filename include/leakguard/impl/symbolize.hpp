@@ -70,14 +70,20 @@ class dwarf_reader {
     const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;  // the call, not the return
     Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
     if (!module) return false;
+    // The symbol table first: leakguard's own frames, on top of every stack
+    // and trimmed from reports, need no more than their name. Their DWARF
+    // is the runtime's, the largest compilation unit of most programs.
+    std::string symbol = demangle(dwfl_module_addrname(module, at));
+    if (is_internal_frame(symbol, {})) {
+      out.push_back(frame{pc, std::move(symbol), {}, 0});
+      return true;
+    }
     Dwarf_Addr bias = 0;
     Dwarf_Die cu;
     const std::size_t before = out.size();
     if (find_cu(module, at, cu, bias)) add_frames(&cu, at - bias, pc, out);
     if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
-    // The symbol table only when the DWARF has no name: reading it costs
-    // as much memory as the lookups themselves.
-    if (out.back().function.empty()) out.back().function = demangle(dwfl_module_addrname(module, at));
+    if (out.back().function.empty()) out.back().function = std::move(symbol);
     return true;
   }
 
@@ -267,9 +273,9 @@ class dwarf_reader {
 // on_leak=log mode are built on one thread.
 class symbolizer {
  public:
-  spin_lock mutex;
+  spin_lock lock;
 
-  // REQUIRES: mutex. Appends the frames of return address `pc`.
+  // REQUIRES: lock. Appends the frames of return address `pc`.
   void frames_of(const void* pc, std::vector<frame>& out) {
     auto [it, made] = cache_.try_emplace(reinterpret_cast<std::uintptr_t>(pc));
     if (made) {
@@ -283,7 +289,7 @@ class symbolizer {
     out.insert(out.end(), it->second.begin(), it->second.end());
   }
 
-  // REQUIRES: mutex. A module loaded since the last lookup is added; one
+  // REQUIRES: lock. A module loaded since the last lookup is added; one
   // unloaded takes the cache with it (its addresses may hold another now).
   void follow_loader() {
     struct counts {
@@ -310,16 +316,15 @@ class symbolizer {
 
  private:
   std::vector<frame> look_up(const void* pc) {
-    // The symbol table first: leakguard's own frames, on top of every stack
-    // and trimmed from reports, need no more than their name. Their DWARF
-    // is the runtime's, the largest compilation unit of most programs.
-    std::string function = symbol_name(pc);
     std::vector<frame> out;
 #if LEAKGUARD_HAVE_LIBDW
-    if (!is_internal_frame(function, {})) dwarf_.lookup(pc, out);
+    dwarf_.lookup(pc, out);
 #endif
-    if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
-    else if (out.back().function.empty()) out.back().function = std::move(function);
+    if (out.empty() || out.back().function.empty()) {
+      std::string function = symbol_name(pc);
+      if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
+      else out.back().function = std::move(function);
+    }
     return out;
   }
 
@@ -376,7 +381,7 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
   std::vector<std::uint32_t> pc_index;
   {
     symbolizer& sym = the_symbolizer();
-    lock_guard serialised(sym.mutex);
+    lock_guard serialised(sym.lock);
     sym.follow_loader();
     for (std::uint32_t i = 0; i < stack->depth; ++i) {
       sym.frames_of(stack->frames[i], all);
