@@ -153,30 +153,43 @@ inline std::int64_t raise_peak(std::int64_t live) noexcept {
   return live > peak ? live : peak;
 }
 
-LEAKGUARD_COLD void flush_live_bytes(thread_state& t) noexcept {
-  const std::int64_t live =
-      registry.flushed_live_bytes.fetch_add(t.unflushed_bytes, std::memory_order_relaxed) + t.unflushed_bytes;
-  t.unflushed_bytes = 0;
-  raise_peak(live);
+// The thread's counters have one writer, the thread, but a signal handler
+// that allocates runs on it too, between any two instructions: each update
+// is one instruction, so that the handler's count cannot fall between a
+// load and a store and be lost.
+template <class T>
+LEAKGUARD_ALWAYS_INLINE void add_in_one_instruction(T& counter, T by) noexcept {
+  static_assert(sizeof(T) == 8);
+#if defined(__x86_64__)
+  asm volatile("addq %1, %0" : "+m"(counter) : "er"(by));
+#else
+  __atomic_fetch_add(&counter, by, __ATOMIC_RELAXED);
+#endif
 }
 
-// Single writer: a relaxed load and store, not a locked read-modify-write.
+LEAKGUARD_COLD void flush_live_bytes(thread_state& t) noexcept {
+  const std::int64_t change = __atomic_exchange_n(&t.unflushed_bytes, 0, __ATOMIC_RELAXED);
+  raise_peak(registry.flushed_live_bytes.fetch_add(change, std::memory_order_relaxed) + change);
+}
+
+// Single writer (see add_in_one_instruction): no locked read-modify-write.
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
+  add_in_one_instruction(*reinterpret_cast<std::uint64_t*>(&counter), by);
 }
 
 LEAKGUARD_ALWAYS_INLINE void count_allocation(thread_state& t, std::size_t size) noexcept {
   bump(t.allocations, 1);
   bump(t.bytes_allocated, size);
-  if (LEAKGUARD_UNLIKELY((t.unflushed_bytes += static_cast<std::int64_t>(size)) > flush_bytes))
-    flush_live_bytes(t);
+  add_in_one_instruction(t.unflushed_bytes, static_cast<std::int64_t>(size));
+  if (LEAKGUARD_UNLIKELY(t.unflushed_bytes > flush_bytes)) flush_live_bytes(t);
 }
 
 LEAKGUARD_ALWAYS_INLINE void count_deallocation(thread_state& t, std::size_t size) noexcept {
   bump(t.deallocations, 1);
   bump(t.bytes_freed, size);
-  if (LEAKGUARD_UNLIKELY((t.unflushed_bytes -= static_cast<std::int64_t>(size)) < -flush_bytes))
-    flush_live_bytes(t);
+  add_in_one_instruction(t.unflushed_bytes, -static_cast<std::int64_t>(size));
+  if (LEAKGUARD_UNLIKELY(t.unflushed_bytes < -flush_bytes)) flush_live_bytes(t);
 }
 
 // Counting from the cold path, which may run after the thread's exit handler.
