@@ -5,6 +5,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -28,6 +30,54 @@ constexpr int leaf_allocation_line = __LINE__ + 2;
   int* p = report_test_leaf_allocator();
   asm volatile("" ::: "memory");  // no tail call
   return p;
+}
+
+// A framework that calls the user's handler from deep inside, as a server's
+// dispatch code does, with names as long as a real one's: every block of the
+// handler's scope shares these frames.
+using report_test_routes = std::vector<std::pair<std::string, std::string>>;
+using leak_out = void**;
+template <int N, class Routes>
+[[gnu::noinline]] void report_test_dispatch(void (*handler)(leak_out), leak_out out, const Routes* routes) {
+  if constexpr (N == 0) handler(out);
+  else report_test_dispatch<N - 1>(handler, out, routes);
+  asm volatile("" ::: "memory");  // no tail call
+}
+template <int N>
+void run_in_framework(void (*handler)(leak_out), leak_out out) {
+  const report_test_routes routes;
+  report_test_dispatch<N>(handler, out, &routes);
+}
+
+// A handler that opens its scope and leaks two blocks from two lines.
+[[gnu::noinline]] void report_test_handler(leak_out out) {
+  leakguard::scope s("handler");
+  out[0] = keep(new int(1));
+  out[1] = report_test_middle_caller();
+  asm volatile("" ::: "memory");
+}
+
+// Five blocks, as a request handler that leaks its parsed request would.
+[[gnu::noinline]] void report_test_five_block_handler(leak_out out) {
+  leakguard::scope s("five");
+  for (int i = 0; i < 5; ++i) out[i] = keep(new char[static_cast<std::size_t>(24 + i)]);
+  asm volatile("" ::: "memory");
+}
+
+// A handler whose scope also takes a block another thread allocates.
+[[gnu::noinline]] void report_test_threaded_handler(leak_out out) {
+  leakguard::scope s(leakguard::scope_options{.label = "threads", .all_threads = true});
+  out[0] = keep(new int(1));
+  std::thread([out] { out[1] = report_test_middle_caller(); }).join();
+  asm volatile("" ::: "memory");
+}
+
+std::string functions_of(const lgt::json_value* stack) {
+  std::string names;
+  if (stack)
+    for (const lgt::json_value& f : stack->items)
+      if (const lgt::json_value* name = f.get("function")) names += name->string + "\n";
+  return names;
 }
 
 }  // namespace
@@ -443,6 +493,153 @@ TEST_CASE("to_json of a report with many blocks and stacks is valid JSON") {
   }
   for (int i = 0; i < 10; ++i) delete[] static_cast<char*>(leaked[static_cast<std::size_t>(i)]);
   for (int i = 10; i < 20; ++i) delete static_cast<int*>(leaked[static_cast<std::size_t>(i)]);
+}
+
+// ---- stack_root and report_frames ------------------------------------------------
+
+TEST_CASE("stack_root=scope (the default): the scope's callers are written once, each stack stops at its function") {
+  lgt::options_guard restore;
+  leakguard::runtime_options o = leakguard::options();
+  o.report_frames = 0;  // no cap: every caller is written
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  void* out[2] = {};
+  run_in_framework<3>(&report_test_handler, out);
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  REQUIRE(r.blocks().size() == 2);
+  for (const leakguard::leaked_block& b : r.blocks())  // the report itself keeps every frame
+    CHECK(lgt::frame_index(b.stack, "report_test_dispatch<2") >= 0);
+
+  const std::string text = r.to_text();
+  INFO("text:\n", text);
+  CHECK(lgt::count_of(text, "scope called from") == 1);
+  CHECK(lgt::count_of(text, "report_test_dispatch<2") == 1);
+  CHECK(lgt::count_of(text, "report_test_handler") == 2);  // each group's stack ends in the scope's function
+
+  const std::string json = r.to_json();
+  INFO("json:\n", json);
+  lgt::json_parser parser(json);
+  const auto doc = parser.parse_document();
+  REQUIRE(doc.has_value());
+  REQUIRE(doc->get("stack_root") != nullptr);
+  CHECK(doc->get("stack_root")->string == "scope");
+  const std::string callers = functions_of(doc->get("scope_callers"));
+  CHECK(lgt::contains(callers, "report_test_dispatch<0"));
+  CHECK(lgt::contains(callers, "report_test_dispatch<3"));
+  CHECK_FALSE(lgt::contains(callers, "report_test_handler"));
+  REQUIRE(doc->get("blocks") != nullptr);
+  REQUIRE(doc->get("blocks")->items.size() == 2);
+  for (const lgt::json_value& b : doc->get("blocks")->items) {
+    const std::string own = functions_of(b.get("stack"));
+    CHECK(lgt::contains(own, "report_test_handler"));
+    CHECK_FALSE(lgt::contains(own, "report_test_dispatch"));
+  }
+  for (void* p : out) delete static_cast<int*>(p);
+}
+
+TEST_CASE("stack_root=full writes every block's whole stack and no callers") {
+  lgt::options_guard restore;
+  leakguard::runtime_options o = leakguard::options();
+  o.stack_root = leakguard::stack_root_mode::full;
+  o.report_frames = 0;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  void* out[2] = {};
+  run_in_framework<3>(&report_test_handler, out);
+  REQUIRE(captured.reports.size() == 1);
+  const std::string text = captured.reports[0].to_text();
+  INFO("text:\n", text);
+  CHECK(lgt::count_of(text, "scope called from") == 0);
+  CHECK(lgt::count_of(text, "report_test_dispatch<2") == 2);  // in both groups' stacks
+  const std::string json = captured.reports[0].to_json();
+  INFO("json:\n", json);
+  lgt::json_parser parser(json);
+  const auto doc = parser.parse_document();
+  REQUIRE(doc.has_value());
+  CHECK(doc->get("stack_root")->string == "full");
+  CHECK(doc->get("scope_callers") == nullptr);
+  for (const lgt::json_value& b : doc->get("blocks")->items)
+    CHECK(lgt::contains(functions_of(b.get("stack")), "report_test_dispatch<2"));
+  for (void* p : out) delete static_cast<int*>(p);
+}
+
+TEST_CASE("stack_root=scope: a block another thread allocated for an all_threads scope keeps its whole stack") {
+  lgt::options_guard restore;
+  leakguard::runtime_options o = leakguard::options();
+  o.report_frames = 0;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  void* out[2] = {};
+  run_in_framework<2>(&report_test_threaded_handler, out);
+  REQUIRE(captured.reports.size() == 1);
+  const std::string json = captured.reports[0].to_json();
+  INFO("json:\n", json);
+  lgt::json_parser parser(json);
+  const auto doc = parser.parse_document();
+  REQUIRE(doc.has_value());
+  REQUIRE(doc->get("blocks") != nullptr);
+  REQUIRE(doc->get("blocks")->items.size() == 2);
+  const std::string own = functions_of(doc->get("blocks")->items[0].get("stack"));
+  const std::string other = functions_of(doc->get("blocks")->items[1].get("stack"));
+  CHECK(lgt::contains(own, "report_test_threaded_handler"));
+  CHECK_FALSE(lgt::contains(own, "report_test_dispatch"));
+  CHECK(lgt::contains(other, "report_test_middle_caller"));
+  CHECK(lgt::contains(other, "_M_run"));  // the thread's own frames, below its function: nothing was cut
+  delete static_cast<int*>(out[0]);
+  delete static_cast<int*>(out[1]);
+}
+
+TEST_CASE("report_frames caps every written stack and says how many frames it left out") {
+  lgt::options_guard restore;
+  leakguard::runtime_options o = leakguard::options();
+  o.report_frames = 1;
+  leakguard::set_options(o);
+  lgt::capture_reports captured;
+  void* out[2] = {};
+  run_in_framework<3>(&report_test_handler, out);
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  const std::string json = r.to_json();
+  INFO("json:\n", json);
+  lgt::json_parser parser(json);
+  const auto doc = parser.parse_document();
+  REQUIRE(doc.has_value());
+  REQUIRE(doc->get("scope_callers") != nullptr);
+  CHECK(doc->get("scope_callers")->items.size() == 1);
+  CHECK(doc->get("more_frames") != nullptr);  // the callers' count: they are longer than one frame
+  bool some_left_out = false;
+  for (const lgt::json_value& b : doc->get("blocks")->items) {
+    REQUIRE(b.get("stack") != nullptr);
+    CHECK(b.get("stack")->items.size() == 1);
+    if (const lgt::json_value* more = b.get("more_frames")) some_left_out = more->number >= 2;  // leaf, middle, handler
+  }
+  CHECK(some_left_out);
+  const std::string text = r.to_text();
+  INFO("text:\n", text);
+  CHECK(lgt::contains(text, "more frames: report_frames"));
+  CHECK_FALSE(lgt::contains(text, "report_test_middle_caller"));
+  for (void* p : out) delete static_cast<int*>(p);
+}
+
+TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB of JSON; whole stacks are not") {
+  lgt::options_guard restore;
+  leakguard::set_options(leakguard::runtime_options{});  // the defaults
+  lgt::capture_reports captured;
+  void* out[5] = {};
+  run_in_framework<12>(&report_test_five_block_handler, out);
+  REQUIRE(captured.reports.size() == 1);
+  REQUIRE(captured.reports[0].blocks().size() == 5);
+  const std::string json = captured.reports[0].to_json();
+  INFO("json:\n", json);
+  // A written record adds its time, pid and sequence number: under 100 bytes.
+  CHECK(json.size() + 100 < 4096);
+  leakguard::runtime_options o;
+  o.stack_root = leakguard::stack_root_mode::full;
+  o.report_frames = 0;
+  leakguard::set_options(o);
+  CHECK(captured.reports[0].to_json().size() > 4096);
+  for (void* p : out) delete[] static_cast<char*>(p);
 }
 
 TEST_CASE("to_text and to_json of an empty report do not crash and to_json is valid") {

@@ -92,11 +92,11 @@ report::report(std::string label, std::source_location where, std::vector<leaked
 // attributed to a scope, not in global_stats.
 std::string report::to_text() const {
   detail::internal_guard guard;
-  return detail::report_text(*this);
+  return detail::report_text(*this, detail::style_in_force());
 }
 std::string report::to_json() const {
   detail::internal_guard guard;
-  return detail::report_json(*this);
+  return detail::report_json(*this, detail::style_in_force());
 }
 
 void abort_on_leak(const report& r) { detail::abort_with_report(r); }
@@ -227,7 +227,9 @@ scope::~scope() noexcept(false) {
   detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
   detail::scope_state* const s = std::exchange(state_, nullptr);
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
-  const detail::verdict_rules rules{.allow_retained = allow_retained_};
+  detail::verdict_rules rules{.allow_retained = allow_retained_};
+  // Taken here, where the scope's function is still on the stack.
+  if (open) rules.scope_stack = detail::capture_stack(std::max(detail::stack_depth(), detail::site_frames));
   // Survivors wait out a grace period on leakguard's thread; in on_leak=log
   // mode they are judged and reported there at once (grace 0).
   const bool off_thread = open && grace_.count() == 0 && !unwinding && detail::reports_off_thread(handler_);

@@ -3,6 +3,7 @@
 //   LEAKGUARD_OPTIONS=stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log
 //   LEAKGUARD_OPTIONS=sample_bytes=1048576:log_interval=300   (production)
 //   LEAKGUARD_OPTIONS="on_leak=log, suppressions=/etc/myapp/leaks.supp"
+//   LEAKGUARD_OPTIONS=report=json:stack_root=full:report_frames=8
 //
 // The variable is read once, at start-up. An unknown key or a bad value is
 // reported on stderr once and otherwise ignored; the other keys still apply.
@@ -20,6 +21,12 @@ namespace leakguard {
 enum class leak_action { abort, log };
 // How reports are written by `abort_on_leak` and `log_leak`.
 enum class report_format { text, json };
+// Where a written report's stacks start. `scope`: the frames above the
+// scope's own function are the same for every block of a report, so they are
+// written once, as the scope's callers, and each block's stack stops at that
+// function. `full`: every block's whole stack. report::blocks() keeps every
+// frame either way.
+enum class stack_root_mode { scope, full };
 
 struct runtime_options {
   // Frames captured per tracked allocation, 0..64. 0 turns full stacks off:
@@ -48,9 +55,16 @@ struct runtime_options {
   // set_options() with another path); its patterns join suppressions().
   // A file that cannot be read and each bad line are reported on stderr.
   std::string suppressions;
+  stack_root_mode stack_root = stack_root_mode::scope;
+  // At most this many frames of each stack in a written report (text and
+  // JSON), below the standard library's frames on top of it; the scope's
+  // callers alike (the nearest ones). 0: no cap. report::blocks() keeps
+  // every frame.
+  int report_frames = 8;
 };
 
 inline constexpr int max_stack_depth = 64;
+inline constexpr int max_report_frames = 1024;
 
 // Parses LEAKGUARD_OPTIONS syntax, starting from `base`. Each unknown key or
 // bad value appends one line naming it to `*errors` (when given) and is
@@ -65,7 +79,8 @@ LEAKGUARD_API runtime_options parse_options(std::string_view text, runtime_optio
 LEAKGUARD_API runtime_options options();
 
 // Replaces the settings; a stack_depth outside 0..64, a negative
-// log_interval and a grace_ms outside 0..86400000 are clamped.
+// log_interval, a grace_ms outside 0..86400000 and a report_frames outside
+// 0..max_report_frames are clamped.
 LEAKGUARD_API void set_options(const runtime_options& o);
 
 }  // namespace leakguard

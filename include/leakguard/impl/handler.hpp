@@ -105,11 +105,19 @@ inline std::string json_record_start() {
   return buf;
 }
 
+// How reports show stacks, by the options in force.
+inline report_style style_of(const runtime_options& o) {
+  return {o.stack_root == stack_root_mode::scope, o.report_frames};
+}
+inline report_style style_in_force() { return style_of(current_options()); }
+
 inline void write_report(const report& r) {
-  if (current_options().report == report_format::json)
-    write_output(json_record_start() + report_json(r).substr(1) + '\n');
+  const runtime_options o = current_options();
+  const report_style style = style_of(o);
+  if (o.report == report_format::json)
+    write_output(json_record_start() + report_json(r, style).substr(1) + '\n');
   else
-    write_output(report_text(r));
+    write_output(report_text(r, style));
 }
 
 inline void write_summary(const leak_ledger::summary& s, report_format format) {

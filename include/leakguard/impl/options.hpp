@@ -2,6 +2,7 @@
 // in force.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
@@ -110,6 +111,17 @@ inline runtime_options parse_option_text(std::string_view text, runtime_options 
       if (value == "text") base.report = report_format::text;
       else if (value == "json") base.report = report_format::json;
       else complain("report must be text or json, got", item);
+    } else if (key == "stack_root") {
+      if (value == "scope") base.stack_root = stack_root_mode::scope;
+      else if (value == "full") base.stack_root = stack_root_mode::full;
+      else complain("stack_root must be scope or full, got", item);
+    } else if (key == "report_frames") {
+      int n = -1;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc{} || end != value.data() + value.size() || n < 0 || n > max_report_frames)
+        complain("report_frames must be 0..1024, got", item);
+      else
+        base.report_frames = n;
     } else if (key == "suppressions") {
       base.suppressions = value;
     } else if (key == "report_path") {
@@ -223,6 +235,7 @@ inline void replace_options(const runtime_options& o) {
                                                           : copy.stack_depth;
   if (copy.log_interval < 0) copy.log_interval = 0;
   copy.grace_ms = copy.grace_ms < 0 ? 0 : copy.grace_ms > max_grace_ms ? max_grace_ms : copy.grace_ms;
+  copy.report_frames = std::clamp(copy.report_frames, 0, max_report_frames);
   {
     lock_guard g(s.lock);
     std::swap(s.current, copy);

@@ -45,21 +45,62 @@ inline void append_frame_text(std::string& out, std::size_t index, const frame& 
   out += '\n';
 }
 
+// How a written report shows stacks (LEAKGUARD_OPTIONS stack_root and
+// report_frames).
+struct report_style {
+  bool scope_root = true;  // callers once, each stack down to the scope's function
+  int max_frames = 0;      // per stack; 0: no cap
+};
+
+// How many of a block's frames are its own, above the scope's callers: the
+// callers are found by return address, where `stack` continues as they do
+// (as far as both were captured). A block from another thread keeps all.
+inline std::size_t own_frames(std::span<const frame> stack, std::span<const frame> callers) {
+  if (callers.empty()) return stack.size();
+  for (std::size_t i = 0; i < stack.size(); ++i) {
+    if (stack[i].pc != callers[0].pc) continue;
+    const std::size_t n = std::min(stack.size() - i, callers.size());
+    std::size_t t = 1;
+    while (t < n && stack[i + t].pc == callers[t].pc) ++t;
+    if (t == n) return i;
+  }
+  return stack.size();
+}
+
+// The frames of `stack` a report shows under `style`.
+inline std::span<const frame> shown_frames(std::span<const frame> stack, std::span<const frame> callers,
+                                           const report_style& style) {
+  return style.scope_root ? stack.first(own_frames(stack, callers)) : stack;
+}
+
 // For people: the standard library's frames on top of the stack (inside
-// push_back, say) are summed up in one line, and nothing below main() is
-// shown. `stack` and to_json() keep every frame.
-inline void append_stack_text(std::string& out, const std::vector<frame>& stack) {
+// push_back, say) are summed up in one line, at most `max_frames` others
+// follow (0: all), and nothing below main() is shown. report::blocks() and
+// to_json() keep every frame.
+// The standard library's frames on top of a stack (inside push_back, say);
+// 0 when the stack has nothing else, so that they are shown.
+inline std::size_t library_frames_on_top(std::span<const frame> stack) {
   std::size_t i = 0;
   while (i < stack.size() && is_library_frame(stack[i].function, stack[i].file)) ++i;
-  if (i == stack.size()) i = 0;  // nothing but library frames: show them
+  return i == stack.size() ? 0 : i;
+}
+
+inline void append_stack_text(std::string& out, std::span<const frame> stack, int max_frames = 0) {
+  std::size_t i = library_frames_on_top(stack);
   if (i > 0) {
     out += "    (";
     append_number(out, i);
     out += i == 1 ? " standard library frame)\n" : " standard library frames)\n";
   }
-  for (; i < stack.size(); ++i) {
+  const std::size_t end = max_frames > 0 ? std::min(stack.size(), i + static_cast<std::size_t>(max_frames)) : stack.size();
+  for (; i < end; ++i) {
     append_frame_text(out, i, stack[i]);
-    if (qualified_name(stack[i].function) == "main") break;
+    if (qualified_name(stack[i].function) == "main") return;
+  }
+  if (end < stack.size()) {
+    out += "    (";
+    append_number(out, stack.size() - end);
+    out += " more frames: report_frames)\n";
   }
 }
 
@@ -100,7 +141,12 @@ inline void append_json_pointer(std::string& out, const void* p) {
   out += '"';
 }
 
-inline void append_stack_json(std::string& out, const std::vector<frame>& stack) {
+// A JSON array of at most `max_frames` frames (0: all); `"more_frames":N`
+// follows it, in the same object, when some were left out.
+inline void append_stack_json(std::string& out, std::span<const frame> stack, int max_frames = 0) {
+  const std::size_t cap = max_frames > 0 ? static_cast<std::size_t>(max_frames) : stack.size();
+  const std::span<const frame> all = stack;
+  if (stack.size() > cap) stack = stack.first(cap);
   out += '[';
   for (std::size_t i = 0; i < stack.size(); ++i) {
     const frame& f = stack[i];
@@ -116,6 +162,17 @@ inline void append_stack_json(std::string& out, const std::vector<frame>& stack)
     out += '}';
   }
   out += ']';
+  if (all.size() > stack.size()) out += ",\"more_frames\":" + std::to_string(all.size() - stack.size());
+}
+
+// `,"stack":[...]` of a block or violation. With style.scope_root, the
+// standard library's frames on top are left out and counted, as in text:
+// `,"library_frames":N`.
+inline void append_block_stack_json(std::string& out, std::span<const frame> stack, const report_style& style) {
+  const std::size_t library = style.scope_root ? library_frames_on_top(stack) : 0;
+  if (library) out += ",\"library_frames\":" + std::to_string(library);
+  out += ",\"stack\":";
+  append_stack_json(out, stack.subspan(library), style.max_frames);
 }
 
 // One line per kind of loss, e.g. "leakguard: 3 allocations could not be
@@ -232,10 +289,23 @@ inline void append_hanging_sites(std::string& out, const site_group& g) {
   }
 }
 
+// Whether a report's stacks continue into its scope's callers, so that
+// stack_root=scope writes those once.
+inline bool shares_callers(const report& r) {
+  const std::span<const frame> callers = report_parts::callers(r);
+  if (callers.empty()) return false;
+  for (const leaked_block& b : r.blocks())
+    if (own_frames(b.stack, callers) < b.stack.size()) return true;
+  for (const violation& v : r.violations())
+    if (own_frames(v.stack, callers) < v.stack.size()) return true;
+  return false;
+}
+
 // Names the scope, then groups the leaked blocks by site, largest total
 // first (ties: earliest allocation first), each group with one stack, and
 // under it the indirect blocks that hang from it; then the violations.
-inline std::string report_text(const report& r) {
+// With style.scope_root, the scope's callers come once, after the first line.
+inline std::string report_text(const report& r, const report_style& style = {}) {
   std::string out = "leakguard: ";
   if (r.label().empty()) {
     out += "scope at ";
@@ -283,6 +353,11 @@ inline std::string report_text(const report& r) {
     out += r.violations().size() == 1 ? " violation" : " violations";
   }
   out += '\n';
+  const std::span<const frame> callers = report_parts::callers(r);
+  if (style.scope_root && shares_callers(r)) {
+    out += "  scope called from (every stack below continues there):\n";
+    append_stack_text(out, callers, style.max_frames);
+  }
 
   for (const site_group& g : group_by_site(r)) {
     out += "  ";
@@ -300,7 +375,7 @@ inline std::string report_text(const report& r) {
     append_hanging(out, g);
     if (g.first->kind == leak_kind::retained) out += " (reachable from a global or thread_local)";
     out += '\n';
-    append_stack_text(out, g.first->stack);
+    append_stack_text(out, shown_frames(g.first->stack, callers, style), style.max_frames);
     append_hanging_sites(out, g);
   }
   if (!r.retained().empty()) {
@@ -318,13 +393,17 @@ inline std::string report_text(const report& r) {
     out += " bytes at ";
     out += v.site.empty() ? std::string_view("(unknown site)") : std::string_view(v.site);
     out += '\n';
-    append_stack_text(out, v.stack);
+    append_stack_text(out, shown_frames(v.stack, callers, style), style.max_frames);
   }
   append_unrecorded_text(out, r.unrecorded());
   return out;
 }
 
-inline std::string report_json(const report& r) {
+// One line. `thread` is the thread that ended the scope. With
+// style.scope_root, `scope_callers` holds the frames every block's `stack`
+// continues into, left out of each, and each stack starts below the
+// standard library's frames (`library_frames` counts them).
+inline std::string report_json(const report& r, const report_style& style = {}) {
   std::string out = "{\"label\":";
   append_json_string(out, r.label());
   out += ",\"file\":";
@@ -337,10 +416,12 @@ inline std::string report_json(const report& r) {
   out += std::to_string(r.blocks().size());
   out += ",\"leaked_bytes\":";
   out += std::to_string(r.leaked_bytes());
-  if (const long long grace = report_parts::grace_ms(r)) {
-    out += ",\"thread\":" + std::to_string(report_parts::thread(r));
-    out += ",\"grace_ms\":" + std::to_string(grace);
-  }
+  out += ",\"thread\":" + std::to_string(report_parts::thread(r));
+  if (const long long grace = report_parts::grace_ms(r)) out += ",\"grace_ms\":" + std::to_string(grace);
+  const std::span<const frame> callers = report_parts::callers(r);
+  const bool scope_root = style.scope_root && shares_callers(r);
+  out += scope_root ? ",\"stack_root\":\"scope\",\"scope_callers\":" : ",\"stack_root\":\"full\"";
+  if (scope_root) append_stack_json(out, callers, style.max_frames);
   const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
   auto append_block_list = [&](std::span<const leaked_block> blocks, bool with_leaders) {
     for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -360,8 +441,7 @@ inline std::string report_json(const report& r) {
       append_json_string(out, b.site);
       out += ",\"origin\":";
       append_json_string(out, b.origin);
-      out += ",\"stack\":";
-      append_stack_json(out, b.stack);
+      append_block_stack_json(out, shown_frames(b.stack, callers, style), style);
       out += '}';
     }
   };
@@ -381,8 +461,7 @@ inline std::string report_json(const report& r) {
     append_json_string(out, v.site);
     out += ",\"message\":";
     append_json_string(out, v.message);
-    out += ",\"stack\":";
-    append_stack_json(out, v.stack);
+    append_block_stack_json(out, shown_frames(v.stack, callers, style), style);
     out += '}';
   }
   out += "],\"unrecorded\":{\"allocations\":" + std::to_string(r.unrecorded().allocations);

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../report.hpp"
 #include "reachability.hpp"
 #include "report_parts.hpp"
@@ -464,8 +466,11 @@ inline void release_graph(block_header* h) noexcept {
 struct verdict_rules {
   bool classify = true;        // scan for reachability (else every block is direct)
   bool allow_retained = true;  // retained blocks are not leaks
-  std::uint64_t thread = 0;    // for a verdict given later: the scope's thread
-  long long grace_ms = 0;      // and the grace period it waited
+  std::uint64_t thread = 0;    // the thread that ended the scope; 0: this one
+  long long grace_ms = 0;      // the grace period the verdict waited
+  // The stack at the scope's end, whose frames above the scope's function
+  // (its callers) every block of the scope shares: reports write them once.
+  const stack_trace* scope_stack = nullptr;
 };
 
 // A snapshot's blocks in serial order: a cycle's first block leads it, and
@@ -507,6 +512,14 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
       kinds[k] = {found[offset + k].kind, found[offset + k].leader - offset};
     offset += static_cast<std::uint32_t>(kinds.size());
   }
+}
+
+// The frames of a scope's stack above its function (the first frame that is
+// not leakguard's, with the frames inlined at its return address).
+inline std::vector<frame> scope_callers(const std::vector<frame>& scope_stack) {
+  std::size_t i = 0;
+  while (i < scope_stack.size() && scope_stack[i].pc == scope_stack.front().pc) ++i;
+  return {scope_stack.begin() + static_cast<std::ptrdiff_t>(i), scope_stack.end()};
 }
 
 // Judges the snapshot's blocks (unless `judged` has their kinds already, from
@@ -583,7 +596,9 @@ inline report build_report(std::string label, std::source_location where, const 
                                 violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
   }
   report r(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
-  report_parts::attach(r, std::move(retained), std::move(leaders), rules.thread, rules.grace_ms);
+  report_parts::attach(r, std::move(retained), std::move(leaders),
+                       rules.thread ? rules.thread : static_cast<std::uint64_t>(gettid()), rules.grace_ms);
+  if (rules.scope_stack && !r.empty()) report_parts::set_callers(r, scope_callers(lookup(rules.scope_stack).frames));
   return r;
 }
 
