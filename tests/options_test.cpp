@@ -33,7 +33,8 @@ int count_lines(const std::string& s) {
 
 bool same(const runtime_options& a, const runtime_options& b) {
   return a.stack_depth == b.stack_depth && a.on_leak == b.on_leak && a.report == b.report &&
-         a.report_path == b.report_path && a.suppressions == b.suppressions;
+         a.report_path == b.report_path && a.suppressions == b.suppressions && a.stack_root == b.stack_root &&
+         a.report_frames == b.report_frames;
 }
 
 runtime_options non_default_base() {
@@ -43,6 +44,8 @@ runtime_options non_default_base() {
   o.report = report_format::json;
   o.report_path = "/base/path";
   o.suppressions = "/base/leaks.supp";
+  o.stack_root = leakguard::stack_root_mode::full;
+  o.report_frames = 7;
   return o;
 }
 
@@ -58,6 +61,8 @@ TEST_CASE("parse_options: defaults are stack_depth 16, abort, text, stderr") {
   CHECK(d.on_leak == leak_action::abort);
   CHECK(d.report == report_format::text);
   CHECK(d.report_path.empty());
+  CHECK(d.stack_root == leakguard::stack_root_mode::scope);
+  CHECK(d.report_frames == 8);
 }
 
 TEST_CASE("parse_options: the empty string returns the base unchanged, without errors") {
@@ -70,20 +75,26 @@ TEST_CASE("parse_options: the empty string returns the base unchanged, without e
 TEST_CASE("parse_options: every known key") {
   std::string errors;
   const auto o = leakguard::parse_options(
-      "stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log:suppressions='/etc/my app/leaks.supp'", {},
-      &errors);
+      "stack_depth=8:on_leak=log:report=json:report_path=/tmp/leaks.log:suppressions='/etc/my app/leaks.supp'"
+      ":stack_root=full:report_frames=1024",
+      {}, &errors);
   CHECK(errors.empty());
   CHECK(o.stack_depth == 8);
   CHECK(o.on_leak == leak_action::log);
   CHECK(o.report == report_format::json);
   CHECK(o.report_path == "/tmp/leaks.log");
   CHECK(o.suppressions == "/etc/my app/leaks.supp");
+  CHECK(o.stack_root == leakguard::stack_root_mode::full);
+  CHECK(o.report_frames == 1024);
 }
 
 TEST_CASE("parse_options: each value back to the other choice") {
   std::string errors;
-  const auto o = leakguard::parse_options("on_leak=abort:report=text:stack_depth=0", non_default_base(), &errors);
+  const auto o = leakguard::parse_options("on_leak=abort:report=text:stack_depth=0:stack_root=scope:report_frames=0",
+                                          non_default_base(), &errors);
   CHECK(errors.empty());
+  CHECK(o.stack_root == leakguard::stack_root_mode::scope);
+  CHECK(o.report_frames == 0);
   CHECK(o.on_leak == leak_action::abort);
   CHECK(o.report == report_format::text);
   CHECK(o.stack_depth == 0);
@@ -134,6 +145,29 @@ TEST_CASE("parse_options: a bad on_leak or report value is named and the base va
   o = leakguard::parse_options("on_leak=", {}, &errors);
   CHECK(o.on_leak == leak_action::abort);
   CHECK(count_lines(errors) == 1);
+}
+
+TEST_CASE("parse_options: a bad stack_root or report_frames is named and the base value kept") {
+  for (const char* text : {"stack_root=", "stack_root=Scope", "stack_root=top", "report_frames=", "report_frames=-1",
+                           "report_frames=1025", "report_frames=8x", "report_frames=99999999999999999999"}) {
+    CAPTURE(text);
+    std::string errors;
+    const auto o = leakguard::parse_options(text, non_default_base(), &errors);
+    CHECK(same(o, non_default_base()));
+    CHECK(lgt::contains(errors, std::string_view(text).substr(0, std::string_view(text).find('='))));
+    CHECK(count_lines(errors) == 1);
+  }
+}
+
+TEST_CASE("set_options keeps report_frames within 0..max_report_frames") {
+  lgt::options_guard restore;
+  runtime_options o;
+  o.report_frames = -3;
+  leakguard::set_options(o);
+  CHECK(leakguard::options().report_frames == 0);  // no cap
+  o.report_frames = 1'000'000;
+  leakguard::set_options(o);
+  CHECK(leakguard::options().report_frames == leakguard::max_report_frames);
 }
 
 TEST_CASE("parse_options: a key without '=' is an error naming it") {
@@ -622,6 +656,8 @@ TEST_CASE("report=json with report_path appends one valid JSON document per repo
     CHECK(d.get("seq")->number > previous_seq);
     previous_seq = d.get("seq")->number;
     CHECK(d.get("label") != nullptr);
+    REQUIRE(d.get("thread") != nullptr);  // the thread that ended the scope: this one
+    CHECK(d.get("thread")->number == static_cast<double>(::gettid()));
   }
   delete a;
   delete b;
@@ -693,7 +729,9 @@ TEST_CASE("suppressions=FILE: leak: lines are added, comments and blanks skipped
     std::vector<void*> blocks;
     blocks.reserve(4);
     {
-      leakguard::scope s("suppressed");
+      // Retained counts too: this test is about suppressions, and a stale
+      // copy of an address somewhere in memory can make a leak look retained.
+      leakguard::scope s(leakguard::scope_options{.label = "suppressed", .allow_retained = false});
       blocks.push_back(lgt_supp_cache_fill());
       blocks.push_back(lgt_supp_registry_add());
       blocks.push_back(lgt_supp_not_listed());
