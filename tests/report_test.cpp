@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,31 @@ void run_in_framework(void (*handler)(leak_out), leak_out out) {
   out[0] = keep(new int(1));
   std::thread([out] { out[1] = report_test_middle_caller(); }).join();
   asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void report_test_call_function(const std::function<void(leak_out)>& handler, leak_out out) {
+  handler(out);
+  asm volatile("" ::: "memory");
+}
+
+// The report style for the rest of a test (its options_guard restores it).
+void set_style(leakguard::stack_root_mode root, int report_frames) {
+  leakguard::runtime_options o = leakguard::options();
+  o.stack_root = root;
+  o.report_frames = report_frames;
+  leakguard::set_options(o);
+}
+
+// The one captured report's JSON, parsed.
+lgt::json_value only_report_json(const lgt::capture_reports& captured) {
+  REQUIRE(captured.reports.size() == 1);
+  const std::string json = captured.reports[0].to_json();
+  INFO("json:\n", json);
+  lgt::json_parser parser(json);
+  std::optional<lgt::json_value> doc = parser.parse_document();
+  REQUIRE(doc.has_value());
+  REQUIRE(doc->get("blocks") != nullptr);
+  return std::move(*doc);
 }
 
 std::string functions_of(const lgt::json_value* stack) {
@@ -499,9 +525,7 @@ TEST_CASE("to_json of a report with many blocks and stacks is valid JSON") {
 
 TEST_CASE("stack_root=scope (the default): the scope's callers are written once, each stack stops at its function") {
   lgt::options_guard restore;
-  leakguard::runtime_options o = leakguard::options();
-  o.report_frames = 0;  // no cap: every caller is written
-  leakguard::set_options(o);
+  set_style(leakguard::stack_root_mode::scope, 0);  // no cap: every caller is written
   lgt::capture_reports captured;
   void* out[2] = {};
   run_in_framework<3>(&report_test_handler, out);
@@ -517,20 +541,15 @@ TEST_CASE("stack_root=scope (the default): the scope's callers are written once,
   CHECK(lgt::count_of(text, "report_test_dispatch<2") == 1);
   CHECK(lgt::count_of(text, "report_test_handler") == 2);  // each group's stack ends in the scope's function
 
-  const std::string json = r.to_json();
-  INFO("json:\n", json);
-  lgt::json_parser parser(json);
-  const auto doc = parser.parse_document();
-  REQUIRE(doc.has_value());
-  REQUIRE(doc->get("stack_root") != nullptr);
-  CHECK(doc->get("stack_root")->string == "scope");
-  const std::string callers = functions_of(doc->get("scope_callers"));
+  const lgt::json_value doc = only_report_json(captured);
+  REQUIRE(doc.get("stack_root") != nullptr);
+  CHECK(doc.get("stack_root")->string == "scope");
+  const std::string callers = functions_of(doc.get("scope_callers"));
   CHECK(lgt::contains(callers, "report_test_dispatch<0"));
   CHECK(lgt::contains(callers, "report_test_dispatch<3"));
   CHECK_FALSE(lgt::contains(callers, "report_test_handler"));
-  REQUIRE(doc->get("blocks") != nullptr);
-  REQUIRE(doc->get("blocks")->items.size() == 2);
-  for (const lgt::json_value& b : doc->get("blocks")->items) {
+  REQUIRE(doc.get("blocks")->items.size() == 2);
+  for (const lgt::json_value& b : doc.get("blocks")->items) {
     const std::string own = functions_of(b.get("stack"));
     CHECK(lgt::contains(own, "report_test_handler"));
     CHECK_FALSE(lgt::contains(own, "report_test_dispatch"));
@@ -538,12 +557,31 @@ TEST_CASE("stack_root=scope (the default): the scope's callers are written once,
   for (void* p : out) delete static_cast<int*>(p);
 }
 
+TEST_CASE("stack_root=scope: a handler inlined into std::function's invoker leaves the invoker's frames to the callers") {
+  lgt::options_guard restore;
+  set_style(leakguard::stack_root_mode::scope, 0);
+  lgt::capture_reports captured;
+  void* out[1] = {};
+  const std::function<void(leak_out)> handler = [](leak_out to) {
+    leakguard::scope s("lambda");
+    to[0] = keep(new int(3));
+  };
+  report_test_call_function(handler, out);
+  const lgt::json_value doc = only_report_json(captured);
+  REQUIRE(doc.get("blocks")->items.size() == 1);
+  const std::string own = functions_of(doc.get("blocks")->items[0].get("stack"));
+  const std::string callers = functions_of(doc.get("scope_callers"));
+  CHECK(lgt::contains(own, "operator()"));  // the lambda: the scope's function
+  CHECK_FALSE(lgt::contains(own, "_M_invoke"));
+  CHECK_FALSE(lgt::contains(own, "__invoke"));
+  CHECK(lgt::contains(callers, "_M_invoke"));
+  CHECK(lgt::contains(callers, "report_test_call_function"));
+  delete static_cast<int*>(out[0]);
+}
+
 TEST_CASE("stack_root=full writes every block's whole stack and no callers") {
   lgt::options_guard restore;
-  leakguard::runtime_options o = leakguard::options();
-  o.stack_root = leakguard::stack_root_mode::full;
-  o.report_frames = 0;
-  leakguard::set_options(o);
+  set_style(leakguard::stack_root_mode::full, 0);
   lgt::capture_reports captured;
   void* out[2] = {};
   run_in_framework<3>(&report_test_handler, out);
@@ -552,36 +590,24 @@ TEST_CASE("stack_root=full writes every block's whole stack and no callers") {
   INFO("text:\n", text);
   CHECK(lgt::count_of(text, "scope called from") == 0);
   CHECK(lgt::count_of(text, "report_test_dispatch<2") == 2);  // in both groups' stacks
-  const std::string json = captured.reports[0].to_json();
-  INFO("json:\n", json);
-  lgt::json_parser parser(json);
-  const auto doc = parser.parse_document();
-  REQUIRE(doc.has_value());
-  CHECK(doc->get("stack_root")->string == "full");
-  CHECK(doc->get("scope_callers") == nullptr);
-  for (const lgt::json_value& b : doc->get("blocks")->items)
+  const lgt::json_value doc = only_report_json(captured);
+  CHECK(doc.get("stack_root")->string == "full");
+  CHECK(doc.get("scope_callers") == nullptr);
+  for (const lgt::json_value& b : doc.get("blocks")->items)
     CHECK(lgt::contains(functions_of(b.get("stack")), "report_test_dispatch<2"));
   for (void* p : out) delete static_cast<int*>(p);
 }
 
 TEST_CASE("stack_root=scope: a block another thread allocated for an all_threads scope keeps its whole stack") {
   lgt::options_guard restore;
-  leakguard::runtime_options o = leakguard::options();
-  o.report_frames = 0;
-  leakguard::set_options(o);
+  set_style(leakguard::stack_root_mode::scope, 0);
   lgt::capture_reports captured;
   void* out[2] = {};
   run_in_framework<2>(&report_test_threaded_handler, out);
-  REQUIRE(captured.reports.size() == 1);
-  const std::string json = captured.reports[0].to_json();
-  INFO("json:\n", json);
-  lgt::json_parser parser(json);
-  const auto doc = parser.parse_document();
-  REQUIRE(doc.has_value());
-  REQUIRE(doc->get("blocks") != nullptr);
-  REQUIRE(doc->get("blocks")->items.size() == 2);
-  const std::string own = functions_of(doc->get("blocks")->items[0].get("stack"));
-  const std::string other = functions_of(doc->get("blocks")->items[1].get("stack"));
+  const lgt::json_value doc = only_report_json(captured);
+  REQUIRE(doc.get("blocks")->items.size() == 2);
+  const std::string own = functions_of(doc.get("blocks")->items[0].get("stack"));
+  const std::string other = functions_of(doc.get("blocks")->items[1].get("stack"));
   CHECK(lgt::contains(own, "report_test_threaded_handler"));
   CHECK_FALSE(lgt::contains(own, "report_test_dispatch"));
   CHECK(lgt::contains(other, "report_test_middle_caller"));
@@ -592,24 +618,17 @@ TEST_CASE("stack_root=scope: a block another thread allocated for an all_threads
 
 TEST_CASE("report_frames caps every written stack and says how many frames it left out") {
   lgt::options_guard restore;
-  leakguard::runtime_options o = leakguard::options();
-  o.report_frames = 1;
-  leakguard::set_options(o);
+  set_style(leakguard::stack_root_mode::scope, 1);
   lgt::capture_reports captured;
   void* out[2] = {};
   run_in_framework<3>(&report_test_handler, out);
-  REQUIRE(captured.reports.size() == 1);
+  const lgt::json_value doc = only_report_json(captured);
   const leakguard::report& r = captured.reports[0];
-  const std::string json = r.to_json();
-  INFO("json:\n", json);
-  lgt::json_parser parser(json);
-  const auto doc = parser.parse_document();
-  REQUIRE(doc.has_value());
-  REQUIRE(doc->get("scope_callers") != nullptr);
-  CHECK(doc->get("scope_callers")->items.size() == 1);
-  CHECK(doc->get("more_frames") != nullptr);  // the callers' count: they are longer than one frame
+  REQUIRE(doc.get("scope_callers") != nullptr);
+  CHECK(doc.get("scope_callers")->items.size() == 1);
+  CHECK(doc.get("more_frames") != nullptr);  // the callers' count: they are longer than one frame
   bool some_left_out = false;
-  for (const lgt::json_value& b : doc->get("blocks")->items) {
+  for (const lgt::json_value& b : doc.get("blocks")->items) {
     REQUIRE(b.get("stack") != nullptr);
     CHECK(b.get("stack")->items.size() == 1);
     if (const lgt::json_value* more = b.get("more_frames")) some_left_out = more->number >= 2;  // leaf, middle, handler
@@ -634,10 +653,7 @@ TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB 
   INFO("json:\n", json);
   // A written record adds its time, pid and sequence number: under 100 bytes.
   CHECK(json.size() + 100 < 4096);
-  leakguard::runtime_options o;
-  o.stack_root = leakguard::stack_root_mode::full;
-  o.report_frames = 0;
-  leakguard::set_options(o);
+  set_style(leakguard::stack_root_mode::full, 0);
   CHECK(captured.reports[0].to_json().size() > 4096);
   for (void* p : out) delete[] static_cast<char*>(p);
 }

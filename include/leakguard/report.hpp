@@ -118,7 +118,7 @@ class LEAKGUARD_API report {
   std::vector<leaked_block> retained_;
   std::vector<std::uint64_t> leaders_;  // per block: the serial of the direct block an indirect one hangs from
   std::uint64_t thread_ = 0;           // the thread that ended the scope
-  std::vector<frame> callers_;         // the frames above the scope's function, at its end
+  std::vector<frame> scope_stack_;     // at the scope's end, from its function outward
   long long grace_ms_ = 0;             // the grace period that verdict waited
 };
 

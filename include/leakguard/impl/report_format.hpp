@@ -52,25 +52,39 @@ struct report_style {
   int max_frames = 0;      // per stack; 0: no cap
 };
 
-// How many of a block's frames are its own, above the scope's callers: the
-// callers are found by return address, where `stack` continues as they do
-// (as far as both were captured). A block from another thread keeps all.
-inline std::size_t own_frames(std::span<const frame> stack, std::span<const frame> callers) {
-  if (callers.empty()) return stack.size();
+// How many of a block's frames are its own, down to the scope's function.
+// `scope` is the scope's stack from its function outward: its first frame
+// and the frames inlined at the same return address (the function's inline
+// callers), then the outer frames, which are found in `stack` by return
+// address where it continues as they do (as far as both were captured).
+// The inline callers, if the block's frame has them too, go with the outer
+// ones. A block from another thread keeps all.
+inline std::size_t own_frames(std::span<const frame> stack, std::span<const frame> scope) {
+  std::size_t inlined = 1;
+  while (inlined < scope.size() && scope[inlined].pc == scope[0].pc) ++inlined;
+  const std::span<const frame> outer = scope.subspan(inlined);
+  if (outer.empty()) return stack.size();
   for (std::size_t i = 0; i < stack.size(); ++i) {
-    if (stack[i].pc != callers[0].pc) continue;
-    const std::size_t n = std::min(stack.size() - i, callers.size());
+    if (stack[i].pc != outer[0].pc) continue;
+    const std::size_t n = std::min(stack.size() - i, outer.size());
     std::size_t t = 1;
-    while (t < n && stack[i + t].pc == callers[t].pc) ++t;
-    if (t == n) return i;
+    while (t < n && stack[i + t].pc == outer[t].pc) ++t;
+    if (t < n) continue;
+    std::size_t callers = inlined - 1;  // the inline callers, innermost first: scope[1..inlined)
+    if (callers > i) return i;
+    for (std::size_t c = 0; c < callers; ++c) {
+      const frame& f = stack[i - callers + c];
+      if (f.pc != stack[i - 1].pc || f.function != scope[1 + c].function) return i;
+    }
+    return i - callers;
   }
   return stack.size();
 }
 
 // The frames of `stack` a report shows under `style`.
-inline std::span<const frame> shown_frames(std::span<const frame> stack, std::span<const frame> callers,
+inline std::span<const frame> shown_frames(std::span<const frame> stack, std::span<const frame> scope,
                                            const report_style& style) {
-  return style.scope_root ? stack.first(own_frames(stack, callers)) : stack;
+  return style.scope_root ? stack.first(own_frames(stack, scope)) : stack;
 }
 
 // For people: the standard library's frames on top of the stack (inside
@@ -292,13 +306,18 @@ inline void append_hanging_sites(std::string& out, const site_group& g) {
 // Whether a report's stacks continue into its scope's callers, so that
 // stack_root=scope writes those once.
 inline bool shares_callers(const report& r) {
-  const std::span<const frame> callers = report_parts::callers(r);
-  if (callers.empty()) return false;
+  const std::span<const frame> scope = report_parts::scope_stack(r);
   for (const leaked_block& b : r.blocks())
-    if (own_frames(b.stack, callers) < b.stack.size()) return true;
+    if (own_frames(b.stack, scope) < b.stack.size()) return true;
   for (const violation& v : r.violations())
-    if (own_frames(v.stack, callers) < v.stack.size()) return true;
+    if (own_frames(v.stack, scope) < v.stack.size()) return true;
   return false;
+}
+
+// The scope's callers: its stack past its own function's frame.
+inline std::span<const frame> scope_callers(const report& r) {
+  const std::span<const frame> scope = report_parts::scope_stack(r);
+  return scope.empty() ? scope : scope.subspan(1);
 }
 
 // Names the scope, then groups the leaked blocks by site, largest total
@@ -353,10 +372,10 @@ inline std::string report_text(const report& r, const report_style& style = {}) 
     out += r.violations().size() == 1 ? " violation" : " violations";
   }
   out += '\n';
-  const std::span<const frame> callers = report_parts::callers(r);
+  const std::span<const frame> scope = report_parts::scope_stack(r);
   if (style.scope_root && shares_callers(r)) {
     out += "  scope called from (every stack below continues there):\n";
-    append_stack_text(out, callers, style.max_frames);
+    append_stack_text(out, scope_callers(r), style.max_frames);
   }
 
   for (const site_group& g : group_by_site(r)) {
@@ -375,7 +394,7 @@ inline std::string report_text(const report& r, const report_style& style = {}) 
     append_hanging(out, g);
     if (g.first->kind == leak_kind::retained) out += " (reachable from a global or thread_local)";
     out += '\n';
-    append_stack_text(out, shown_frames(g.first->stack, callers, style), style.max_frames);
+    append_stack_text(out, shown_frames(g.first->stack, scope, style), style.max_frames);
     append_hanging_sites(out, g);
   }
   if (!r.retained().empty()) {
@@ -393,7 +412,7 @@ inline std::string report_text(const report& r, const report_style& style = {}) 
     out += " bytes at ";
     out += v.site.empty() ? std::string_view("(unknown site)") : std::string_view(v.site);
     out += '\n';
-    append_stack_text(out, shown_frames(v.stack, callers, style), style.max_frames);
+    append_stack_text(out, shown_frames(v.stack, scope, style), style.max_frames);
   }
   append_unrecorded_text(out, r.unrecorded());
   return out;
@@ -418,10 +437,10 @@ inline std::string report_json(const report& r, const report_style& style = {}) 
   out += std::to_string(r.leaked_bytes());
   out += ",\"thread\":" + std::to_string(report_parts::thread(r));
   if (const long long grace = report_parts::grace_ms(r)) out += ",\"grace_ms\":" + std::to_string(grace);
-  const std::span<const frame> callers = report_parts::callers(r);
+  const std::span<const frame> scope = report_parts::scope_stack(r);
   const bool scope_root = style.scope_root && shares_callers(r);
   out += scope_root ? ",\"stack_root\":\"scope\",\"scope_callers\":" : ",\"stack_root\":\"full\"";
-  if (scope_root) append_stack_json(out, callers, style.max_frames);
+  if (scope_root) append_stack_json(out, scope_callers(r), style.max_frames);
   const std::span<const std::uint64_t> leaders = report_parts::leaders(r);
   auto append_block_list = [&](std::span<const leaked_block> blocks, bool with_leaders) {
     for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -441,7 +460,7 @@ inline std::string report_json(const report& r, const report_style& style = {}) 
       append_json_string(out, b.site);
       out += ",\"origin\":";
       append_json_string(out, b.origin);
-      append_block_stack_json(out, shown_frames(b.stack, callers, style), style);
+      append_block_stack_json(out, shown_frames(b.stack, scope, style), style);
       out += '}';
     }
   };
@@ -461,7 +480,7 @@ inline std::string report_json(const report& r, const report_style& style = {}) 
     append_json_string(out, v.site);
     out += ",\"message\":";
     append_json_string(out, v.message);
-    append_block_stack_json(out, shown_frames(v.stack, callers, style), style);
+    append_block_stack_json(out, shown_frames(v.stack, scope, style), style);
     out += '}';
   }
   out += "],\"unrecorded\":{\"allocations\":" + std::to_string(r.unrecorded().allocations);

@@ -514,14 +514,6 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
   }
 }
 
-// The frames of a scope's stack above its function (the first frame that is
-// not leakguard's, with the frames inlined at its return address).
-inline std::vector<frame> scope_callers(const std::vector<frame>& scope_stack) {
-  std::size_t i = 0;
-  while (i < scope_stack.size() && scope_stack[i].pc == scope_stack.front().pc) ++i;
-  return {scope_stack.begin() + static_cast<std::ptrdiff_t>(i), scope_stack.end()};
-}
-
 // Judges the snapshot's blocks (unless `judged` has their kinds already, from
 // judge()), symbolizes their stacks (each distinct stack once) and builds the
 // report. The user addresses of the blocks judged retained and not reported
@@ -598,7 +590,7 @@ inline report build_report(std::string label, std::source_location where, const 
   report r(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
   report_parts::attach(r, std::move(retained), std::move(leaders),
                        rules.thread ? rules.thread : static_cast<std::uint64_t>(gettid()), rules.grace_ms);
-  if (rules.scope_stack && !r.empty()) report_parts::set_callers(r, scope_callers(lookup(rules.scope_stack).frames));
+  if (rules.scope_stack && !r.empty()) report_parts::set_scope_stack(r, lookup(rules.scope_stack).frames);
   return r;
 }
 
