@@ -60,6 +60,7 @@ struct report_style {
 // The inline callers, if the block's frame has them too, go with the outer
 // ones. A block from another thread keeps all.
 inline std::size_t own_frames(std::span<const frame> stack, std::span<const frame> scope) {
+  if (scope.empty()) return stack.size();
   std::size_t inlined = 1;
   while (inlined < scope.size() && scope[inlined].pc == scope[0].pc) ++inlined;
   const std::span<const frame> outer = scope.subspan(inlined);
