@@ -7,7 +7,9 @@
 // the number of failed checks; the last ones run from a static destructor and
 // exit through _exit.
 #include <leakguard.hpp>
+#if !LEAKGUARD_TEST_SHARED_RUNTIME  // the sanitizer presets link it compiled once
 #include <leakguard/global_new.hpp>
+#endif
 
 #include <unistd.h>
 

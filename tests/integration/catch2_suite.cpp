@@ -6,8 +6,11 @@
 #define CATCH_CONFIG_CONSOLE_WIDTH 400  // no wrapping: the driver matches whole phrases
 #include <catch2/catch.hpp>
 
+#include <leakguard.hpp>  // LEAKGUARD_SCOPE
 #include <leakguard/catch2.hpp>
+#if !LEAKGUARD_TEST_SHARED_RUNTIME  // the sanitizer presets link it compiled once
 #include <leakguard/global_new.hpp>
+#endif
 
 #include <map>
 #include <memory>

@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <leakguard/doctest.hpp>
+#if !LEAKGUARD_TEST_SHARED_RUNTIME  // the sanitizer presets link it compiled once
 #include <leakguard/global_new.hpp>
+#endif
 
 #include <algorithm>
 #include <atomic>

@@ -6,7 +6,9 @@
 
 #include <leakguard.hpp>
 #include <leakguard/doctest.hpp>
+#if !LEAKGUARD_TEST_SHARED_RUNTIME  // the sanitizer presets link it compiled once
 #include <leakguard/global_new.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>

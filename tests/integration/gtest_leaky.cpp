@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <leakguard/gtest.hpp>
+#if !LEAKGUARD_TEST_SHARED_RUNTIME  // the sanitizer presets link it compiled once
 #include <leakguard/global_new.hpp>
+#endif
 
 #include <cstdlib>
 #include <map>
