@@ -29,7 +29,8 @@ namespace {
 bool same(const leakguard::runtime_options& a, const leakguard::runtime_options& b) {
   return a.stack_depth == b.stack_depth && a.on_leak == b.on_leak && a.report == b.report &&
          a.report_path == b.report_path && a.sample_bytes == b.sample_bytes && a.log_interval == b.log_interval &&
-         a.grace_ms == b.grace_ms && a.suppressions == b.suppressions;
+         a.grace_ms == b.grace_ms && a.suppressions == b.suppressions && a.stack_root == b.stack_root &&
+         a.report_frames == b.report_frames;
 }
 
 [[noreturn]] void fail(const char* what, std::string_view input) {
@@ -54,6 +55,8 @@ std::string to_text(const leakguard::runtime_options& o) {
   s += ":sample_bytes=" + std::to_string(o.sample_bytes);
   s += ":log_interval=" + std::to_string(o.log_interval);
   s += ":grace_ms=" + std::to_string(o.grace_ms);
+  s += o.stack_root == leakguard::stack_root_mode::scope ? ":stack_root=scope" : ":stack_root=full";
+  s += ":report_frames=" + std::to_string(o.report_frames);
   s += path_item("report_path", o.report_path);
   s += path_item("suppressions", o.suppressions);
   return s;
@@ -73,6 +76,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fail("on_leak not abort or log", text);
   if (o.report != leakguard::report_format::text && o.report != leakguard::report_format::json)
     fail("report not text or json", text);
+  if (o.stack_root != leakguard::stack_root_mode::scope && o.stack_root != leakguard::stack_root_mode::full)
+    fail("stack_root not scope or full", text);
+  if (o.report_frames < 0 || o.report_frames > leakguard::max_report_frames) fail("report_frames out of 0..1024", text);
   if (!same(o, leakguard::parse_options(text, defaults))) fail("result depends on whether errors are collected", text);
 
   // Item by item: the same result and the same errors, in order.
