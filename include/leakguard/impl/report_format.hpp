@@ -48,8 +48,8 @@ inline void append_frame_text(std::string& out, std::size_t index, const frame& 
 // How a written report shows stacks (LEAKGUARD_OPTIONS stack_root and
 // report_frames).
 struct report_style {
-  bool scope_root = true;  // callers once, each stack down to the scope's function
-  int max_frames = 0;      // per stack; 0: no cap
+  bool scope_root;  // callers once, each stack down to the scope's function
+  int max_frames;   // per stack; 0: no cap
 };
 
 // How many of a block's frames are its own, down to the scope's function.
@@ -88,10 +88,6 @@ inline std::span<const frame> shown_frames(std::span<const frame> stack, std::sp
   return style.scope_root ? stack.first(own_frames(stack, scope)) : stack;
 }
 
-// For people: the standard library's frames on top of the stack (inside
-// push_back, say) are summed up in one line, at most `max_frames` others
-// follow (0: all), and nothing below main() is shown. report::blocks() and
-// to_json() keep every frame.
 // The standard library's frames on top of a stack (inside push_back, say);
 // 0 when the stack has nothing else, so that they are shown.
 inline std::size_t library_frames_on_top(std::span<const frame> stack) {
@@ -100,7 +96,10 @@ inline std::size_t library_frames_on_top(std::span<const frame> stack) {
   return i == stack.size() ? 0 : i;
 }
 
-inline void append_stack_text(std::string& out, std::span<const frame> stack, int max_frames = 0) {
+// For people: the standard library's frames on top of the stack are summed
+// up in one line, at most `max_frames` others follow (0: all), and nothing
+// below main() is shown. report::blocks() keeps every frame.
+inline void append_stack_text(std::string& out, std::span<const frame> stack, int max_frames) {
   std::size_t i = library_frames_on_top(stack);
   if (i > 0) {
     out += "    (";
@@ -158,7 +157,7 @@ inline void append_json_pointer(std::string& out, const void* p) {
 
 // A JSON array of at most `max_frames` frames (0: all); `"more_frames":N`
 // follows it, in the same object, when some were left out.
-inline void append_stack_json(std::string& out, std::span<const frame> stack, int max_frames = 0) {
+inline void append_stack_json(std::string& out, std::span<const frame> stack, int max_frames) {
   const std::size_t cap = max_frames > 0 ? static_cast<std::size_t>(max_frames) : stack.size();
   const std::span<const frame> all = stack;
   if (stack.size() > cap) stack = stack.first(cap);
@@ -325,7 +324,7 @@ inline std::span<const frame> scope_callers(const report& r) {
 // first (ties: earliest allocation first), each group with one stack, and
 // under it the indirect blocks that hang from it; then the violations.
 // With style.scope_root, the scope's callers come once, after the first line.
-inline std::string report_text(const report& r, const report_style& style = {}) {
+inline std::string report_text(const report& r, const report_style& style) {
   std::string out = "leakguard: ";
   if (r.label().empty()) {
     out += "scope at ";
@@ -423,7 +422,7 @@ inline std::string report_text(const report& r, const report_style& style = {}) 
 // style.scope_root, `scope_callers` holds the frames every block's `stack`
 // continues into, left out of each, and each stack starts below the
 // standard library's frames (`library_frames` counts them).
-inline std::string report_json(const report& r, const report_style& style = {}) {
+inline std::string report_json(const report& r, const report_style& style) {
   std::string out = "{\"label\":";
   append_json_string(out, r.label());
   out += ",\"file\":";
