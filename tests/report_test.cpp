@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <thread>
 #include <utility>
@@ -109,6 +110,32 @@ std::string functions_of(const lgt::json_value* stack) {
 }  // namespace
 
 TEST_SUITE("report") {
+
+// ---- where ----------------------------------------------------------------------
+
+// A plugin's literals are unmapped by dlclose(): the report keeps its own
+// copy of where the scope was opened (tests/layouts checks the dlclose()).
+TEST_CASE("a report's where() is a copy of the scope's location, equal in every field") {
+  lgt::capture_reports captured;
+  const std::source_location here = std::source_location::current();
+  int* p = nullptr;
+  {
+    leakguard::scope s("where", here);
+    p = keep(new int(1));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const std::source_location where = captured.reports[0].where();
+  CHECK(std::string_view(where.file_name()) == here.file_name());
+  CHECK(std::string_view(where.function_name()) == here.function_name());
+  CHECK(where.line() == here.line());
+  CHECK(where.column() == here.column());
+  CHECK(static_cast<const void*>(where.file_name()) != static_cast<const void*>(here.file_name()));
+  // One copy per location, not one per report.
+  const leakguard::report again("again", here, {}, {}, {});
+  CHECK(again.where().file_name() == where.file_name());
+  CHECK(leakguard::report().where().line() == 0);
+  delete p;
+}
 
 // ---- sites ----------------------------------------------------------------------
 

@@ -35,8 +35,10 @@
 
 #include "../leakguard.hpp"
 #include "impl/handler.hpp"
+#include "impl/interned.hpp"
 #include "impl/leak_ledger.hpp"
 #include "impl/metrics.hpp"
+#include "impl/one_runtime.hpp"
 #include "impl/options.hpp"
 #include "impl/report_format.hpp"
 #include "impl/suppressions.hpp"
@@ -56,6 +58,13 @@
 extern "C" LEAKGUARD_API const char
     leakguard_implementation__include_leakguard_global_new_hpp_or_leakguard_implementation_hpp_in_exactly_one_cpp = 1;
 
+// Which copy of the runtime this is (impl/one_runtime.hpp): an address of its
+// own, which no other copy can bind to.
+namespace leakguard::detail {
+static const char this_runtime = 0;
+}  // namespace leakguard::detail
+extern "C" LEAKGUARD_API const void* leakguard_runtime_identity() noexcept { return &leakguard::detail::this_runtime; }
+
 namespace leakguard {
 
 // ---- options ----------------------------------------------------------------------
@@ -71,6 +80,7 @@ namespace detail {
 // LEAKGUARD_OPTIONS is read during static initialisation, so that a bad value
 // is reported at start-up, whichever leakguard header the program includes.
 const bool options_loaded = (options_storage(), true);
+const bool second_runtime_checked = (warn_if_second_runtime(&this_runtime), true);
 }  // namespace detail
 #endif
 
@@ -79,7 +89,7 @@ const bool options_loaded = (options_storage(), true);
 report::report(std::string label, std::source_location where, std::vector<leaked_block> blocks,
                std::vector<violation> violations, unrecorded_counts unrecorded)
     : label_(std::move(label)),
-      where_(where),
+      where_(detail::lasting(where)),
       blocks_(std::move(blocks)),
       violations_(std::move(violations)),
       unrecorded_(unrecorded) {
@@ -243,8 +253,8 @@ scope::~scope() noexcept(false) {
     detail::verdict_rules later = rules;
     later.thread = static_cast<std::uint64_t>(gettid());
     later.grace_ms = grace.count();
-    detail::pending_verdict v{s,     detail::verdict_clock::now() + grace, std::move(label_), where_, std::move(handler_),
-                              later, detail::total_scope_ends()};
+    detail::pending_verdict v{s,     detail::verdict_clock::now() + grace, std::move(label_), detail::lasting(where_),
+                              std::move(handler_), later, detail::total_scope_ends()};
     try {
       if (detail::queue_verdict(v)) {
         release();

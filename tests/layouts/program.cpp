@@ -2,7 +2,9 @@
 // include <leakguard.hpp> use this program's runtime (the TU below). Exit code
 // 0 when every check passes; otherwise the number of failed checks.
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -23,6 +25,35 @@ void check(bool ok, const char* what) {
 }
 #define CHECK_LAYOUT(cond) check((cond), #cond)
 
+// What dlopen(path) writes on stderr.
+std::string stderr_of_dlopen(const char* path, void** handle) {
+  std::fflush(stderr);
+  FILE* capture = std::tmpfile();
+  const int saved = dup(2);
+  dup2(fileno(capture), 2);
+  *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::string text;
+  std::rewind(capture);
+  for (int c; (c = std::fgetc(capture)) != EOF;) text += static_cast<char>(c);
+  std::fclose(capture);
+  return text;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+bool unloaded(const char* path) {
+  void* again = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+  if (again) dlclose(again);
+  return again == nullptr;
+}
+
 struct seen {
   std::string label;
   std::size_t blocks;
@@ -31,6 +62,7 @@ struct seen {
   std::vector<std::string> sites;
 };
 std::vector<seen> reports;
+std::vector<leakguard::report> kept;  // read after the plugin is gone
 
 }  // namespace
 
@@ -42,6 +74,7 @@ int main() {
       s.sites.push_back(b.site);
     }
     reports.push_back(s);
+    kept.push_back(r);
   });
 
   // A shared library linked at start-up.
@@ -51,8 +84,10 @@ int main() {
                reports[0].bytes == 4 * sizeof(int));
   delete[] from_lib;
 
-  // A plugin.
-  void* plugin = dlopen(LEAKGUARD_LAYOUT_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+  // A plugin: it uses this program's runtime, silently.
+  void* plugin = nullptr;
+  const std::string plugin_said = stderr_of_dlopen(LEAKGUARD_LAYOUT_PLUGIN, &plugin);
+  CHECK_LAYOUT(plugin_said.empty());
   if (!plugin) {
     std::fprintf(stderr, "layout_program: dlopen: %s\n", dlerror());
     return 100;
@@ -86,6 +121,45 @@ int main() {
   }
   CHECK_LAYOUT(reports.size() == 1 && reports[0].label == "program scope" && reports[0].blocks == 1);
   delete[] in_scope;
+
+  // dlclose(): a report the program kept, a verdict still due, and a block of
+  // the plugin's allocator must not read the plugin's unmapped strings.
+  auto leak_later = reinterpret_cast<void* (*)()>(dlsym(plugin, "layout_plugin_leak_later"));
+  auto keep_buffer = reinterpret_cast<void* (*)()>(dlsym(plugin, "layout_plugin_keep_buffer"));
+  CHECK_LAYOUT(leak_later && keep_buffer);
+  if (!leak_later || !keep_buffer) return failures;
+  kept.clear();
+  delete static_cast<long*>(plugin_leak());  // a report kept from the plugin's scope
+  auto* later = static_cast<short*>(leak_later());  // its verdict waits
+  char* buffer = nullptr;
+  reports.clear();
+  {
+    leakguard::scope s("scope around a plugin's allocator");
+    buffer = static_cast<char*>(keep_buffer());
+    dlclose(plugin);
+    CHECK_LAYOUT(unloaded(LEAKGUARD_LAYOUT_PLUGIN));
+  }
+  CHECK_LAYOUT(reports.size() == 1 && reports[0].origins.size() == 1 &&
+               reports[0].origins[0].find("\"plugin kept buffer\" (leakguard::allocator constructed at ") == 0 &&
+               reports[0].origins[0].find("plugin.cpp:") != std::string::npos);
+  CHECK_LAYOUT(!kept.empty() && std::string(kept[0].where().file_name()).ends_with("plugin.cpp") &&
+               std::string(kept[0].where().function_name()).find("layout_plugin_leak") != std::string::npos);
+  leakguard::flush();
+  CHECK_LAYOUT(reports.size() == 2 && reports[1].label == "plugin grace scope" && reports[1].blocks == 1);
+  CHECK_LAYOUT(kept.size() == 3 && std::string(kept[2].where().file_name()).ends_with("plugin.cpp") &&
+               kept[2].where().line() > 0);
+  CHECK_LAYOUT(!kept.empty() && !kept.back().to_text().empty());
+  delete later;
+  leakguard::allocator<char>{}.deallocate(buffer, 48);
+
+  // A plugin with a runtime of its own is named at load, once.
+  void* second = nullptr;
+  const std::string second_said = stderr_of_dlopen(LEAKGUARD_LAYOUT_SECOND_COPY_PLUGIN, &second);
+  CHECK_LAYOUT(second != nullptr);
+  CHECK_LAYOUT(count(second_said, "holds a second copy of leakguard's runtime") == 1);
+  CHECK_LAYOUT(count(second_said, "second_copy_plugin") == 1);
+  CHECK_LAYOUT(second_said.find("layout_program") != std::string::npos);
+  if (second) dlclose(second);
 
   if (failures == 0) std::fputs("layout_program: all checks passed\n", stderr);
   return failures;

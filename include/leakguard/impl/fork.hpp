@@ -12,7 +12,7 @@
 // Lock order: the library locks, each of which may be held while allocating
 // (options, suppressions, handler slots, ledger, symbolizer); the registry,
 // which may be held while taking a scope lock; the leaf locks (scope_state
-// pool, stack depot, origins, memory_resource stripes); then every scope
+// pool, stack depot, origins, locations, memory_resource stripes); then every scope
 // lock. Scope locks go child before parent and that relation changes as
 // scopes are recycled, so no fixed order exists among them: they are taken
 // as std::lock does (block on one, try the rest, on failure release them and
@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "handler.hpp"
+#include "interned.hpp"
 #include "options.hpp"
 #include "suppressions.hpp"
 #include "leak_ledger.hpp"
@@ -67,6 +68,7 @@ void each_global_lock(F&& f) {
   f(pool.lock);
   f(depot.arena_lock());
   f(origins.lock());
+  f(locations.lock());
   for (padded_lock& l : resource_locks) f(l.lock);
 }
 

@@ -15,13 +15,15 @@
 
 #include "../detail/runtime_api.hpp"
 #include "internal_memory.hpp"
+#include "interned.hpp"
 
 namespace leakguard::detail {
 
-// Interned, never freed.
+// Interned, never freed: copies, so that a plugin's allocator can be
+// described after dlclose() (interned.hpp).
 struct allocation_origin {
   allocation_origin* next;
-  const char* label;  // a copy, NUL-terminated
+  const char* label;  // NUL-terminated
   std::size_t label_size;
   std::source_location where;
   const char* what;
@@ -30,24 +32,28 @@ struct allocation_origin {
 class origin_table {
  public:
   const allocation_origin* intern(const origin_ref& o) noexcept {
+    const std::string_view label(o.label, o.label_size), what(o.what);
     lock_guard g(lock_);
     for (allocation_origin* a = head_; a; a = a->next) {
-      if (a->where.file_name() == o.where.file_name() && a->where.line() == o.where.line() &&
-          a->where.column() == o.where.column() && a->what == o.what &&
-          std::string_view(a->label, a->label_size) == std::string_view(o.label, o.label_size))
+      if (a->where.line() == o.where.line() && a->where.column() == o.where.column() &&
+          std::string_view(a->label, a->label_size) == label && what == a->what &&
+          std::string_view(a->where.file_name()) == o.where.file_name())
         return a;
     }
     auto* a = out_of_books(book_origin)
                   ? nullptr
-                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + o.label_size + 1));
+                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + label.size() + what.size() + 2));
     if (!a) {
       count_lost(lost.origins);
       return nullptr;
     }
-    char* label = reinterpret_cast<char*>(a + 1);
-    if (o.label_size) std::memcpy(label, o.label, o.label_size);
-    label[o.label_size] = '\0';
-    *a = {head_, label, o.label_size, o.where, o.what};
+    char* text = reinterpret_cast<char*>(a + 1);
+    if (!label.empty()) std::memcpy(text, label.data(), label.size());
+    text[label.size()] = '\0';
+    char* what_copy = text + label.size() + 1;
+    std::memcpy(what_copy, what.data(), what.size());
+    what_copy[what.size()] = '\0';
+    *a = {head_, text, label.size(), lasting(o.where), what_copy};
     head_ = a;
     return a;
   }

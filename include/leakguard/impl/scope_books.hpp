@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../report.hpp"
+#include "interned.hpp"
 #include "reachability.hpp"
 #include "report_parts.hpp"
 #include "retained.hpp"
@@ -169,10 +170,12 @@ LEAKGUARD_COLD void close_abandoned(thread_state& t, std::uintptr_t opening, std
     if (o < t.stack_lo || o >= t.stack_hi || (o >= frame && o != opening)) return;
     {
       internal_guard guard;
+      const bool readable = still_loaded(s->where);  // its plugin may be gone
       std::fprintf(stderr,
                    "leakguard: the scope opened at %s:%u was abandoned (a longjmp jumped over its end); "
                    "closed without a verdict, its blocks go to the enclosing scope\n",
-                   s->where.file_name(), static_cast<unsigned>(s->where.line()));
+                   readable ? s->where.file_name() : "(an unloaded module)",
+                   readable ? static_cast<unsigned>(s->where.line()) : 0u);
     }
     end_scope(s, nullptr, false);
   }
