@@ -3,6 +3,8 @@
 #include <leakguard.hpp>
 
 #include <memory>
+#include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -69,6 +71,54 @@ TEST_CASE("a leaked new int is reported once with its address, size and line") {
   CHECK(r.violations().empty());
   INFO("site: ", r.blocks()[0].site);
   CHECK(lgt::site_is(r.blocks()[0].site, __FILE__, line));
+  delete p;
+}
+
+// The default argument names the line that calls the constructor: inside
+// the standard library when it constructs the scope.
+TEST_CASE("a scope the standard library constructs is named at the user's line, in where() and the text") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  int emplace_line = 0, make_unique_line = 0;
+  {
+    std::optional<leakguard::scope> s;
+    emplace_line = __LINE__ + 1;
+    s.emplace("emplaced");
+    p = keep(new int(1));
+  }
+  {
+    make_unique_line = __LINE__ + 1;
+    auto s = std::make_unique<leakguard::scope>("made unique");
+    p = keep(new int(2));
+    s.reset();
+  }
+  REQUIRE(captured.reports.size() == 2);
+  for (int i = 0; i < 2; ++i) {
+    const leakguard::report& r = captured.reports[i];
+    const int line = i == 0 ? emplace_line : make_unique_line;
+    INFO("where: ", std::string(r.where().file_name()), ":", r.where().line());
+    CHECK(std::string_view(r.where().file_name()).ends_with("scope_test.cpp"));
+    CHECK(static_cast<int>(r.where().line()) == line);
+    CHECK(std::string_view(r.where().function_name()).find("DOCTEST_ANON_FUNC") != std::string_view::npos);
+    CHECK(r.to_text().find("scope_test.cpp:" + std::to_string(line)) != std::string::npos);
+    CHECK(r.to_text().find("stl_construct") == std::string::npos);
+  }
+  delete p;
+}
+
+// A scope written in the user's code keeps its own location, even when a
+// scope at that line was made by the library before.
+TEST_CASE("a scope written in the user's code keeps its source_location") {
+  lgt::capture_reports captured;
+  int* p = nullptr;
+  const std::source_location here = std::source_location::current();
+  {
+    leakguard::scope s("direct", here);
+    p = keep(new int(3));
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].where().line() == here.line());
+  CHECK(captured.reports[0].where().column() == here.column());
   delete p;
 }
 

@@ -215,6 +215,10 @@ __attribute__((noinline)) scope::scope(scope_options options, std::source_locati
   }
   state_ = detail::open_scope({options.max_allocations, options.max_bytes, options.all_threads}, generation_, this,
                               where, reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)));
+  if (state_ && detail::opened_in_library(where)) {
+    detail::internal_guard guard;
+    state_->opened_from = detail::capture_stack(16);
+  }
   if ((injects_failure_ = options.fail_allocation != 0))
     saved_fail_countdown_ = std::exchange(detail::tls.fail_countdown, options.fail_allocation);
 }
@@ -236,8 +240,8 @@ scope::~scope() noexcept(false) {
   const bool unwinding = std::uncaught_exceptions() > uncaught_;
   detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
   detail::scope_state* const s = std::exchange(state_, nullptr);
+  detail::verdict_rules rules{.allow_retained = allow_retained_, .opened_from = s->opened_from};
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
-  detail::verdict_rules rules{.allow_retained = allow_retained_};
   // Taken here, where the scope's function is still on the stack.
   if (open) rules.scope_stack = detail::capture_stack(std::max(detail::stack_depth(), detail::site_frames));
   // Survivors wait out a grace period on leakguard's thread; in on_leak=log
@@ -287,7 +291,8 @@ report scope::check() const {
   detail::internal_guard guard;
   detail::scope_snapshot snapshot;
   if (state_) detail::collect_nested(state_, generation_, snapshot);
-  return detail::build_report(label_, where_, snapshot, {}, {.allow_retained = allow_retained_});
+  return detail::build_report(label_, where_, snapshot, {},
+                              {.allow_retained = allow_retained_, .opened_from = state_ ? state_->opened_from : nullptr});
 }
 
 scope_stats scope::stats() const {

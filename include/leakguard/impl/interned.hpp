@@ -48,27 +48,16 @@ class location_table {
     } else if (where.line() == 0 && *where.file_name() == '\0') {
       return where;  // a default-constructed location points at nothing
     } else {
-      static_assert(sizeof(std::source_location) == sizeof(const location_record*));
-      const std::string_view file = where.file_name(), function = where.function_name();
-      const std::size_t h = hash(file, function, where.line(), where.column()) % buckets;
-      lock_guard g(lock_);
-      for (entry* e = bucket_[h]; e; e = e->next) {
-        if (e->record.line == where.line() && e->record.column == where.column() && file == e->record.file &&
-            function == e->record.function)
-          return std::bit_cast<std::source_location>(&e->record);
-      }
-      auto* e = static_cast<entry*>(std::malloc(sizeof(entry) + file.size() + function.size() + 2));
-      if (!e) return where;  // the original stays valid while its module is loaded
-      char* text = reinterpret_cast<char*>(e + 1);
-      std::memcpy(text, file.data(), file.size());
-      text[file.size()] = '\0';
-      char* fn = text + file.size() + 1;
-      std::memcpy(fn, function.data(), function.size());
-      fn[function.size()] = '\0';
-      *e = {{text, fn, where.line(), where.column()}, bucket_[h]};
-      bucket_[h] = e;
-      return std::bit_cast<std::source_location>(&e->record);
+      const std::source_location* copy = find_or_add(where.file_name(), where.function_name(), where.line(), where.column());
+      return copy ? *copy : where;  // the original stays valid while its module is loaded
     }
+  }
+
+  // A location that no source_location::current() made (a frame's file and
+  // line); null where locations cannot be made, or without memory.
+  const std::source_location* make(std::string_view file, std::string_view function, std::uint32_t line) noexcept {
+    if constexpr (!can_copy_locations) return nullptr;
+    return find_or_add(file, function, line, 0);
   }
 
   spin_lock& lock() noexcept { return lock_; }  // fork.hpp
@@ -76,9 +65,35 @@ class location_table {
  private:
   static constexpr std::size_t buckets = 256;
   struct entry {
-    location_record record;  // first: a source_location points here
+    location_record record;       // a source_location points here
+    std::source_location location;  // that source_location
     entry* next;
   };
+
+  const std::source_location* find_or_add(std::string_view file, std::string_view function, std::uint32_t line,
+                                          std::uint32_t column) noexcept {
+    static_assert(sizeof(std::source_location) == sizeof(const location_record*));
+    const std::size_t h = hash(file, function, line, column) % buckets;
+    lock_guard g(lock_);
+    for (entry* e = bucket_[h]; e; e = e->next) {
+      if (e->record.line == line && e->record.column == column && file == e->record.file &&
+          function == e->record.function)
+        return &e->location;
+    }
+    auto* e = static_cast<entry*>(std::malloc(sizeof(entry) + file.size() + function.size() + 2));
+    if (!e) return nullptr;
+    char* text = reinterpret_cast<char*>(e + 1);
+    std::memcpy(text, file.data(), file.size());
+    text[file.size()] = '\0';
+    char* fn = text + file.size() + 1;
+    std::memcpy(fn, function.data(), function.size());
+    fn[function.size()] = '\0';
+    e->record = {text, fn, line, column};
+    e->location = std::bit_cast<std::source_location>(&e->record);
+    e->next = bucket_[h];
+    bucket_[h] = e;
+    return &e->location;
+  }
 
   static std::size_t hash(std::string_view file, std::string_view function, std::uint32_t line,
                           std::uint32_t column) noexcept {

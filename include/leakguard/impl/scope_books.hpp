@@ -216,6 +216,7 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     s->opener = &t;
     s->object = reinterpret_cast<std::uintptr_t>(object);
     s->where = where;
+    s->opened_from = nullptr;
     s->active = true;
     generation = s->generation;
   }
@@ -474,7 +475,32 @@ struct verdict_rules {
   // The stack at the scope's end, whose frames above the scope's function
   // (its callers) every block of the scope shares: reports write them once.
   const stack_trace* scope_stack = nullptr;
+  const stack_trace* opened_from = nullptr;  // scope_state::opened_from
 };
+
+// A scope the standard library constructed is named after the first frame
+// of the user's code that led to it, not the library's line.
+LEAKGUARD_COLD std::source_location user_location(std::source_location where, const stack_trace* opened_from) {
+  if (!opened_from) return where;
+  for (const frame& f : symbolize(opened_from, max_stack_depth).frames) {
+    if (f.file.empty() || is_library_frame(f.function, f.file) || is_internal_frame(f.function, f.file)) continue;
+    const std::source_location* made = locations.make(f.file, f.function, static_cast<std::uint32_t>(f.line));
+    return made ? *made : where;
+  }
+  return where;
+}
+
+// Whether a scope's location is the standard library's (see opened_from).
+// One thread-local entry remembers the last location that was not, so that
+// a scope opened again and again at one line checks its file once.
+inline bool opened_in_library(std::source_location where) noexcept {
+  static constinit thread_local const char* known_user_file = nullptr;
+  const char* file = where.file_name();
+  if (file == known_user_file) return false;
+  if (is_library_frame({}, file)) return true;
+  known_user_file = file;
+  return false;
+}
 
 // A snapshot's blocks in serial order: a cycle's first block leads it, and
 // reports list blocks by serial.
@@ -525,6 +551,7 @@ inline report build_report(std::string label, std::source_location where, const 
                            std::vector<violation> violations = {}, const verdict_rules& rules = {},
                            internal_vector<std::uintptr_t>* retained_out = nullptr,
                            const verdict_kinds* judged = nullptr) {
+  where = user_location(where, rules.opened_from);
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
   std::map<const stack_trace*, symbolized_stack> cache;

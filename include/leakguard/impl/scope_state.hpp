@@ -62,6 +62,9 @@ struct alignas(64) scope_state {
   thread_state* opener = nullptr;           // the thread that opened it
   std::uintptr_t object = 0;                // the leakguard::scope's address (0: none), see close_abandoned()
   std::source_location where{};             // where it was opened, for the abandonment line
+  // Where the user opened a scope that the standard library constructed
+  // (optional::emplace, make_unique): `where` names the library's line.
+  const stack_trace* opened_from = nullptr;
   block_record live;                        // list sentinels
   block_record judged;                      // leaked blocks a nested scope reported
   foreign_link foreign;
