@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -93,6 +94,94 @@ TEST_CASE("an inlined call is a frame of its own, at the line it was inlined fro
   CHECK(frames[1].function.find("DOCTEST_ANON_FUNC") != std::string::npos);
   CHECK(frames[1].line == line);
   CHECK((frames[0].pc == pc && frames[1].pc == pc));
+}
+#endif
+
+#if LEAKGUARD_HAVE_LIBDW
+// The reader runs the line program itself (libdw would keep the unit's whole
+// table in memory): on every address of this file's unit it must give what
+// libdw gives, and the unit's file names as libdw spells them.
+TEST_CASE("the line program reader agrees with libdw on every address of a unit") {
+  Dl_info info{};
+  REQUIRE(dladdr(reinterpret_cast<const void*>(&return_address), &info) != 0);
+  const int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  Dwarf* dwarf = dwarf_begin(fd, DWARF_C_READ);
+  REQUIRE(dwarf != nullptr);
+  const Dwarf_Addr here = reinterpret_cast<std::uintptr_t>(&return_address) - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  Dwarf_Die cu{};
+  bool found = false;
+  Dwarf_CU* unit = nullptr;
+  Dwarf_Half version;
+  std::uint8_t type;
+  Dwarf_Die die, split;
+  while (!found && dwarf_get_units(dwarf, unit, &unit, &version, &type, &die, &split) == 0) {
+    Dwarf_Addr base, low, high;
+    for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
+      if (low <= here && here < high) found = true;
+    if (found) cu = die;
+  }
+  REQUIRE(found);
+  lg::line_programs lines;
+  Dwarf_Files* files = nullptr;
+  std::size_t file_count = 0;
+  REQUIRE(dwarf_getsrcfiles(&cu, &files, &file_count) == 0);
+  for (std::size_t i = version < 5 ? 1 : 0; i < file_count; ++i) {
+    const char* mine = lines.file_name(&cu, i);
+    REQUIRE(mine != nullptr);
+    CHECK(std::string(mine) == dwarf_filesrc(files, i, nullptr, nullptr));
+  }
+  long addresses = 0, same = 0, outside = 0, unreadable = 0;
+  std::string first_difference;
+  Dwarf_Addr base, low, high;
+  for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&cu, off, &base, &low, &high)) > 0;) {
+    for (Dwarf_Addr a = low; a < high && low >= 0x1000; ++a) {  // below 0x1000: code the linker dropped
+      std::string file, theirs;
+      int line = 0, their_line = 0;
+      if (!lines.line_at(&cu, a, file, line)) {
+        ++unreadable;
+        continue;
+      }
+      if (Dwarf_Line* l = dwarf_getsrc_die(&cu, a)) {
+        theirs = dwarf_linesrc(l, nullptr, nullptr);
+        dwarf_lineno(l, &their_line);
+      }
+      ++addresses;
+      if (file.empty()) ++outside;  // between sequences: padding, no return address lies there
+      else if (file == theirs && line == their_line) ++same;
+      else if (first_difference.empty())
+        first_difference = std::to_string(a) + ": " + file + ":" + std::to_string(line) + " vs " + theirs + ":" +
+                           std::to_string(their_line);
+    }
+  }
+  INFO("first difference: ", first_difference);
+  CHECK(unreadable == 0);
+  CHECK(addresses > 1000);
+  CHECK(same + outside == addresses);
+  CHECK(outside * 100 < addresses);
+  dwarf_end(dwarf);
+  ::close(fd);
+}
+
+TEST_CASE("the DWARF cursor stops at the end of its bytes instead of reading past it") {
+  const unsigned char unterminated_leb[] = {0x80, 0x80};
+  lg::dwarf_cursor leb(unterminated_leb, unterminated_leb + sizeof unterminated_leb);
+  leb.uleb();
+  CHECK_FALSE(leb.ok());
+  const unsigned char no_nul[] = {'a', 'b'};
+  lg::dwarf_cursor text(no_nul, no_nul + sizeof no_nul);
+  CHECK(text.string().empty());
+  CHECK_FALSE(text.ok());
+  const unsigned char three[] = {1, 2, 3};
+  lg::dwarf_cursor fixed(three, three + sizeof three);
+  CHECK(fixed.fixed(2) == 0x0201);
+  CHECK(fixed.ok());
+  CHECK(fixed.fixed(2) == 0);
+  CHECK_FALSE(fixed.ok());
+  const unsigned char minus_two[] = {0x7e};
+  lg::dwarf_cursor signed_leb(minus_two, minus_two + 1);
+  CHECK(signed_leb.sleb() == -2);
+  CHECK(signed_leb.ok());
 }
 #endif
 

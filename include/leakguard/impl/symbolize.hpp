@@ -4,8 +4,9 @@
 // and its frames kept, so a site seen again costs no system call and no
 // DWARF read. file:line and inlined frames come from libdw (elfutils) when
 // the build found it: it maps the program's files and decodes only the
-// compilation units it is asked about, so memory grows with what is
-// symbolized, not with the size of the debug info. Function names otherwise
+// compilation units it is asked about, and lines are read from the units'
+// line programs without keeping their tables (line_program.hpp), so memory
+// grows with what is symbolized, not with the size of the debug info. Function names otherwise
 // come from the symbol table (absl::Symbolize, dladdr).
 #pragma once
 
@@ -27,6 +28,7 @@
 
 #include "../report.hpp"
 #include "frame_kind.hpp"
+#include "line_program.hpp"
 #include "stacks.hpp"
 
 #if LEAKGUARD_HAVE_LIBDW
@@ -90,6 +92,7 @@ class dwarf_reader {
   // Modules were loaded or unloaded since the list was read.
   void refresh() {
     cu_tables_.clear();
+    lines_.clear();
     if (!dwfl_) return;
     dwfl_report_begin(dwfl_);
     dwfl_linux_proc_report(dwfl_, getpid());
@@ -231,16 +234,15 @@ class dwarf_reader {
 
   // One frame per inlined call at `rel` (an address in the unit's terms),
   // then the function they were inlined into.
-  static void add_frames(Dwarf_Die* cu, Dwarf_Addr rel, const void* pc, std::vector<frame>& out) {
+  void add_frames(Dwarf_Die* cu, Dwarf_Addr rel, const void* pc, std::vector<frame>& out) {
     std::string file;
     int line = 0;
-    if (Dwarf_Line* l = dwarf_getsrc_die(cu, rel)) {
-      if (const char* src = dwarf_linesrc(l, nullptr, nullptr)) file = src;
-      dwarf_lineno(l, &line);
+    if (!lines_.line_at(cu, rel, file, line)) {
+      if (Dwarf_Line* l = dwarf_getsrc_die(cu, rel)) {
+        if (const char* src = dwarf_linesrc(l, nullptr, nullptr)) file = src;
+        dwarf_lineno(l, &line);
+      }
     }
-    Dwarf_Files* files = nullptr;
-    std::size_t file_count = 0;
-    if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
     std::vector<Dwarf_Die> chain;  // outermost first
     scopes_at(cu, rel, chain);
     bool outermost = false;
@@ -255,15 +257,24 @@ class dwarf_reader {
       Dwarf_Word call_file = 0, call_line = 0;
       dwarf_formudata(dwarf_attr(&*scope, DW_AT_call_file, &attr), &call_file);
       dwarf_formudata(dwarf_attr(&*scope, DW_AT_call_line, &attr), &call_line);
-      const char* src = files && call_file < file_count ? dwarf_filesrc(files, call_file, nullptr, nullptr) : nullptr;
+      const char* src = call_file_name(cu, call_file);
       file = src ? src : "";
       line = static_cast<int>(call_line);
     }
     if (!outermost) out.push_back(frame{pc, {}, std::move(file), line});
   }
 
+  const char* call_file_name(Dwarf_Die* cu, Dwarf_Word index) {
+    if (const char* name = lines_.file_name(cu, index)) return name;
+    Dwarf_Files* files = nullptr;
+    std::size_t count = 0;
+    if (dwarf_getsrcfiles(cu, &files, &count) != 0 || index >= count) return nullptr;
+    return dwarf_filesrc(files, index, nullptr, nullptr);
+  }
+
   Dwfl* dwfl_ = nullptr;
   std::unordered_map<Dwfl_Module*, std::vector<cu_range>> cu_tables_;
+  line_programs lines_;
 };
 #endif
 
