@@ -8,10 +8,14 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -161,6 +165,61 @@ TEST_CASE("the line program reader agrees with libdw on every address of a unit"
   CHECK(outside * 100 < addresses);
   dwarf_end(dwarf);
   ::close(fd);
+}
+
+// The resident pages of libelf's mapping of this executable (the debug info
+// read so far), or -1 if there is none.
+long long resident_debug_info_kib() {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return -1;
+  exe[n] = '\0';
+  struct stat st {};
+  if (stat(exe, &st) != 0) return -1;
+  std::FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[4608];
+  long long rss = -1;
+  bool in_it = false;
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long begin, end;
+    char path[4096] = "";
+    if (std::sscanf(line, "%lx-%lx %*s %*s %*s %*s %4095s", &begin, &end, path) >= 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
+      // libelf maps the whole file; the loader maps it in pieces.
+      in_it = std::strcmp(path, exe) == 0 && static_cast<long long>(end - begin) >= st.st_size;
+      continue;
+    }
+    long long kib;
+    if (in_it && std::sscanf(line, "Rss: %lld kB", &kib) == 1) rss = std::max(rss, 0LL) + kib;
+  }
+  std::fclose(f);
+  return rss;
+}
+
+__attribute__((noinline)) const lg::stack_trace* fresh_stack() {
+  const lg::stack_trace* st = lg::capture_stack(8);
+  asm volatile("" ::: "memory");
+  return st;
+}
+
+TEST_CASE("after symbolizing, the pages of debug info it read are given back") {
+  char* probe = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(probe != MAP_FAILED);
+  probe[0] = 1;
+  const bool kernel_can = madvise(probe, 4096, MADV_PAGEOUT) == 0;
+  munmap(probe, 4096);
+  if (!kernel_can) {
+    MESSAGE("skipped: this kernel has no MADV_PAGEOUT (Linux 5.4)");
+    return;
+  }
+  lg::internal_guard guard;
+  const lg::symbolized_stack st = lg::symbolize(fresh_stack(), 8);
+  REQUIRE(!st.frames.empty());
+  CHECK(st.frames.front().function.find("fresh_stack") != std::string::npos);
+  const long long kib = resident_debug_info_kib();
+  INFO("resident KiB of the mapped executable: ", kib);
+  REQUIRE(kib >= 0);  // libdw mapped the file
+  CHECK(kib < 512);
 }
 
 TEST_CASE("the DWARF cursor stops at the end of its bytes instead of reading past it") {

@@ -14,6 +14,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,14 +84,52 @@ class dwarf_reader {
     Dwarf_Addr bias = 0;
     Dwarf_Die cu;
     const std::size_t before = out.size();
-    if (find_cu(module, at, cu, bias)) add_frames(&cu, at - bias, pc, out);
+    if (find_cu(module, at, cu, bias)) {
+      read_from(dwarf_getelf(dwarf_cu_getdwarf(cu.cu)));
+      add_frames(&cu, at - bias, pc, out);
+    }
+    read_from(dwfl_module_getelf(module, &bias));  // its symbol table
     if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
     if (out.back().function.empty()) out.back().function = std::move(symbol);
     return true;
   }
 
+  // Gives back the pages of the mapped files that lookups read (debug
+  // info, symbol tables), which would otherwise stay in the process's
+  // resident memory for good; a later lookup reads them again. libelf maps
+  // files private and writable, so MADV_PAGEOUT, which keeps any page's
+  // contents (MADV_DONTNEED would drop a written one); kernels before 5.4
+  // refuse it, and the pages stay.
+  void release_pages() {
+    if (read_.empty()) return;
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> file_maps;  // from /proc/self/maps
+    if (std::FILE* maps = std::fopen("/proc/self/maps", "re")) {
+      char line[512];
+      unsigned long begin, end;
+      unsigned long long inode;
+      while (std::fgets(line, sizeof line, maps))
+        if (std::sscanf(line, "%lx-%lx %*s %*s %*s %llu", &begin, &end, &inode) == 3 && inode != 0)
+          file_maps.emplace_back(begin, end);
+      std::fclose(maps);
+    }
+    const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    for (Elf* elf : read_) {
+      std::size_t size = 0;
+      const auto at = reinterpret_cast<std::uintptr_t>(elf_rawfile(elf, &size));
+      // A file libelf read into the heap instead is left alone.
+      const bool mapped = std::any_of(file_maps.begin(), file_maps.end(),
+                                      [&](auto m) { return at >= m.first && at + size <= m.second; });
+      const std::uintptr_t first = (at + page - 1) & ~(page - 1), last = (at + size) & ~(page - 1);
+#ifdef MADV_PAGEOUT
+      if (at && mapped && first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#endif
+    }
+    read_.clear();
+  }
+
   // Modules were loaded or unloaded since the list was read.
   void refresh() {
+    read_.clear();
     cu_tables_.clear();
     lines_.clear();
     if (!dwfl_) return;
@@ -272,9 +311,14 @@ class dwarf_reader {
     return dwarf_filesrc(files, index, nullptr, nullptr);
   }
 
+  void read_from(Elf* elf) {
+    if (elf && std::find(read_.begin(), read_.end(), elf) == read_.end()) read_.push_back(elf);
+  }
+
   Dwfl* dwfl_ = nullptr;
   std::unordered_map<Dwfl_Module*, std::vector<cu_range>> cu_tables_;
   line_programs lines_;
+  std::vector<Elf*> read_;  // files lookups read since pages were last given back
 };
 #endif
 
@@ -323,6 +367,13 @@ class symbolizer {
 #endif
     adds_ = now.adds;
     subs_ = now.subs;
+  }
+
+  // REQUIRES: lock. After a stack's new addresses were looked up.
+  void release_pages() {
+#if LEAKGUARD_HAVE_LIBDW
+    dwarf_.release_pages();
+#endif
   }
 
  private:
@@ -398,6 +449,7 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
       sym.frames_of(stack->frames[i], all);
       pc_index.resize(all.size(), i);
     }
+    sym.release_pages();
   }
   std::size_t first = 0;
   while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
