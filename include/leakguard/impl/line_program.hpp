@@ -180,13 +180,13 @@ class line_programs {
   struct unit {
     const unsigned char* program = nullptr;  // the opcodes, in the mapped section
     const unsigned char* end = nullptr;
-    std::vector<sequence> sequences;  // by address, made on the first lookup
-    bool indexed = false;
     unsigned min_instruction_length = 1, line_range = 1, opcode_base = 1;
     int line_base = 0;
     std::vector<unsigned char> operand_counts;  // of standard opcodes 1 .. opcode_base-1
     std::vector<std::string> files;            // by the program's file number
-    bool usable = false;
+    std::vector<sequence> sequences;           // by address, made on the first lookup
+    bool indexed = false;                      // `sequences` was made
+    bool usable = false;                       // the header, then the program, could be read
   };
 
   // Runs the line program from `from` (the start of a sequence), calling
