@@ -27,19 +27,32 @@ struct allocation_origin {
   std::size_t label_size;
   std::source_location where;
   const char* what;
+  // The caller's own pointers, for a match without comparing text.
+  const char* seen_file;
+  const char* seen_what;
 };
 
 class origin_table {
  public:
+  // On every tracked allocation of an allocator: the pointers the caller
+  // passes match an entry's without reading text. Only a new pair (or the
+  // same literals at new addresses) compares the strings. A module loaded
+  // where an unloaded one was, with an allocator of the same label, line and
+  // column, could match the old entry: a wrong file name at worst, never a
+  // read of unmapped memory (the saved pointers are only compared).
   const allocation_origin* intern(const origin_ref& o) noexcept {
-    const std::string_view label(o.label, o.label_size), what(o.what);
+    const std::string_view label(o.label, o.label_size);
+    const char* file = o.where.file_name();
     lock_guard g(lock_);
     for (allocation_origin* a = head_; a; a = a->next) {
-      if (a->where.line() == o.where.line() && a->where.column() == o.where.column() &&
-          std::string_view(a->label, a->label_size) == label && what == a->what &&
-          std::string_view(a->where.file_name()) == o.where.file_name())
+      if (a->where.line() != o.where.line() || a->where.column() != o.where.column() ||
+          std::string_view(a->label, a->label_size) != label)
+        continue;
+      if ((a->seen_file == file && a->seen_what == o.what) ||
+          (std::strcmp(a->what, o.what) == 0 && std::strcmp(a->where.file_name(), file) == 0))
         return a;
     }
+    const std::string_view what(o.what);
     auto* a = out_of_books(book_origin)
                   ? nullptr
                   : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + label.size() + what.size() + 2));
@@ -53,7 +66,7 @@ class origin_table {
     char* what_copy = text + label.size() + 1;
     std::memcpy(what_copy, what.data(), what.size());
     what_copy[what.size()] = '\0';
-    *a = {head_, text, label.size(), lasting(o.where), what_copy};
+    *a = {head_, text, label.size(), lasting(o.where), what_copy, file, o.what};
     head_ = a;
     return a;
   }

@@ -94,34 +94,21 @@ class dwarf_reader {
     return true;
   }
 
-  // Gives back the pages of the mapped files that lookups read (debug
-  // info, symbol tables), which would otherwise stay in the process's
-  // resident memory for good; a later lookup reads them again. libelf maps
-  // files private and writable, so MADV_PAGEOUT, which keeps any page's
-  // contents (MADV_DONTNEED would drop a written one); kernels before 5.4
+  // Gives back the pages of the files that lookups read (debug info,
+  // symbol tables), which would otherwise stay in the process's resident
+  // memory for good; a later lookup reads them again. MADV_PAGEOUT keeps
+  // every page's contents (libelf maps files private and writable, where
+  // MADV_DONTNEED would drop a written page; a file libelf read into the
+  // heap is its own copy, paged out like the rest). Kernels before 5.4
   // refuse it, and the pages stay.
   void release_pages() {
-    if (read_.empty()) return;
-    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> file_maps;  // from /proc/self/maps
-    if (std::FILE* maps = std::fopen("/proc/self/maps", "re")) {
-      char line[512];
-      unsigned long begin, end;
-      unsigned long long inode;
-      while (std::fgets(line, sizeof line, maps))
-        if (std::sscanf(line, "%lx-%lx %*s %*s %*s %llu", &begin, &end, &inode) == 3 && inode != 0)
-          file_maps.emplace_back(begin, end);
-      std::fclose(maps);
-    }
     const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     for (Elf* elf : read_) {
       std::size_t size = 0;
       const auto at = reinterpret_cast<std::uintptr_t>(elf_rawfile(elf, &size));
-      // A file libelf read into the heap instead is left alone.
-      const bool mapped = std::any_of(file_maps.begin(), file_maps.end(),
-                                      [&](auto m) { return at >= m.first && at + size <= m.second; });
       const std::uintptr_t first = (at + page - 1) & ~(page - 1), last = (at + size) & ~(page - 1);
 #ifdef MADV_PAGEOUT
-      if (at && mapped && first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+      if (at && first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
 #endif
     }
     read_.clear();
