@@ -20,6 +20,10 @@
 // CMake, Meson and pkg-config packages export them from the executable
 // (--export-dynamic-symbol), so one process has one leakguard.
 #pragma once
+// For <leakguard/global_malloc.hpp>, which must come first.
+#define LEAKGUARD_IMPLEMENTATION_INCLUDED 1
+
+#include <malloc.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -53,6 +57,14 @@
 #include "impl/tracking.hpp"
 #include "impl/upstream.hpp"
 #include "impl/verdicts.hpp"
+#endif
+
+#if !defined(LEAKGUARD_REPLACES_MALLOC)
+// Where leakguard's memory comes from (impl/heap.hpp): the C library's heap,
+// which <leakguard/global_malloc.hpp> replaces and then defines this itself.
+namespace leakguard::detail {
+constinit heap_functions heap_below{&::malloc, &::calloc, &::realloc, &::free, &::memalign, &::malloc_usable_size};
+}  // namespace leakguard::detail
 #endif
 
 extern "C" LEAKGUARD_API const char
@@ -496,11 +508,11 @@ void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     if (upstream_ != std::pmr::new_delete_resource()) {
       raw = upstream_->allocate(plan.bytes, plan.alignment);
     } else if (plan.alignment <= default_alignment) {
-      // The usual upstream: malloc directly, so that with global_new.hpp the
-      // block is not counted a second time as a `new`.
-      raw = std::malloc(plan.bytes);
-    } else if (posix_memalign(&raw, plan.alignment, plan.bytes) != 0) {
-      raw = nullptr;
+      // The usual upstream: the heap below directly, so that with
+      // global_new.hpp the block is not counted a second time as a `new`.
+      raw = heap_malloc(plan.bytes);
+    } else {
+      raw = heap_memalign(plan.alignment, plan.bytes);
     }
   }
   if (!raw) throw std::bad_alloc();
@@ -530,7 +542,7 @@ void memory_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alig
   }
   const upstream_release r = release_upstream(p, bytes, alignment, alloc_kind::resource, this, "leakguard::memory_resource");
   if (!r.raw) return;
-  if (upstream_ == std::pmr::new_delete_resource()) std::free(r.raw);
+  if (upstream_ == std::pmr::new_delete_resource()) heap_free(r.raw);
   else upstream_->deallocate(r.raw, r.bytes, r.alignment);
 }
 

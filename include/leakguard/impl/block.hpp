@@ -25,6 +25,7 @@
 
 #include "../config.hpp"
 #include "../detail/runtime_api.hpp"
+#include "heap.hpp"
 
 // Under AddressSanitizer, the bytes before a pointer leakguard did not make
 // (a redzone) or of a freed block are poisoned: ask before reading a header.
@@ -66,8 +67,24 @@ struct scope_state;
 struct stack_trace;
 struct allocation_origin;
 
-// Which allocation function family made a block; frees must match it.
-enum class alloc_kind : std::uint8_t { new_single = 1, new_array = 2, allocator = 3, resource = 4 };
+// Which allocation function made a block; frees must match its family. The
+// C kinds (global_malloc.hpp) are one family, freed by free() or realloc().
+enum class alloc_kind : std::uint8_t {
+  new_single = 1,
+  new_array = 2,
+  allocator = 3,
+  resource = 4,
+  c_malloc = 5,
+  c_calloc = 6,
+  c_realloc = 7,  // realloc(nullptr, n)
+  c_aligned_alloc = 8,
+  c_posix_memalign = 9,
+  c_memalign = 10,
+  c_valloc = 11,
+  c_pvalloc = 12,
+};
+
+inline constexpr bool is_c_kind(alloc_kind k) noexcept { return k >= alloc_kind::c_malloc; }
 
 enum block_flags : std::uint8_t {
   flag_tracked = 1,   // a block_record precedes the header
@@ -245,19 +262,18 @@ inline void* init_block(void* raw, std::size_t size, std::size_t alignment, allo
   return h + 1;
 }
 
-// malloc for the default alignment, posix_memalign above it. Returns the
-// user pointer with the header written, or null.
+// From the heap below (heap.hpp): malloc for the default alignment (calloc
+// for a calloc block, whose zeroed pages the heap may get for free),
+// memalign above it. Returns the user pointer with the header written, or null.
 inline void* raw_allocate(std::size_t size, std::size_t alignment, alloc_kind kind,
                           std::uint8_t flags) noexcept {
   if (size >= max_request) return nullptr;
   const std::size_t bytes = block_bytes(size, flags, alignment);
   void* raw;
-  if (alignment <= default_alignment) {
-    raw = std::malloc(bytes);
-    if (!raw) return nullptr;
-  } else if (posix_memalign(&raw, alignment, bytes) != 0) {
-    return nullptr;
-  }
+  if (alignment > default_alignment) raw = heap_memalign(alignment, bytes);
+  else if (kind == alloc_kind::c_calloc) raw = heap_calloc(bytes);
+  else raw = heap_malloc(bytes);
+  if (!raw) return nullptr;
   return init_block(raw, size, alignment, kind, flags);
 }
 

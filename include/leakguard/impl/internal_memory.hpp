@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "heap.hpp"
 
 namespace leakguard::detail {
 
@@ -45,7 +46,8 @@ enum book_kind : unsigned {
 inline constinit thread_local unsigned failing_books = 0;
 inline bool out_of_books(unsigned kinds) noexcept { return (failing_books & kinds) != 0; }
 
-// A std-conforming allocator over malloc/free for internal containers.
+// A std-conforming allocator over the heap below (heap.hpp) for internal
+// containers.
 template <class T>
 struct internal_allocator {
   using value_type = T;
@@ -54,10 +56,10 @@ struct internal_allocator {
   internal_allocator(const internal_allocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     if (out_of_books(book_snapshot)) throw std::bad_alloc();
-    if (void* p = std::malloc(n * sizeof(T))) return static_cast<T*>(p);
+    if (void* p = heap_malloc(n * sizeof(T))) return static_cast<T*>(p);
     throw std::bad_alloc();
   }
-  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+  void deallocate(T* p, std::size_t) noexcept { heap_free(p); }
   template <class U>
   bool operator==(const internal_allocator<U>&) const noexcept { return true; }
 };

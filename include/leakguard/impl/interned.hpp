@@ -80,7 +80,7 @@ class location_table {
           function == e->record.function)
         return &e->location;
     }
-    auto* e = static_cast<entry*>(std::malloc(sizeof(entry) + file.size() + function.size() + 2));
+    auto* e = static_cast<entry*>(heap_malloc(sizeof(entry) + file.size() + function.size() + 2));
     if (!e) return nullptr;
     char* text = reinterpret_cast<char*>(e + 1);
     std::memcpy(text, file.data(), file.size());

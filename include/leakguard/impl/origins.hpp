@@ -55,7 +55,7 @@ class origin_table {
     const std::string_view what(o.what);
     auto* a = out_of_books(book_origin)
                   ? nullptr
-                  : static_cast<allocation_origin*>(std::malloc(sizeof(allocation_origin) + label.size() + what.size() + 2));
+                  : static_cast<allocation_origin*>(heap_malloc(sizeof(allocation_origin) + label.size() + what.size() + 2));
     if (!a) {
       count_lost(lost.origins);
       return nullptr;

@@ -89,7 +89,7 @@ class stack_depot {
     lock_guard g(arena_lock_);
     if (arena_left_ < bytes) {
       const std::size_t size = bytes > chunk_size ? bytes : chunk_size;
-      arena_next_ = static_cast<char*>(std::malloc(size));
+      arena_next_ = static_cast<char*>(heap_malloc(size));
       if (!arena_next_) {
         arena_left_ = 0;
         return nullptr;

@@ -164,7 +164,7 @@ LEAKGUARD_ALWAYS_INLINE void release_block(thread_state& t, void* p, block_heade
   void* raw = raw_of(h);
   h->set_flags(flags | flag_freed);
   mark_freed(p);
-  std::free(raw);
+  heap_free(raw);
 }
 
 // Settles the deferred frees. It counts as holding a lock, so a handler
@@ -371,6 +371,14 @@ inline const char* kind_name(alloc_kind k) noexcept {
     case alloc_kind::new_array: return "new[]";
     case alloc_kind::allocator: return "leakguard::allocator";
     case alloc_kind::resource: return "leakguard::memory_resource";
+    case alloc_kind::c_malloc: return "malloc";
+    case alloc_kind::c_calloc: return "calloc";
+    case alloc_kind::c_realloc: return "realloc";
+    case alloc_kind::c_aligned_alloc: return "aligned_alloc";
+    case alloc_kind::c_posix_memalign: return "posix_memalign";
+    case alloc_kind::c_memalign: return "memalign";
+    case alloc_kind::c_valloc: return "valloc";
+    case alloc_kind::c_pvalloc: return "pvalloc";
   }
   return "?";
 }
@@ -381,8 +389,8 @@ inline const char* free_name(alloc_kind k) noexcept {
     case alloc_kind::new_array: return "delete[]";
     case alloc_kind::allocator: return "leakguard::allocator::deallocate";
     case alloc_kind::resource: return "leakguard::memory_resource::deallocate";
+    default: return "free";
   }
-  return "?";
 }
 
 LEAKGUARD_COLD void report_misuse(misuse_kind kind, const void* address, block_header* h, std::string message) noexcept {
@@ -460,7 +468,7 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
     }
     return report_misuse(misuse_kind::double_free, p, nullptr, std::move(msg));
   }
-  if (h->kind() != kind) {
+  if (h->kind() != kind && !(is_c_kind(h->kind()) && is_c_kind(kind))) {
     const bool arrays = (h->kind() == alloc_kind::new_single || h->kind() == alloc_kind::new_array) &&
                         (kind == alloc_kind::new_single || kind == alloc_kind::new_array);
     std::string msg;
@@ -470,7 +478,7 @@ LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, 
             " bytes allocated by " + kind_name(h->kind());
     }
     report_misuse(arrays ? misuse_kind::array_mismatch : misuse_kind::wrong_allocator, p, h, std::move(msg));
-  } else if (effective_alignment(alignment) != h->alignment()) {
+  } else if (!is_c_kind(kind) && effective_alignment(alignment) != h->alignment()) {
     std::string msg;
     {
       internal_guard guard;
@@ -529,7 +537,7 @@ LEAKGUARD_ALWAYS_INLINE void deallocate(void* p, std::size_t size = unknown_size
   }
   count_deallocation(t, h->size);
   mark_freed(p);
-  std::free(reinterpret_cast<char*>(p) - prefix_size(0, effective_alignment(alignment)));
+  heap_free(reinterpret_cast<char*>(p) - prefix_size(0, effective_alignment(alignment)));
 }
 
 }  // namespace leakguard::detail
