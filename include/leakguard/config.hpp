@@ -45,6 +45,28 @@
 #define LEAKGUARD_NO_COVERAGE
 #endif
 
+// Built with AddressSanitizer or ThreadSanitizer: they own the heap.
+#if defined(__SANITIZE_ADDRESS__)
+#define LEAKGUARD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LEAKGUARD_ASAN 1
+#endif
+#endif
+#ifndef LEAKGUARD_ASAN
+#define LEAKGUARD_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define LEAKGUARD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LEAKGUARD_TSAN 1
+#endif
+#endif
+#ifndef LEAKGUARD_TSAN
+#define LEAKGUARD_TSAN 0
+#endif
+
 // What the implementation translation unit defines (see
 // <leakguard/implementation.hpp>): visible from every shared object even
 // under -fvisibility=hidden, so that a process has one leakguard.

@@ -50,6 +50,11 @@ struct leaked_block {
   // at cache.cpp:12)`. Empty for `new`.
   std::string origin;
   leak_kind kind = leak_kind::direct;
+  // The allocation function: "new", "new[]", "leakguard::allocator", and with
+  // <leakguard/global_malloc.hpp> "malloc", "calloc", "realloc",
+  // "aligned_alloc" ..., or the C library function that called it for the
+  // user ("strdup", "getline", "asprintf") when the stack shows one.
+  std::string allocated_by;
 };
 
 enum class violation_kind { allocation_budget, byte_budget, no_alloc };

@@ -29,16 +29,6 @@
 
 // Under AddressSanitizer, the bytes before a pointer leakguard did not make
 // (a redzone) or of a freed block are poisoned: ask before reading a header.
-#if defined(__SANITIZE_ADDRESS__)
-#define LEAKGUARD_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LEAKGUARD_ASAN 1
-#endif
-#endif
-#ifndef LEAKGUARD_ASAN
-#define LEAKGUARD_ASAN 0
-#endif
 #if LEAKGUARD_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
@@ -47,16 +37,6 @@
 // region, with unmapped memory right before it: ask the allocator whether a
 // pointer starts one of its blocks (leakguard's user pointers never do) before
 // reading a header there. GCC ships no <sanitizer/allocator_interface.h>.
-#if defined(__SANITIZE_THREAD__)
-#define LEAKGUARD_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LEAKGUARD_TSAN 1
-#endif
-#endif
-#ifndef LEAKGUARD_TSAN
-#define LEAKGUARD_TSAN 0
-#endif
 #if LEAKGUARD_TSAN
 extern "C" std::size_t __sanitizer_get_allocated_size(const volatile void* p);
 #endif

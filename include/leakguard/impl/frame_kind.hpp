@@ -88,16 +88,32 @@ inline bool starts_with_any(std::string_view s, std::initializer_list<std::strin
   return false;
 }
 
-// leakguard's own frames: trimmed from the top of every stack.
+// leakguard's own frames: trimmed from the top of every stack (where a
+// malloc-family name is global_malloc.hpp's).
 inline bool is_internal_frame(std::string_view function, std::string_view file) {
   if (file.find("include/leakguard/") != std::string_view::npos) return true;
+  for (std::string_view c : {"malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+                             "memalign", "valloc", "pvalloc"})
+    if (function == c) return true;
   return starts_with_any(qualified_name(function),
                          {"leakguard::", "operator new", "operator delete", "absl::"});
+}
+
+// The C library's functions that allocate for their caller (under the names
+// its symbol table gives them), and its stdio internals.
+inline bool is_c_library_allocator(std::string_view function) {
+  for (std::string_view name : {"strdup", "__strdup", "strndup", "__strndup", "asprintf", "__asprintf", "vasprintf",
+                                "__vasprintf", "__vasprintf_internal", "getline", "getdelim", "__getdelim",
+                                "open_memstream", "open_wmemstream", "realpath", "tempnam", "get_current_dir_name",
+                                "getcwd", "scandir", "scandir64", "wordexp", "regcomp", "fopen", "fopen64", "fdopen"})
+    if (function == name) return true;
+  return starts_with_any(function, {"_IO_", "__GI_"});
 }
 
 // The standard library's frames: skipped when choosing a block's site.
 inline bool is_library_frame(std::string_view function, std::string_view file) {
   if (file.find("/c++/") != std::string_view::npos) return true;  // libstdc++ and libc++ headers
+  if (file.empty() && is_c_library_allocator(function)) return true;
   // A name the demangler could not read stays mangled: _ZSt..., _ZNSt..., _ZNKSt...
   return starts_with_any(function, {"_ZSt", "_ZNSt", "_ZNKSt", "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx"}) ||
          starts_with_any(qualified_name(function),

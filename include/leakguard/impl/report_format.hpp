@@ -385,7 +385,14 @@ inline std::string report_text(const report& r, const report_style& style) {
     append_number(out, g.own.count);
     if (g.first->kind == leak_kind::retained) out += " retained";
     out += g.own.count == 1 ? " block" : " blocks";
-    out += " allocated at ";
+    out += " allocated ";
+    if (!g.first->allocated_by.empty() && g.first->allocated_by != "new" && g.first->allocated_by != "new[]" &&
+        g.first->origin.empty()) {
+      out += "with ";
+      out += g.first->allocated_by;
+      out += ' ';
+    }
+    out += "at ";
     out += g.first->site.empty() ? std::string_view("(unknown site)") : std::string_view(g.first->site);
     if (!g.first->origin.empty()) {
       out += " by ";
@@ -460,6 +467,8 @@ inline std::string report_json(const report& r, const report_style& style) {
       append_json_string(out, b.site);
       out += ",\"origin\":";
       append_json_string(out, b.origin);
+      out += ",\"allocated_by\":";
+      append_json_string(out, b.allocated_by);
       append_block_stack_json(out, shown_frames(b.stack, scope, style), style);
       out += '}';
     }

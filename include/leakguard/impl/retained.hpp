@@ -136,6 +136,14 @@ inline void note_growth(retained_books& books, const internal_vector<const stack
   }
 }
 
+// REQUIRES: owner->lock. A retained block changed size (realloc).
+inline void resize_retained(retained_books& books, const block_record* r, std::size_t old_size,
+                            std::size_t new_size) noexcept {
+  auto it = books.sites.find(r->stack);
+  if (it == books.sites.end()) return;
+  it->second.live_bytes += new_size - old_size;
+}
+
 // REQUIRES: owner->lock. A retained block leaves the books (freed, ignored, released).
 inline void forget_retained(retained_books& books, const block_record* r, std::size_t size) noexcept {
   auto it = books.sites.find(r->stack);

@@ -32,6 +32,7 @@ struct block_snapshot {
   std::uint64_t serial;
   const stack_trace* stack;
   const allocation_origin* origin;
+  alloc_kind kind;
 };
 
 // What a scope holds at one moment, copied under its lock so that the report
@@ -45,7 +46,7 @@ struct scope_snapshot {
 
 inline block_snapshot snapshot_of(block_record* r) noexcept {
   block_header* h = header_of(r);
-  return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin};
+  return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin, h->kind()};
 }
 
 // REQUIRES: s->lock held, so it must not throw: without memory for the
@@ -601,7 +602,8 @@ inline report build_report(std::string label, std::source_location where, const 
     if (dropped[k]) continue;
     const symbolized_stack& st = lookup(b.stack);
     leaked_block block{b.address, b.size, b.alignment, b.serial, site_of(b.stack, st), st.frames,
-                       describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind)};
+                       describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind),
+                       allocated_by(b.kind, st.frames)};
     if (keep) {
       retained.push_back(std::move(block));
     } else {

@@ -104,6 +104,16 @@ struct alignas(64) scope_state {
     }
   }
 
+  // REQUIRES: lock held. A block of these books changed size (realloc): it
+  // stays one block; growth counts against the byte budget.
+  void on_resize(std::size_t old_size, std::size_t new_size, const block_record& r) noexcept {
+    live_bytes += new_size - old_size;
+    if (new_size <= old_size) return;
+    bytes_allocated += new_size - old_size;
+    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+    if (bytes_allocated > max_bytes && violation.count++ == 0) violation = {1, true, new_size, r.serial, r.stack};
+  }
+
   // REQUIRES: lock held. `freed` is false when the block is only dropped
   // from the books (leakguard::ignore); `late` when it had outlived the end
   // of its scope and was waiting out a grace period.

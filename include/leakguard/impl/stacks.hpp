@@ -9,6 +9,7 @@
 
 #include <absl/debugging/stacktrace.h>
 #include <pthread.h>
+#include <unwind.h>
 
 #include <atomic>
 #include <cstdint>
@@ -158,6 +159,36 @@ inline int walk_frame_pointers(const std::uintptr_t* fp, void** frames, int max_
   return n;
 }
 
+// Set around an allocation the C library makes for the user (strdup,
+// getline): the C library keeps no frame pointers, so the frame-pointer walk
+// would skip the user's own frame, the one that called it. The unwind tables
+// (.eh_frame, through libgcc's unwinder) do not.
+inline constinit thread_local bool capture_by_unwinding = false;
+
+// The unwinder's walk, from the frame that called capture_stack() like the
+// frame-pointer walk. No lock and no allocation where glibc has
+// _dl_find_object (2.35 and later).
+LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
+  struct walk {
+    void** frames;
+    int n, max, skip;
+  } w{frames, 0, max_depth, 2};  // this function's frame and capture_stack()'s
+  _Unwind_Backtrace(
+      [](_Unwind_Context* context, void* arg) -> _Unwind_Reason_Code {
+        auto& w = *static_cast<walk*>(arg);
+        const _Unwind_Ptr pc = _Unwind_GetIP(context);
+        if (w.skip > 0) {
+          --w.skip;
+          return _URC_NO_REASON;
+        }
+        if (pc == 0 || w.n == w.max) return _URC_END_OF_STACK;
+        w.frames[w.n++] = reinterpret_cast<void*>(pc);
+        return _URC_NO_REASON;
+      },
+      &w);
+  return w.n;
+}
+
 // Captures `depth` frames of the calling thread below leakguard's own (see
 // internal_frames), skipping this function, and interns them.
 LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
@@ -165,9 +196,10 @@ LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
   void* frames[max_frames];
   if (depth > max_frames - internal_frames) depth = max_frames - internal_frames;
   int n = -1;
+  if (LEAKGUARD_UNLIKELY(capture_by_unwinding)) n = unwind_frames(frames, depth + internal_frames);
 #if defined(__x86_64__) || defined(__aarch64__)
-  n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
-                          depth + internal_frames);
+  else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
+                               depth + internal_frames);
 #endif
   if (n < 0) n = absl::GetStackTrace(frames, depth + internal_frames, 1);
   return depot.intern(frames, n, depth);

@@ -21,6 +21,7 @@
 #include "handler.hpp"
 #include "block.hpp"
 #include "fork.hpp"
+#include "frame_kind.hpp"
 #include "origins.hpp"
 #include "retained.hpp"
 #include "scope_state.hpp"
@@ -383,12 +384,28 @@ inline const char* kind_name(alloc_kind k) noexcept {
   return "?";
 }
 
+// What a report names as a block's allocation function: its kind, or for a
+// C block the C library function on top of its stack that called malloc
+// for the user ("__strdup" is shown as "strdup").
+inline std::string allocated_by(alloc_kind k, const std::vector<frame>& stack) {
+  if (is_c_kind(k) && !stack.empty() && is_c_library_allocator(stack.front().function) &&
+      !stack.front().function.starts_with("_IO_")) {
+    std::string_view name = stack.front().function;
+    while (name.starts_with('_')) name.remove_prefix(1);
+    if (name.starts_with("GI_")) name.remove_prefix(3);
+    if (name.ends_with("_internal")) name.remove_suffix(9);
+    return std::string(name);
+  }
+  return kind_name(k);
+}
+
 inline const char* free_name(alloc_kind k) noexcept {
   switch (k) {
     case alloc_kind::new_single: return "delete";
     case alloc_kind::new_array: return "delete[]";
     case alloc_kind::allocator: return "leakguard::allocator::deallocate";
     case alloc_kind::resource: return "leakguard::memory_resource::deallocate";
+    case alloc_kind::c_realloc: return "realloc";  // the call, from realloc()
     default: return "free";
   }
 }
