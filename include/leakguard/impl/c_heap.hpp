@@ -17,8 +17,10 @@
 // - Allocations the dynamic loader makes for itself (a new thread's TLS,
 //   dlopen's link maps) are never attributed to a scope: they live as long
 //   as the thread or library, not the scope.
-// - An allocation the C library makes for the user (strdup, getline) is
-//   captured with the unwinder, so its stack reaches the user's frame.
+// - An allocation called from outside the program's own code (the C
+//   library's strdup or getline, zlib, a plugin) is captured with the
+//   unwinder: system libraries keep no frame pointers, and the frame-pointer
+//   walk would skip the user's frame that called them.
 #pragma once
 
 #include <dlfcn.h>
@@ -88,13 +90,13 @@ struct next_heap {
 };
 inline constinit next_heap next{};
 
-// The code of the dynamic loader and of the C library, [lo, hi).
+// The code of the dynamic loader and of the program, [lo, hi).
 struct code_range {
   std::uintptr_t lo = 0, hi = 0;
   bool contains(const void* pc) const noexcept { return reinterpret_cast<std::uintptr_t>(pc) - lo < hi - lo; }
 };
 struct system_code {
-  code_range loader, libc;
+  code_range loader, program;
   bool aligned_alloc_checks = false;  // glibc 2.38 and later: aligned_alloc rejects a bad alignment
 };
 inline constinit system_code system_ranges{};
@@ -103,7 +105,7 @@ enum heap_state : int { heap_unresolved, heap_resolving, heap_ready };
 inline constinit std::atomic<int> heap_status{heap_unresolved};
 inline constinit thread_local bool resolving_heap = false;
 
-// Finds the code of the loader and of the C library (without allocating:
+// Finds the code of the loader and of the executable (without allocating:
 // the heap below may not be known yet).
 inline void find_system_code() noexcept {
   dl_iterate_phdr(
@@ -111,7 +113,7 @@ inline void find_system_code() noexcept {
         const char* name = info->dlpi_name ? info->dlpi_name : "";
         code_range* range = nullptr;
         if (info->dlpi_addr == getauxval(AT_BASE) && info->dlpi_addr != 0) range = &system_ranges.loader;
-        else if (std::strstr(name, "/libc.so")) range = &system_ranges.libc;
+        else if (name[0] == '\0' && system_ranges.program.hi == 0) range = &system_ranges.program;  // listed first
         if (!range) return 0;
         for (int i = 0; i < info->dlpi_phnum; ++i) {
           const ElfW(Phdr)& ph = info->dlpi_phdr[i];
@@ -225,12 +227,12 @@ LEAKGUARD_NOINLINE void* c_allocate_watched(std::size_t size, std::size_t alignm
     ++t.ignore_depth;  // counted, never attributed
     p = allocate_cold(size, alignment, kind);
     --t.ignore_depth;
-  } else if (system_ranges.libc.contains(caller)) {
+  } else if (system_ranges.program.contains(caller)) {
+    p = allocate_watched(size, alignment, kind);
+  } else {
     capture_by_unwinding = true;
     p = allocate_watched(size, alignment, kind);
     capture_by_unwinding = false;
-  } else {
-    p = allocate_watched(size, alignment, kind);
   }
   errno = p ? saved_errno : ENOMEM;
   return p;
@@ -361,14 +363,10 @@ LEAKGUARD_COLD void* realloc_misuse(void* p) noexcept {
   return nullptr;
 }
 
-// A new block for the bytes of `p`; `p` itself is then freed, or left alone
-// (memory of another heap) when `release_old` is false.
-inline void* realloc_by_copy(void* p, std::size_t size, const void* caller, bool release_old) noexcept {
-  block_header* h = header_of(p);
+// A new C block with the bytes of `p`; `p` is left to the caller.
+inline void* realloc_by_copy(void* p, std::size_t size, const void* caller) noexcept {
   void* q = c_allocate<alloc_kind::c_realloc>(size, default_alignment, caller);
-  if (!q) return nullptr;
-  std::memcpy(q, p, std::min(size, h->size));
-  if (release_old) c_free(p);
+  if (q) std::memcpy(q, p, std::min(size, header_of(p)->size));
   return q;
 }
 
@@ -378,6 +376,7 @@ LEAKGUARD_NOINLINE void* c_realloc_slow(void* p, std::size_t size, const void* c
   if (!header_readable(p)) return realloc_misuse(p);
   block_header* h = header_of(p);
   if (h->magic() != header_magic || (h->flags() & flag_freed)) return realloc_misuse(p);
+  const std::uint8_t flags = h->flags();
   if (!is_c_kind(h->kind())) {
     std::string msg;
     {
@@ -385,10 +384,14 @@ LEAKGUARD_NOINLINE void* c_realloc_slow(void* p, std::size_t size, const void* c
       msg = "realloc of " + describe(p) + ", a block of " + std::to_string(h->size) + " bytes allocated by " +
             kind_name(h->kind());
     }
-    report_misuse(misuse_kind::wrong_allocator, p, h, std::move(msg));  // then resized all the same
+    report_misuse(misuse_kind::wrong_allocator, p, h, std::move(msg));
+    // Then done all the same: a C block with the bytes, the old block freed
+    // as it was made (or left to the heap it came from).
+    void* q = realloc_by_copy(p, size, caller);
+    if (q && !(flags & flag_upstream)) release_block(t, p, h, flags);
+    return q;
   }
-  const std::uint8_t flags = h->flags();
-  if (flags & flag_upstream) return realloc_by_copy(p, size, caller, false);
+  if (flags & flag_upstream) return realloc_by_copy(p, size, caller);
   if (reentered(t)) {
     // A signal handler inside leakguard: no lock may be waited for.
     void* q = allocate_reentrant(t, size, default_alignment, alloc_kind::c_realloc);

@@ -110,10 +110,22 @@ inline bool is_c_library_allocator(std::string_view function) {
   return starts_with_any(function, {"_IO_", "__GI_"});
 }
 
+// The C library's calls whose buffers it keeps per thread, in its thread
+// descriptor and dlerror state, where the reachability scan does not look
+// (the descriptor also holds stale copies of freed pointers): the message
+// dlerror or strerror_l returns, dlopen's error state.
+inline bool is_c_library_state(std::string_view function) {
+  for (std::string_view name : {"dlerror", "dlopen", "dlmopen", "dlsym", "dlvsym", "_dlerror_run", "strerror_l",
+                                "__strerror_l", "strsignal"})
+    if (function == name) return true;
+  return false;
+}
+
 // The standard library's frames: skipped when choosing a block's site.
 inline bool is_library_frame(std::string_view function, std::string_view file) {
   if (file.find("/c++/") != std::string_view::npos) return true;  // libstdc++ and libc++ headers
   if (file.empty() && is_c_library_allocator(function)) return true;
+  if (file.starts_with("/usr/include/")) return true;  // the C library's and other system headers
   // A name the demangler could not read stays mangled: _ZSt..., _ZNSt..., _ZNKSt...
   return starts_with_any(function, {"_ZSt", "_ZNSt", "_ZNKSt", "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx"}) ||
          starts_with_any(qualified_name(function),

@@ -366,7 +366,9 @@ class reachability {
       const std::uintptr_t user = candidates_[k];
       const block_header& h = headers[k];
       const std::uint8_t kind = static_cast<std::uint8_t>(h.kind());
-      if (h.magic() != header_magic || kind < 1 || kind > 4 || h.align_log2() > 40) continue;
+      if (h.magic() != header_magic || kind < 1 || kind > static_cast<std::uint8_t>(alloc_kind::c_pvalloc) ||
+          h.align_log2() > 40)
+        continue;
       if (h.flags() & (flag_freed | flag_internal | 0xc0)) continue;
       if (h.alignment() > default_alignment && (user & (h.alignment() - 1))) continue;
       const std::uintptr_t end = memory_.end_of(user);

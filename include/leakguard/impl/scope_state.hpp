@@ -215,7 +215,7 @@ inline scope_state* acquire_scope_state() noexcept {
     if ((s = pool.free)) pool.free = s->next_free;
   }
   if (s) return s;
-  void* raw = std::aligned_alloc(alignof(scope_state), sizeof(scope_state));
+  void* raw = heap_memalign(alignof(scope_state), sizeof(scope_state));
   if (!raw) return nullptr;
   s = ::new (raw) scope_state();
   lock_guard g(pool.lock);

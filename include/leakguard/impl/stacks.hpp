@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "internal_memory.hpp"
+#include "thread_state.hpp"
 
 namespace leakguard::detail {
 
@@ -122,8 +123,9 @@ inline constinit thread_local stack_bounds this_stack{};
 
 LEAKGUARD_COLD void find_stack_bounds(stack_bounds& b) noexcept {
   b.known = true;
+  internal_guard own_work;  // it reads /proc/self/maps through stdio: malloc, getline
   pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;  // mallocs, never operator new
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
   void* addr = nullptr;
   std::size_t size = 0;
   if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
@@ -159,10 +161,10 @@ inline int walk_frame_pointers(const std::uintptr_t* fp, void** frames, int max_
   return n;
 }
 
-// Set around an allocation the C library makes for the user (strdup,
-// getline): the C library keeps no frame pointers, so the frame-pointer walk
-// would skip the user's own frame, the one that called it. The unwind tables
-// (.eh_frame, through libgcc's unwinder) do not.
+// Set around an allocation called from a library (the C library's strdup,
+// zlib): system libraries keep no frame pointers, so the frame-pointer walk
+// would skip the user's own frame, the one that called them. The unwind
+// tables (.eh_frame, through libgcc's unwinder) do not.
 inline constinit thread_local bool capture_by_unwinding = false;
 
 // The unwinder's walk, from the frame that called capture_stack() like the

@@ -75,6 +75,7 @@ inline bool suppressed(std::span<const frame> stack, std::size_t size) {
   lock_guard g(list.lock);
   for (const frame& f : stack) {
     if (is_internal_frame(f.function, f.file)) continue;
+    if (f.file.empty() && is_c_library_state(f.function)) return true;  // built in, not counted
     for (std::size_t i = 0; i < list.patterns.size(); ++i) {
       const std::string& p = list.patterns[i];
       if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p)) {
@@ -83,7 +84,8 @@ inline bool suppressed(std::span<const frame> stack, std::size_t size) {
         return true;
       }
     }
-    if (!is_library_frame(f.function, f.file)) break;  // the first user frame: stop here
+    // The first user frame: stop here (a frame with no name at all is inside a library).
+    if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) break;
   }
   return false;
 }

@@ -445,13 +445,19 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
     for (std::size_t i = first; i < all.size() && pc_index[i] < pc_index[first] + keep; ++i)
       result.frames.push_back(std::move(all[i]));
   }
-  // The site: the first frame of the user's code, else the first named frame.
+  // The site: the first frame of the user's code with a line (a library
+  // shipped without debug info, zlib's deflateInit2_, is not the user's),
+  // then any such frame without one, else the first named frame.
   auto named = [](const frame& f) { return !f.file.empty() || !f.function.empty(); };
-  for (const frame& f : result.frames) {
-    if (named(f) && !is_library_frame(f.function, f.file) && !is_internal_frame(f.function, f.file)) {
-      result.site = frame_site(f);
-      break;
+  for (bool need_line : {true, false}) {
+    for (const frame& f : result.frames) {
+      if (named(f) && (!need_line || f.line > 0) && !is_library_frame(f.function, f.file) &&
+          !is_internal_frame(f.function, f.file)) {
+        result.site = frame_site(f);
+        break;
+      }
     }
+    if (!result.site.empty()) break;
   }
   for (auto it = result.frames.begin(); result.site.empty() && it != result.frames.end(); ++it)
     if (named(*it)) result.site = frame_site(*it);

@@ -388,9 +388,10 @@ inline const char* kind_name(alloc_kind k) noexcept {
 // C block the C library function on top of its stack that called malloc
 // for the user ("__strdup" is shown as "strdup").
 inline std::string allocated_by(alloc_kind k, const std::vector<frame>& stack) {
-  if (is_c_kind(k) && !stack.empty() && is_c_library_allocator(stack.front().function) &&
-      !stack.front().function.starts_with("_IO_")) {
-    std::string_view name = stack.front().function;
+  // The C library's frames on top have no line; some have no name (static functions).
+  for (std::size_t i = 0; is_c_kind(k) && i < stack.size() && stack[i].line == 0; ++i) {
+    std::string_view name = stack[i].function;
+    if (!is_c_library_allocator(name) || name.starts_with("_IO_")) continue;
     while (name.starts_with('_')) name.remove_prefix(1);
     if (name.starts_with("GI_")) name.remove_prefix(3);
     if (name.ends_with("_internal")) name.remove_suffix(9);
