@@ -54,18 +54,20 @@ constinit heap_functions heap_below{&first_malloc, &first_calloc, &realloc_below
 
 extern "C" const char leakguard_global_malloc_is_included_in_exactly_one_translation_unit = 1;
 
+// Never inlined into a caller in this file: each must know its own caller.
 #define LEAKGUARD_CALLER __builtin_return_address(0)
+#define LEAKGUARD_C_API __attribute__((noinline))
 
 extern "C" {
 
-void* malloc(std::size_t n) noexcept {
+LEAKGUARD_C_API void* malloc(std::size_t n) noexcept {
   return ::leakguard::detail::c_allocate<::leakguard::detail::alloc_kind::c_malloc>(
       n, ::leakguard::detail::default_alignment, LEAKGUARD_CALLER);
 }
 
-void free(void* p) noexcept { ::leakguard::detail::c_free(p); }
+LEAKGUARD_C_API void free(void* p) noexcept { ::leakguard::detail::c_free(p); }
 
-void* calloc(std::size_t n, std::size_t size) noexcept {
+LEAKGUARD_C_API void* calloc(std::size_t n, std::size_t size) noexcept {
   std::size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) {
     errno = ENOMEM;
@@ -75,9 +77,9 @@ void* calloc(std::size_t n, std::size_t size) noexcept {
       bytes, ::leakguard::detail::default_alignment, LEAKGUARD_CALLER);
 }
 
-void* realloc(void* p, std::size_t n) noexcept { return ::leakguard::detail::c_realloc(p, n, LEAKGUARD_CALLER); }
+LEAKGUARD_C_API void* realloc(void* p, std::size_t n) noexcept { return ::leakguard::detail::c_realloc(p, n, LEAKGUARD_CALLER); }
 
-void* reallocarray(void* p, std::size_t n, std::size_t size) noexcept {
+LEAKGUARD_C_API void* reallocarray(void* p, std::size_t n, std::size_t size) noexcept {
   std::size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) {
     errno = ENOMEM;
@@ -86,7 +88,7 @@ void* reallocarray(void* p, std::size_t n, std::size_t size) noexcept {
   return ::leakguard::detail::c_realloc(p, bytes, LEAKGUARD_CALLER);
 }
 
-int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
+LEAKGUARD_C_API int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
   // A power of two, and a multiple of sizeof(void*); errno is left alone.
   if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0) return EINVAL;
   const int saved_errno = errno;
@@ -99,7 +101,7 @@ int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
   return 0;
 }
 
-void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
+LEAKGUARD_C_API void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
   if (::leakguard::detail::system_ranges.aligned_alloc_checks && (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return nullptr;
@@ -108,16 +110,16 @@ void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
                                                                                           LEAKGUARD_CALLER);
 }
 
-void* memalign(std::size_t alignment, std::size_t n) noexcept {
+LEAKGUARD_C_API void* memalign(std::size_t alignment, std::size_t n) noexcept {
   return ::leakguard::detail::c_memalign<::leakguard::detail::alloc_kind::c_memalign>(alignment, n, LEAKGUARD_CALLER);
 }
 
-void* valloc(std::size_t n) noexcept {
+LEAKGUARD_C_API void* valloc(std::size_t n) noexcept {
   return ::leakguard::detail::c_memalign<::leakguard::detail::alloc_kind::c_valloc>(
       static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), n, LEAKGUARD_CALLER);
 }
 
-void* pvalloc(std::size_t n) noexcept {
+LEAKGUARD_C_API void* pvalloc(std::size_t n) noexcept {
   const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   std::size_t rounded;
   if (__builtin_add_overflow(n, page - 1, &rounded)) {
@@ -128,10 +130,11 @@ void* pvalloc(std::size_t n) noexcept {
                                                                                     LEAKGUARD_CALLER);
 }
 
-std::size_t malloc_usable_size(void* p) noexcept { return ::leakguard::detail::c_usable_size(p); }
+LEAKGUARD_C_API std::size_t malloc_usable_size(void* p) noexcept { return ::leakguard::detail::c_usable_size(p); }
 
 }  // extern "C"
 
 #undef LEAKGUARD_CALLER
+#undef LEAKGUARD_C_API
 
 #endif  // LEAKGUARD_REPLACES_MALLOC

@@ -1,0 +1,106 @@
+// The C heap replaced (<leakguard/global_malloc.hpp>) against glibc's own
+// malloc, in one program: glibc's entry points (__libc_malloc, __libc_free)
+// stay callable beside the replaced malloc and free.
+//
+//   glibc/N          __libc_malloc + __libc_free of N bytes (native)
+//   leakguard/N      malloc + free of N bytes outside any scope
+//   scoped/N         the same inside a scope (tracked: a record, 6 frames)
+//   zlib_native      deflateInit + deflateEnd outside any scope (5 blocks)
+//   zlib_scoped      the same inside a scope with stack_depth=16: each block's
+//                    stack is captured with the unwinder, through libz,
+//                    which keeps no frame pointers
+//   program_scoped16 five mallocs from the program's own code in such a scope
+//                    (the frame-pointer walk), for comparison
+#include <leakguard/global_malloc.hpp>
+
+#include <benchmark/benchmark.h>
+#include <leakguard.hpp>
+#include <zlib.h>
+
+#include <cstdlib>
+
+extern "C" void* __libc_malloc(std::size_t);
+extern "C" void __libc_free(void*);
+
+namespace {
+
+void glibc(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    void* p = __libc_malloc(n);
+    benchmark::DoNotOptimize(p);
+    __libc_free(p);
+  }
+}
+BENCHMARK(glibc)->Arg(64)->Arg(1024);
+
+void leakguard_malloc(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    void* p = std::malloc(n);
+    benchmark::DoNotOptimize(p);
+    std::free(p);
+  }
+}
+BENCHMARK(leakguard_malloc)->Name("leakguard")->Arg(64)->Arg(1024);
+
+void scoped(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  leakguard::scope s("bench");
+  for (auto _ : state) {
+    void* p = std::malloc(n);
+    benchmark::DoNotOptimize(p);
+    std::free(p);
+  }
+}
+BENCHMARK(scoped)->Arg(64)->Arg(1024);
+
+void zlib_round(benchmark::State& state) {
+  for (auto _ : state) {
+    z_stream z{};
+    if (deflateInit(&z, Z_DEFAULT_COMPRESSION) != Z_OK) state.SkipWithError("deflateInit");
+    deflateEnd(&z);
+  }
+}
+
+void zlib_native(benchmark::State& state) { zlib_round(state); }
+BENCHMARK(zlib_native);
+
+// A scope with full 16-frame stacks for every block.
+struct deep_stacks {
+  leakguard::runtime_options saved = leakguard::options();
+  deep_stacks() {
+    leakguard::runtime_options o = saved;
+    o.stack_depth = 16;
+    leakguard::set_options(o);
+  }
+  ~deep_stacks() { leakguard::set_options(saved); }
+};
+
+void zlib_scoped(benchmark::State& state) {
+  deep_stacks deep;
+  leakguard::scope s("bench");
+  zlib_round(state);
+}
+BENCHMARK(zlib_scoped);
+
+[[gnu::noinline]] void* program_allocation(std::size_t n) {
+  void* p = std::malloc(n);
+  benchmark::DoNotOptimize(p);
+  return p;
+}
+
+void program_scoped16(benchmark::State& state) {
+  deep_stacks deep;
+  leakguard::scope s("bench");
+  for (auto _ : state) {
+    void* p[5];
+    for (void*& q : p) q = program_allocation(4096);
+    for (void* q : p) std::free(q);
+  }
+}
+BENCHMARK(program_scoped16);
+
+}  // namespace
+
+BENCHMARK_MAIN();
