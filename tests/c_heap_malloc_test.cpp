@@ -672,3 +672,124 @@ TEST_CASE("the heap below is the allocator the program would have used") {
   }
   CHECK(reinterpret_cast<void*>(leakguard::detail::next.malloc) != reinterpret_cast<void*>(&::malloc));
 }
+
+// ---- the model: random C heap traffic against what the books must say ----------
+
+namespace {
+
+struct slot {
+  void* p = nullptr;
+  std::size_t size = 0;
+  bool in_scope = false;  // allocated inside the current scope
+};
+
+// One scope of random malloc/calloc/aligned_alloc/realloc/free over `slots`,
+// some of which hold blocks from before the scope. Returns false (with a
+// reason) when the scope's figures or its report disagree with the model.
+bool one_scope_round(std::vector<slot>& slots, std::uint64_t& seed, std::string& why) {
+  auto next = [&seed](std::uint64_t bound) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed % bound;
+  };
+  lgt::report_sink sink;
+  std::size_t model_blocks = 0, model_bytes = 0;
+  leakguard::scope_stats stats{};
+  {
+    leakguard::scope s(leakguard::scope_options{.label = "model", .handler = sink.handler(), .allow_retained = false});
+    for (int op = 0; op < 200; ++op) {
+      slot& x = slots[next(slots.size())];
+      const std::size_t n = 1 + next(next(4) == 0 ? 70000 : 300);
+      if (!x.p) {
+        switch (next(4)) {
+          case 0: x.p = std::malloc(n); break;
+          case 1: x.p = std::calloc(n, 1); break;
+          case 2: x.p = aligned_alloc(64, n); break;
+          default: x.p = std::realloc(opaque_null(), n); break;
+        }
+        if (!x.p) {
+          why = "allocation failed";
+          return false;
+        }
+        static_cast<unsigned char*>(x.p)[n - 1] = 0x5a;
+        x.size = n;
+        x.in_scope = true;
+        ++model_blocks;
+        model_bytes += n;
+      } else if (next(2) == 0) {
+        const std::size_t keep = std::min(n, x.size);
+        const unsigned char last = static_cast<unsigned char*>(x.p)[keep - 1];
+        void* q = std::realloc(x.p, n);
+        if (!q || static_cast<unsigned char*>(q)[keep - 1] != last) {
+          why = "realloc lost the bytes";
+          return false;
+        }
+        if (x.in_scope) model_bytes += n - x.size;
+        x.p = q;
+        x.size = n;
+        static_cast<unsigned char*>(x.p)[n - 1] = 0x5a;
+      } else {
+        std::free(x.p);
+        if (x.in_scope) {
+          --model_blocks;
+          model_bytes -= x.size;
+        }
+        x = {};
+      }
+    }
+    stats = s.stats();
+  }
+  if (stats.live_blocks != model_blocks || stats.live_bytes != model_bytes) {
+    why = "scope figures " + std::to_string(stats.live_blocks) + "/" + std::to_string(stats.live_bytes) +
+          ", model " + std::to_string(model_blocks) + "/" + std::to_string(model_bytes);
+    return false;
+  }
+  const std::size_t reported = sink.reports.empty() ? 0 : sink.reports[0].blocks().size();
+  if (reported != model_blocks) {
+    why = "reported " + std::to_string(reported) + " blocks, model " + std::to_string(model_blocks);
+    return false;
+  }
+  for (slot& x : slots) {
+    if (x.in_scope && !lgt::find_block(sink.reports[0], x.p)) {
+      why = "a surviving block is missing from the report";
+      return false;
+    }
+    x.in_scope = false;  // from now on, a block from before the next scope
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("the model: random C heap traffic in scopes, the books and the reports agree") {
+  std::vector<slot> slots(48);
+  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+  std::string why;
+  for (int round = 0; round < 40 && why.empty(); ++round) {
+    if (!one_scope_round(slots, seed, why)) FAIL_CHECK("round " << round << ": " << why);
+  }
+  for (slot& x : slots) std::free(x.p);
+}
+
+TEST_CASE("the model on four threads at once, with an all_threads scope around them") {
+  lgt::report_sink outer_sink;
+  std::vector<std::string> failures(4);
+  {
+    leakguard::scope outer(leakguard::scope_options{.label = "all", .all_threads = true, .handler = outer_sink.handler()});
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([i, &failures] {
+        std::vector<slot> slots(32);
+        std::uint64_t seed = 0x51ed270b1b7d9a5bull + static_cast<std::uint64_t>(i);
+        for (int round = 0; round < 15 && failures[i].empty(); ++round) one_scope_round(slots, seed, failures[i]);
+        for (slot& x : slots) std::free(x.p);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (const std::string& f : failures) CHECK_MESSAGE(f.empty(), f);
+  // Every block was freed before the outer scope ended (on the threads that
+  // made them): it has nothing to report.
+  CHECK(outer_sink.reports.empty());
+}
