@@ -102,7 +102,7 @@ LEAKGUARD_C_API int posix_memalign(void** out, std::size_t alignment, std::size_
 }
 
 LEAKGUARD_C_API void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
-  if (::leakguard::detail::system_ranges.aligned_alloc_checks && (alignment & (alignment - 1)) != 0) {
+  if (::leakguard::detail::aligned_alloc_checks && (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return nullptr;
   }

@@ -26,7 +26,7 @@ namespace leakguard::detail {
 // The new_handler loop of [new.delete.single], entered after a first
 // attempt failed; null only from the nothrow forms.
 template <alloc_kind Kind, bool Throws>
-LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment) {
+LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment, const void* caller) {
   for (;;) {
     std::new_handler handler = std::get_new_handler();
     if (!handler) {
@@ -42,14 +42,16 @@ LEAKGUARD_COLD void* allocate_retry(std::size_t size, std::size_t alignment) {
         return nullptr;
       }
     }
-    if (void* p = allocate_aligned<Kind>(size, alignment)) return p;
+    if (void* p = allocate_aligned<Kind>(size, alignment, caller)) return p;
   }
 }
 
+// `caller`: the return address of the operator (code_map.hpp).
 template <alloc_kind Kind, bool Throws>
-LEAKGUARD_ALWAYS_INLINE void* operator_new(std::size_t size, std::size_t alignment = default_alignment) {
-  if (void* p = allocate_aligned<Kind>(size, alignment); LEAKGUARD_LIKELY(p != nullptr)) return p;
-  return allocate_retry<Kind, Throws>(size, alignment);
+LEAKGUARD_ALWAYS_INLINE void* operator_new(const void* caller, std::size_t size,
+                                           std::size_t alignment = default_alignment) {
+  if (void* p = allocate_aligned<Kind>(size, alignment, caller); LEAKGUARD_LIKELY(p != nullptr)) return p;
+  return allocate_retry<Kind, Throws>(size, alignment, caller);
 }
 
 }  // namespace leakguard::detail
@@ -58,7 +60,8 @@ LEAKGUARD_ALWAYS_INLINE void* operator_new(std::size_t size, std::size_t alignme
 // definition (this header in another TU) fails at link time.
 extern "C" const char leakguard_global_new_is_included_in_exactly_one_translation_unit = 1;
 
-#define LEAKGUARD_NEW(kind, throws, ...) ::leakguard::detail::operator_new<::leakguard::detail::alloc_kind::kind, throws>(__VA_ARGS__)
+#define LEAKGUARD_NEW(kind, throws, ...) \
+  ::leakguard::detail::operator_new<::leakguard::detail::alloc_kind::kind, throws>(__builtin_return_address(0), __VA_ARGS__)
 #define LEAKGUARD_DELETE(kind, ...) ::leakguard::detail::deallocate<::leakguard::detail::alloc_kind::kind>(__VA_ARGS__)
 #define LEAKGUARD_ALIGN(a) static_cast<std::size_t>(a)
 

@@ -93,6 +93,9 @@ namespace detail {
 // is reported at start-up, whichever leakguard header the program includes.
 const bool options_loaded = (options_storage(), true);
 const bool second_runtime_checked = (warn_if_second_runtime(&this_runtime), true);
+// Which code lacks frame pointers (code_map.hpp), before a second thread can
+// exist; with global_malloc.hpp the heap's first use made it already.
+const bool code_mapped = (make_code_map(), true);
 }  // namespace detail
 #endif
 

@@ -16,11 +16,7 @@
 //   stays outside it when the scope grows it.
 // - Allocations the dynamic loader makes for itself (a new thread's TLS,
 //   dlopen's link maps) are never attributed to a scope: they live as long
-//   as the thread or library, not the scope.
-// - An allocation called from outside the program's own code (the C
-//   library's strdup or getline, zlib, a plugin) is captured with the
-//   unwinder: system libraries keep no frame pointers, and the frame-pointer
-//   walk would skip the user's frame that called them.
+//   as the thread or library, not the scope (code_map.hpp).
 #pragma once
 
 #include <dlfcn.h>
@@ -34,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "code_map.hpp"
 #include "retained.hpp"
 #include "tracking.hpp"
 
@@ -90,42 +87,12 @@ struct next_heap {
 };
 inline constinit next_heap next{};
 
-// The code of the dynamic loader and of the program, [lo, hi).
-struct code_range {
-  std::uintptr_t lo = 0, hi = 0;
-  bool contains(const void* pc) const noexcept { return reinterpret_cast<std::uintptr_t>(pc) - lo < hi - lo; }
-};
-struct system_code {
-  code_range loader, program;
-  bool aligned_alloc_checks = false;  // glibc 2.38 and later: aligned_alloc rejects a bad alignment
-};
-inline constinit system_code system_ranges{};
+// glibc 2.38 and later: aligned_alloc rejects an alignment that is not a power of two.
+inline constinit bool aligned_alloc_checks = false;
 
 enum heap_state : int { heap_unresolved, heap_resolving, heap_ready };
 inline constinit std::atomic<int> heap_status{heap_unresolved};
 inline constinit thread_local bool resolving_heap = false;
-
-// Finds the code of the loader and of the executable (without allocating:
-// the heap below may not be known yet).
-inline void find_system_code() noexcept {
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, std::size_t, void*) -> int {
-        const char* name = info->dlpi_name ? info->dlpi_name : "";
-        code_range* range = nullptr;
-        if (info->dlpi_addr == getauxval(AT_BASE) && info->dlpi_addr != 0) range = &system_ranges.loader;
-        else if (name[0] == '\0' && system_ranges.program.hi == 0) range = &system_ranges.program;  // listed first
-        if (!range) return 0;
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-          const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
-          if (range->hi == 0 || lo < range->lo) range->lo = lo;
-          if (hi > range->hi) range->hi = hi;
-        }
-        return 0;
-      },
-      nullptr);
-}
 
 inline bool glibc_at_least(unsigned major, unsigned minor) noexcept {
   const char* v = gnu_get_libc_version();
@@ -176,8 +143,8 @@ LEAKGUARD_COLD bool resolve_heap() noexcept {
     const int saved_errno = errno;
     resolving_heap = true;
     next = find_next_heap();
-    find_system_code();
-    system_ranges.aligned_alloc_checks = glibc_at_least(2, 38);
+    make_code_map();
+    aligned_alloc_checks = glibc_at_least(2, 38);
     heap_below.malloc.store(next.malloc, std::memory_order_relaxed);
     heap_below.calloc.store(next.calloc, std::memory_order_relaxed);
     heap_below.memalign.store(next.memalign, std::memory_order_relaxed);
@@ -223,16 +190,12 @@ LEAKGUARD_NOINLINE void* c_allocate_watched(std::size_t size, std::size_t alignm
   const int saved_errno = errno;  // the books may make system calls; a success leaves errno alone
   thread_state& t = tls;
   void* p;
-  if (system_ranges.loader.contains(caller)) {
+  if (in_loader(caller)) {
     ++t.ignore_depth;  // counted, never attributed
     p = allocate_cold(size, alignment, kind);
     --t.ignore_depth;
-  } else if (system_ranges.program.contains(caller)) {
-    p = allocate_watched(size, alignment, kind);
   } else {
-    capture_by_unwinding = true;
-    p = allocate_watched(size, alignment, kind);
-    capture_by_unwinding = false;
+    p = allocate_watched(size, alignment, kind, nullptr, caller);
   }
   errno = p ? saved_errno : ENOMEM;
   return p;

@@ -20,6 +20,7 @@
 
 #include "handler.hpp"
 #include "block.hpp"
+#include "code_map.hpp"
 #include "fork.hpp"
 #include "frame_kind.hpp"
 #include "origins.hpp"
@@ -327,29 +328,40 @@ LEAKGUARD_NOINLINE void* allocate_scoped(thread_state& t, std::size_t size, allo
 }
 
 // Off the fast path (`slow` is set): allocate_scoped() or allocate_cold().
+// `caller`, the allocation function's return address where it is known:
+// called from a library without frame pointers, the stack is captured with
+// the unwinder (code_map.hpp).
 LEAKGUARD_NOINLINE void* allocate_watched(std::size_t size, std::size_t alignment, alloc_kind kind,
-                                          const origin_ref* origin = nullptr) noexcept {
+                                          const origin_ref* origin = nullptr,
+                                          const void* caller = nullptr) noexcept {
   thread_state& t = tls;
+  const bool unwind = caller && lacks_frame_pointers(caller);
+  capture_by_unwinding = unwind;
+  void* p;
   if (t.slow.load(std::memory_order_relaxed) == slow_scoped && t.ignore_depth == 0 && t.fail_countdown == 0 &&
       alignment <= default_alignment && locks_held == 0 && t.deferred_frees.load(std::memory_order_relaxed) == 0)
-    return allocate_scoped(t, size, kind, origin);
-  return allocate_cold(size, alignment, kind, origin);
+    p = allocate_scoped(t, size, kind, origin);
+  else
+    p = allocate_cold(size, alignment, kind, origin);
+  if (unwind) capture_by_unwinding = false;
+  return p;
 }
 
 // Returns the block or null; the operator new forms add the new_handler loop.
 template <alloc_kind Kind>
-LEAKGUARD_ALWAYS_INLINE void* allocate(std::size_t size) noexcept {
+LEAKGUARD_ALWAYS_INLINE void* allocate(std::size_t size, const void* caller = nullptr) noexcept {
   thread_state& t = tls;
-  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0)) return allocate_watched(size, default_alignment, Kind);
+  if (LEAKGUARD_UNLIKELY(t.slow.load(std::memory_order_relaxed) != 0))
+    return allocate_watched(size, default_alignment, Kind, nullptr, caller);
   void* p = raw_allocate(size, default_alignment, Kind, 0);
   if (LEAKGUARD_LIKELY(p != nullptr)) count_allocation(t, size);
   return p;
 }
 
 template <alloc_kind Kind>
-inline void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
-  if (alignment <= default_alignment) return allocate<Kind>(size);
-  return allocate_cold(size, alignment, Kind);
+inline void* allocate_aligned(std::size_t size, std::size_t alignment, const void* caller = nullptr) noexcept {
+  if (alignment <= default_alignment) return allocate<Kind>(size, caller);
+  return allocate_watched(size, alignment, Kind, nullptr, caller);
 }
 
 // The allocator path: like allocate(), and a tracked block remembers which
