@@ -245,7 +245,7 @@ inline void* init_block(void* raw, std::size_t size, std::size_t alignment, allo
 // From the heap below (heap.hpp): malloc for the default alignment (calloc
 // for a calloc block, whose zeroed pages the heap may get for free),
 // memalign above it. Returns the user pointer with the header written, or null.
-inline void* raw_allocate(std::size_t size, std::size_t alignment, alloc_kind kind,
+LEAKGUARD_ALWAYS_INLINE void* raw_allocate(std::size_t size, std::size_t alignment, alloc_kind kind,
                           std::uint8_t flags) noexcept {
   if (size >= max_request) return nullptr;
   const std::size_t bytes = block_bytes(size, flags, alignment);

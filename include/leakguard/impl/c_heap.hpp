@@ -20,11 +20,8 @@
 #pragma once
 
 #include <dlfcn.h>
-#include <elf.h>
 #include <gnu/libc-version.h>
-#include <link.h>
-#include <sys/auxv.h>
-#include <unistd.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <cstdint>

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../config.hpp"
+
 namespace leakguard::detail {
 
 struct code_range {
@@ -32,6 +34,7 @@ struct code_map {
   static constexpr int max_libraries = 64;
   code_range loader;
   code_range system[max_libraries];  // system libraries' executable segments
+  code_range span;                   // from the lowest of them (and the loader) to the highest
   int count = 0;
   bool made = false;
 };
@@ -58,6 +61,9 @@ inline void make_code_map() noexcept {
           const code_range r{lo, lo + ph.p_memsz};
           if (loader) code.loader = r;
           else if (code.count < code_map::max_libraries) code.system[code.count++] = r;
+          else continue;
+          if (code.span.hi == 0 || r.lo < code.span.lo) code.span.lo = r.lo;
+          if (r.hi > code.span.hi) code.span.hi = r.hi;
         }
         return 0;
       },
@@ -68,9 +74,11 @@ inline bool in_loader(const void* pc) noexcept { return code.loader.contains(pc)
 
 // True for code built without frame pointers, as far as the map knows.
 inline bool lacks_frame_pointers(const void* pc) noexcept {
+  if (LEAKGUARD_LIKELY(!code.span.contains(pc))) return false;  // the executable, usually
+  if (code.loader.contains(pc)) return true;
   for (int i = 0; i < code.count; ++i)
     if (code.system[i].contains(pc)) return true;
-  return code.loader.contains(pc);
+  return false;
 }
 
 }  // namespace leakguard::detail

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "code_map.hpp"
 #include "internal_memory.hpp"
 #include "thread_state.hpp"
 
@@ -161,20 +162,33 @@ inline int walk_frame_pointers(const std::uintptr_t* fp, void** frames, int max_
   return n;
 }
 
-// Set around an allocation called from a library (the C library's strdup,
-// zlib): system libraries keep no frame pointers, so the frame-pointer walk
-// would skip the user's own frame, the one that called them. The unwind
-// tables (.eh_frame, through libgcc's unwinder) do not.
+// Set around an allocation called from a library without frame pointers
+// (code_map.hpp): the frame-pointer walk would skip the user's own frame, the
+// one that called it. The unwind tables (.eh_frame, through libgcc's
+// unwinder) do not.
 inline constinit thread_local bool capture_by_unwinding = false;
 
+// The frame pointer's register in the unwinder's numbering.
+#if defined(__x86_64__)
+inline constexpr int frame_pointer_register = 6;  // rbp
+#elif defined(__aarch64__)
+inline constexpr int frame_pointer_register = 29;  // x29
+#else
+inline constexpr int frame_pointer_register = -1;
+#endif
+
 // The unwinder's walk, from the frame that called capture_stack() like the
-// frame-pointer walk. No lock and no allocation where glibc has
-// _dl_find_object (2.35 and later).
+// frame-pointer walk, as far as the first frame with a frame pointer past the
+// library's: from there the frame-pointer walk goes on, a few instructions a
+// frame instead of an unwind-table lookup. No lock and no allocation where
+// glibc has _dl_find_object (2.35 and later).
 LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
   struct walk {
     void** frames;
     int n, max, skip;
-  } w{frames, 0, max_depth, 2};  // this function's frame and capture_stack()'s
+    bool in_library;
+    std::uintptr_t frame_pointer;
+  } w{frames, 0, max_depth, 2, false, 0};  // skipped: this function's frame and capture_stack()'s
   _Unwind_Backtrace(
       [](_Unwind_Context* context, void* arg) -> _Unwind_Reason_Code {
         auto& w = *static_cast<walk*>(arg);
@@ -185,9 +199,20 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
         }
         if (pc == 0 || w.n == w.max) return _URC_END_OF_STACK;
         w.frames[w.n++] = reinterpret_cast<void*>(pc);
+        if (lacks_frame_pointers(reinterpret_cast<void*>(pc))) {
+          w.in_library = true;
+        } else if (w.in_library && frame_pointer_register >= 0) {
+          w.frame_pointer = _Unwind_GetGR(context, frame_pointer_register);
+          return _URC_END_OF_STACK;
+        }
         return _URC_NO_REASON;
       },
       &w);
+  if (w.frame_pointer != 0 && w.n < w.max) {
+    const int more = walk_frame_pointers(reinterpret_cast<const std::uintptr_t*>(w.frame_pointer), frames + w.n,
+                                         w.max - w.n);
+    if (more > 0) w.n += more;
+  }
   return w.n;
 }
 

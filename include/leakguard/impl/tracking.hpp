@@ -336,7 +336,7 @@ LEAKGUARD_NOINLINE void* allocate_watched(std::size_t size, std::size_t alignmen
                                           const void* caller = nullptr) noexcept {
   thread_state& t = tls;
   const bool unwind = caller && lacks_frame_pointers(caller);
-  capture_by_unwinding = unwind;
+  if (LEAKGUARD_UNLIKELY(unwind)) capture_by_unwinding = true;
   void* p;
   if (t.slow.load(std::memory_order_relaxed) == slow_scoped && t.ignore_depth == 0 && t.fail_countdown == 0 &&
       alignment <= default_alignment && locks_held == 0 && t.deferred_frees.load(std::memory_order_relaxed) == 0)
