@@ -25,7 +25,7 @@
 #pragma once
 
 #ifdef LEAKGUARD_IMPLEMENTATION_INCLUDED
-#error "include <leakguard/global_malloc.hpp> before <leakguard/global_new.hpp>, <leakguard/implementation.hpp> and the test-framework headers (it includes the runtime)"
+#error "include <leakguard/global_malloc.hpp> before <leakguard/global_new.hpp> and <leakguard/implementation.hpp> in this file: it includes them"
 #endif
 
 #include "config.hpp"

@@ -1,5 +1,5 @@
 # Compiles and links SOURCES (comma-separated) into one program, which must FAIL to
-# link with output matching EXPECT (a regular expression).
+# build (compile or link) with output matching EXPECT (a regular expression).
 #
 #   cmake -D CXX=.. -D INCLUDE=<leakguard include dir> -D WORK=<dir> -D SOURCES=a.cpp,b.cpp
 #         -D EXPECT=<regex> -P expect_link_error.cmake
