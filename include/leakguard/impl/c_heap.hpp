@@ -23,9 +23,13 @@
 #include <gnu/libc-version.h>
 #include <sched.h>
 
+#include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "code_map.hpp"
 #include "retained.hpp"

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #include "../config.hpp"
 
