@@ -33,6 +33,7 @@
 #define LEAKGUARD_ALWAYS_INLINE inline __attribute__((always_inline))
 #define LEAKGUARD_COLD inline __attribute__((noinline, cold))
 #define LEAKGUARD_NOINLINE inline __attribute__((noinline))
+#define LEAKGUARD_LAMBDA_INLINE __attribute__((always_inline))
 #else
 #error "leakguard supports g++ and clang++ on Linux"
 #endif

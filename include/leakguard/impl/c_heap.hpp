@@ -273,7 +273,7 @@ inline void replace_node(Node* from, Node* to) noexcept {
 }
 
 // Moves a tracked block's place in its scopes' books from `from` to `to`
-// (the block realloc moved), with its new size; modelled on settle().
+// (the block realloc moved), with its new size (update_books(), as settle()).
 inline void rebook(block_header* from_h, block_header* to_h, std::size_t old_size, std::size_t new_size) noexcept {
   block_record* from = record_of(from_h);
   block_record* to = record_of(to_h);
@@ -282,42 +282,29 @@ inline void rebook(block_header* from_h, block_header* to_h, std::size_t old_siz
   to->stack = from->stack;
   to->serial = from->serial;
   to->origin = from->origin;
-  for (scope_state* s; (s = from->owner.load(std::memory_order_acquire));) {
-    s->lock.lock();
-    if (from->owner.load(std::memory_order_relaxed) != s) {  // moved to a parent meanwhile
-      s->lock.unlock();
-      continue;
-    }
-    replace_node(from, to);
-    from->owner.store(nullptr, std::memory_order_relaxed);
-    to->owner.store(s, std::memory_order_release);
-    s->on_resize(old_size, new_size, *to);
-    if (LEAKGUARD_UNLIKELY(s->retained_books)) resize_retained(retained(), to, old_size, new_size);
-    for (scope_state* child = s; child;) {
-      scope_state* parent = parent_of(child);
-      if (!lock_parent_if_current(parent, parent_generation_of(child))) break;
-      parent->on_resize(old_size, new_size, *to);
-      parent->lock.unlock();
-      child = parent;
-    }
-    s->lock.unlock();
-    break;
+  if (from_h->flags() & flag_foreign) {
+    foreign_link* g = foreign_of(to);
+    g->prev = g->next = g;
+    g->scope.store(nullptr, std::memory_order_relaxed);
+    g->reserved = 0;
   }
-  if (!(from_h->flags() & flag_foreign)) return;
-  foreign_link* f = foreign_of(from);
-  foreign_link* g = foreign_of(to);
-  g->prev = g->next = g;
-  g->scope.store(nullptr, std::memory_order_relaxed);
-  g->reserved = 0;
-  for (scope_state* a; (a = f->scope.load(std::memory_order_acquire));) {
-    lock_guard lock(a->lock);
-    if (f->scope.load(std::memory_order_relaxed) != a) continue;
-    replace_node(f, g);
-    f->scope.store(nullptr, std::memory_order_relaxed);
-    g->scope.store(a, std::memory_order_release);
-    a->on_resize(old_size, new_size, *to);
-    break;
-  }
+  update_books(
+      from_h,
+      [&](scope_state* s) LEAKGUARD_LAMBDA_INLINE {
+        replace_node(from, to);
+        from->owner.store(nullptr, std::memory_order_relaxed);
+        to->owner.store(s, std::memory_order_release);
+        s->on_resize(old_size, new_size, *to);
+        if (LEAKGUARD_UNLIKELY(s->retained_books)) resize_retained(retained(), to, old_size, new_size);
+      },
+      [&](scope_state* parent) LEAKGUARD_LAMBDA_INLINE { parent->on_resize(old_size, new_size, *to); },
+      [&](scope_state* a, foreign_link* f) LEAKGUARD_LAMBDA_INLINE {
+        foreign_link* g = foreign_of(to);
+        replace_node(f, g);
+        f->scope.store(nullptr, std::memory_order_relaxed);
+        g->scope.store(a, std::memory_order_release);
+        a->on_resize(old_size, new_size, *to);
+      });
 }
 
 // The block was not one realloc can resize: not live, or not leakguard's.

@@ -23,7 +23,7 @@ struct heap_functions {
   std::atomic<void* (*)(void*, std::size_t)> realloc;
   std::atomic<void (*)(void*)> free;
   std::atomic<void* (*)(std::size_t, std::size_t)> memalign;
-  std::atomic<std::size_t (*)(void*)> usable_size;  // null: the heap cannot tell
+  std::atomic<std::size_t (*)(void*)> usable_size;  // returns 0 where the heap cannot tell
 };
 
 extern LEAKGUARD_API heap_functions heap_below;

@@ -92,24 +92,26 @@ inline void released_from(scope_state* s, const block_record* r, std::size_t siz
 
 // Removes a block from the books of every scope it belongs to; `freed` is
 // false for leakguard::ignore, which forgets a block without freeing it.
-LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
+// The owner protocol of a tracked block's books, shared by settle() and
+// realloc's rebook(): locks the scope that owns record `r` (re-checking, as
+// it may have moved to a parent meanwhile) and calls `own(s)` under its lock,
+// then `ancestor(p)` for each enclosing scope under the child's lock and its
+// own; then the same for the all_threads scope of the foreign link, `foreign(a)`.
+template <class Own, class Ancestor, class Foreign>
+LEAKGUARD_ALWAYS_INLINE void update_books(block_header* h, Own own, Ancestor ancestor, Foreign foreign) noexcept {
   block_record* r = record_of(h);
-  const std::size_t size = h->size;
   for (scope_state* s; (s = r->owner.load(std::memory_order_acquire));) {
     s->lock.lock();
     if (r->owner.load(std::memory_order_relaxed) != s) {  // moved to a parent meanwhile
       s->lock.unlock();
       continue;
     }
-    unlink(r);
-    r->owner.store(nullptr, std::memory_order_relaxed);
-    const bool late = s->waiting;
-    released_from(s, r, size, freed);
+    own(s);
     int n = 1;
     for (scope_state* child = s; n < max_chain; ++n) {
       scope_state* parent = parent_of(child);
       if (!lock_parent_if_current(parent, parent_generation_of(child))) break;
-      parent->on_release(size, freed, late);
+      ancestor(parent);
       parent->lock.unlock();
       child = parent;
     }
@@ -121,11 +123,29 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
   for (scope_state* a; (a = f->scope.load(std::memory_order_acquire));) {
     lock_guard g(a->lock);
     if (f->scope.load(std::memory_order_relaxed) != a) continue;
-    unlink(f);
-    f->scope.store(nullptr, std::memory_order_relaxed);
-    a->on_release(size, freed, false);
+    foreign(a, f);
     break;
   }
+}
+
+LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
+  block_record* r = record_of(h);
+  const std::size_t size = h->size;
+  bool late = false;
+  update_books(
+      h,
+      [&](scope_state* s) LEAKGUARD_LAMBDA_INLINE {
+        unlink(r);
+        r->owner.store(nullptr, std::memory_order_relaxed);
+        late = s->waiting;
+        released_from(s, r, size, freed);
+      },
+      [&](scope_state* parent) LEAKGUARD_LAMBDA_INLINE { parent->on_release(size, freed, late); },
+      [&](scope_state* a, foreign_link* f) LEAKGUARD_LAMBDA_INLINE {
+        unlink(f);
+        f->scope.store(nullptr, std::memory_order_relaxed);
+        a->on_release(size, freed, false);
+      });
 }
 
 // ---- re-entry: a signal handler that interrupted leakguard on this thread -------
