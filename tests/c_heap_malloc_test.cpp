@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdint>
@@ -602,6 +603,65 @@ TEST_CASE("a dlopen()ed plugin's malloc is leakguard's: its leak is reported wit
   CHECK(lgt::find_file_line(reports[0].to_text(), __FILE__, line) != std::string::npos);
   std::free(kept);
   dlclose(plugin);
+}
+
+TEST_CASE("a system library dlopen()ed after start-up: its allocations name the user's line, on every thread") {
+  // libcrypt: a system library (built without frame pointers) that this
+  // program does not link, so it is loaded after leakguard mapped the code.
+  const char* name = "libcrypt.so.1";
+  if (dlopen(name, RTLD_NOW | RTLD_NOLOAD) != nullptr) {
+    MESSAGE("skipped: ", name, " is loaded at start-up");
+    return;
+  }
+  void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  REQUIRE_MESSAGE(lib != nullptr, dlerror());
+  using crypt_ra_fn = char* (*)(const char*, const char*, void**, int*);
+  auto* crypt_ra = reinterpret_cast<crypt_ra_fn>(dlsym(lib, "crypt_ra"));
+  REQUIRE(address_of(crypt_ra) != nullptr);
+  // crypt_ra mallocs its work area for the caller, which leaks it.
+  struct outcome {
+    void* data = nullptr;
+    int line = 0;
+    std::vector<report> reports;
+  };
+  auto leak = [&](outcome& o) {
+    int size = 0;
+    o.reports = reports_of([&] {
+      o.line = __LINE__ + 1;
+      lgt::keep(crypt_ra("secret", "$5$saltstring", &o.data, &size));
+      lgt::no_tail_call();
+    });
+  };
+  // The library's first allocation while another thread is mapping code
+  // (as if): this one does not wait, it takes the unwinder.
+  outcome first;
+  REQUIRE_FALSE(leakguard::detail::code.busy.exchange(true));
+  leak(first);
+  leakguard::detail::code.busy.store(false);
+  // Then four threads at once: one maps the library's code.
+  std::vector<outcome> outcomes(4);
+  std::atomic<int> waiting{static_cast<int>(outcomes.size())};
+  std::vector<std::thread> workers;
+  for (outcome& o : outcomes) {
+    workers.emplace_back([&] {
+      waiting.fetch_sub(1);
+      while (waiting.load() > 0) std::this_thread::yield();
+      leak(o);
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  outcomes.push_back(std::move(first));
+  for (outcome& o : outcomes) {
+    REQUIRE(o.data != nullptr);
+    REQUIRE(o.reports.size() == 1);
+    const leaked_block* b = lgt::find_block(o.reports[0], o.data);
+    REQUIRE(b != nullptr);
+    CAPTURE(o.reports[0].to_text());
+    CHECK(lgt::site_is(b->site, __FILE__, o.line));
+    CHECK(lgt::frame_index(b->stack, "crypt_ra") >= 0);
+    std::free(o.data);
+  }
+  dlclose(lib);
 }
 
 #if LEAKGUARD_TEST_ZLIB

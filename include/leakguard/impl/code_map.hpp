@@ -9,15 +9,18 @@
 // are captured with the unwind tables instead (stacks.hpp). The loader's own
 // allocations (a new thread's TLS, dlopen's link maps) belong to no scope.
 //
-// The map is made once, before the program's second thread can exist (at the
-// heap's first use with global_malloc.hpp, else during static
-// initialisation), from the objects loaded then, without allocating.
-// Libraries dlopen()ed later count as built with frame pointers.
+// The map is made from the objects loaded at the heap's first use (with
+// global_malloc.hpp) or during static initialisation, and grows when a
+// caller's code is in none of its ranges and the loader has loaded more since
+// (dlopen). It never allocates, and readers take no lock: ranges are only
+// appended, each written before the count that publishes it.
 #pragma once
 
 #include <link.h>
 #include <sys/auxv.h>
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -32,12 +35,17 @@ struct code_range {
 };
 
 struct code_map {
-  static constexpr int max_libraries = 64;
+  static constexpr int max_ranges = 256;
+  struct entry {
+    code_range range;
+    bool system;  // a system library's: no frame pointers
+  };
   code_range loader;
-  code_range system[max_libraries];  // system libraries' executable segments
-  code_range span;                   // from the lowest of them (and the loader) to the highest
-  int count = 0;
-  bool made = false;
+  code_range executable;  // the program's first code segment: most callers
+  entry ranges[max_ranges];
+  std::atomic<int> count{0};
+  std::atomic<unsigned long long> loads{0};  // the loader's count of loads when last read
+  std::atomic<bool> busy{false};             // a thread is adding ranges
 };
 inline constinit code_map code{};
 
@@ -47,39 +55,85 @@ inline bool is_system_library(const char* path) noexcept {
   return false;
 }
 
-inline void make_code_map() noexcept {
-  if (code.made) return;
-  code.made = true;
+inline const code_map::entry* find_code(const void* pc) noexcept {
+  const int n = code.count.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i)
+    if (code.ranges[i].range.contains(pc)) return &code.ranges[i];
+  return nullptr;
+}
+
+// Adds the code segments of every loaded object not in the map yet.
+// REQUIRES: code.busy, taken by this thread.
+inline void add_loaded_code() noexcept {
   dl_iterate_phdr(
-      [](dl_phdr_info* info, std::size_t, void*) -> int {
+      [](dl_phdr_info* info, std::size_t size, void*) -> int {
+        if (size >= offsetof(dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+          code.loads.store(info->dlpi_adds, std::memory_order_relaxed);
         const char* name = info->dlpi_name ? info->dlpi_name : "";
         const bool loader = info->dlpi_addr != 0 && info->dlpi_addr == getauxval(AT_BASE);
-        if (!loader && !is_system_library(name)) return 0;
         for (int i = 0; i < info->dlpi_phnum; ++i) {
           const ElfW(Phdr)& ph = info->dlpi_phdr[i];
           if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
           const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
           const code_range r{lo, lo + ph.p_memsz};
-          if (loader) code.loader = r;
-          else if (code.count < code_map::max_libraries) code.system[code.count++] = r;
-          else continue;
-          if (code.span.hi == 0 || r.lo < code.span.lo) code.span.lo = r.lo;
-          if (r.hi > code.span.hi) code.span.hi = r.hi;
+          if (loader) {
+            code.loader = r;
+          } else if (code.executable.hi == 0 && name[0] == '\0') {
+            code.executable = r;
+          } else if (!find_code(reinterpret_cast<const void*>(lo))) {
+            const int n = code.count.load(std::memory_order_relaxed);
+            if (n == code_map::max_ranges) return 1;
+            code.ranges[n] = {r, is_system_library(name)};
+            code.count.store(n + 1, std::memory_order_release);
+          }
         }
         return 0;
       },
       nullptr);
 }
 
+// The objects loaded now; at the heap's first use or in static
+// initialisation, before a second thread can exist.
+inline void make_code_map() noexcept {
+  if (code.busy.exchange(true, std::memory_order_acquire)) return;
+  if (code.loads.load(std::memory_order_relaxed) == 0) add_loaded_code();
+  code.busy.store(false, std::memory_order_release);
+}
+
+// Maps what the loader has loaded since the map was last made. False if
+// another thread is at it: this one does not wait (that one may be waiting
+// for the loader's lock, which this one may hold).
+LEAKGUARD_COLD bool map_code_loaded_since() noexcept {
+  if (code.busy.exchange(true, std::memory_order_acquire)) return false;
+  unsigned long long loads = 0;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t size, void* out) -> int {
+        if (size >= offsetof(dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds)
+          *static_cast<unsigned long long*>(out) = info->dlpi_adds;
+        return 1;  // the count is the same in every object's entry
+      },
+      &loads);
+  if (loads != code.loads.load(std::memory_order_relaxed)) add_loaded_code();
+  code.busy.store(false, std::memory_order_release);
+  return true;
+}
+
 inline bool in_loader(const void* pc) noexcept { return code.loader.contains(pc); }
 
-// True for code built without frame pointers, as far as the map knows.
+// True for code built without frame pointers: the loader's and system
+// libraries'. Code in no mapped range was loaded since the map was made: it
+// is mapped now. While another thread maps, such code is taken to lack frame
+// pointers: the unwinder walks any code, the frame-pointer walk does not.
+// Code in no object at all (generated code) is taken to have them.
 inline bool lacks_frame_pointers(const void* pc) noexcept {
-  if (LEAKGUARD_LIKELY(!code.span.contains(pc))) return false;  // the executable, usually
+  if (LEAKGUARD_LIKELY(code.executable.contains(pc))) return false;
   if (code.loader.contains(pc)) return true;
-  for (int i = 0; i < code.count; ++i)
-    if (code.system[i].contains(pc)) return true;
-  return false;
+  const code_map::entry* e = find_code(pc);
+  if (!e) {
+    if (!map_code_loaded_since()) return true;
+    e = find_code(pc);
+  }
+  return e && e->system;
 }
 
 }  // namespace leakguard::detail
