@@ -2,6 +2,7 @@
 // file:line and inlined calls from libdw, each address looked up only once.
 #include <doctest/doctest.h>
 #include <leakguard/impl/frame_kind.hpp>
+#include <leakguard/impl/report_format.hpp>
 #include <leakguard/impl/symbolize.hpp>
 #include <leakguard/impl/thread_state.hpp>
 
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -307,6 +309,43 @@ TEST_CASE("an address in no module gets an empty frame, not a crash") {
   CHECK(frames[0].pc == nowhere);
   CHECK(frames[0].function.empty());
   CHECK(frames[0].file.empty());
+  CHECK(frames[0].module.empty());
+}
+
+TEST_CASE("a frame without a source line names its object and offset, for addr2line") {
+  // Inside libc's qsort: Debian's libc has no line table unless its
+  // debug symbols are installed.
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  REQUIRE(libc != nullptr);
+  const void* qsort_in_libc = dlsym(libc, "qsort");
+  REQUIRE(qsort_in_libc != nullptr);
+  const void* in_libc = static_cast<const char*>(qsort_in_libc) + 8;
+  const std::vector<leakguard::frame> frames = frames_of(in_libc);
+  REQUIRE_FALSE(frames.empty());
+  const leakguard::frame& f = frames.back();
+  if (!f.file.empty()) {
+    MESSAGE("libc has debug symbols here: ", f.file);
+    CHECK(f.module.empty());
+  } else {
+    CAPTURE(f.module);
+    const std::size_t plus = f.module.rfind("+0x");
+    REQUIRE(plus != std::string::npos);
+    Dl_info info{};
+    REQUIRE(dladdr(in_libc, &info) != 0);
+    CHECK(f.module.substr(0, plus) == info.dli_fname);
+    const auto offset = std::strtoull(f.module.c_str() + plus + 3, nullptr, 16);
+    CHECK(reinterpret_cast<std::uintptr_t>(info.dli_fbase) + offset == reinterpret_cast<std::uintptr_t>(in_libc));
+    std::string text;
+    lg::append_frame_text(text, 3, f);
+    CHECK(text.find(" (" + f.module + ")\n") != std::string::npos);
+    std::string json;
+    lg::append_stack_json(json, {&f, 1}, 0);
+    CHECK(json.find("\"module\":\"" + f.module + '"') != std::string::npos);
+  }
+  // A frame with its line needs no object.
+  const std::vector<leakguard::frame> own = frames_of(__builtin_return_address(0));
+  REQUIRE_FALSE(own.empty());
+  if (!own.back().file.empty()) CHECK(own.back().module.empty());
 }
 
 }  // TEST_SUITE

@@ -27,6 +27,10 @@ struct frame {
   std::string function;
   std::string file;
   int line = 0;
+  // For a frame without a source line: the object that holds `pc` and the
+  // offset in it, "/usr/lib/x86_64-linux-gnu/libz.so.1+0x3a4f" (for
+  // addr2line); empty where the loader knows no object there.
+  std::string module = {};
 };
 
 // What the verdict found a surviving block to be (impl/reachability.hpp):

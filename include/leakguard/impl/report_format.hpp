@@ -41,6 +41,10 @@ inline void append_frame_text(std::string& out, std::size_t index, const frame& 
     out += f.file;
     out += ':';
     append_number(out, static_cast<unsigned long long>(f.line));
+  } else if (!f.module.empty()) {
+    out += " (";
+    out += f.module;
+    out += ')';
   }
   out += '\n';
 }
@@ -173,6 +177,10 @@ inline void append_stack_json(std::string& out, std::span<const frame> stack, in
     append_json_string(out, f.file);
     out += ",\"line\":";
     out += std::to_string(f.line);
+    if (!f.module.empty()) {
+      out += ",\"module\":";
+      append_json_string(out, f.module);
+    }
     out += '}';
   }
   out += ']';

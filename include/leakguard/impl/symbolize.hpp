@@ -374,7 +374,28 @@ class symbolizer {
       if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
       else out.back().function = std::move(function);
     }
+    if (out.back().file.empty()) out.back().module = module_offset(pc);
     return out;
+  }
+
+  // "path+0x1f2e": the object holding the call before return address `pc`,
+  // and the return address's offset in it, as addr2line takes it.
+  static std::string module_offset(const void* pc) {
+    Dl_info info;
+    const void* at = reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(pc) - 1);
+    if (!dladdr(at, &info) || !info.dli_fname || !info.dli_fbase) return {};
+    std::string path = info.dli_fname;
+    if (path.empty()) path = program_path();
+    char offset[2 + 16 + 2];
+    std::snprintf(offset, sizeof offset, "+0x%zx",
+                  reinterpret_cast<std::uintptr_t>(pc) - reinterpret_cast<std::uintptr_t>(info.dli_fbase));
+    return path + offset;
+  }
+
+  static std::string program_path() {
+    char buf[4096];
+    const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("(program)");
   }
 
   // The function's name from the symbol table (absl::Symbolize); for a

@@ -150,6 +150,7 @@ inline void append_short_stack(std::string& out, const std::vector<frame>& stack
       out += name.empty() ? std::string_view("??") : std::string_view(name);
     }
     if (!f.file.empty()) out += " at " + f.file + ':' + std::to_string(f.line);
+    else if (!f.module.empty()) out += " (" + f.module + ')';
     out += '\n';
   }
 }
