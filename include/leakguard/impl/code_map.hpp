@@ -76,10 +76,12 @@ inline void add_loaded_code() noexcept {
           if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
           const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
           const code_range r{lo, lo + ph.p_memsz};
+          // The loader and the program are there from the start: set once,
+          // before any reader can run on another thread.
           if (loader) {
-            code.loader = r;
-          } else if (code.executable.hi == 0 && name[0] == '\0') {
-            code.executable = r;
+            if (code.loader.hi == 0) code.loader = r;
+          } else if (name[0] == '\0' && (code.executable.hi == 0 || code.executable.lo == lo)) {
+            if (code.executable.hi == 0) code.executable = r;
           } else if (!find_code(reinterpret_cast<const void*>(lo))) {
             const int n = code.count.load(std::memory_order_relaxed);
             if (n == code_map::max_ranges) return 1;

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "code_map.hpp"
 #include "handler.hpp"
 #include "interned.hpp"
 #include "options.hpp"
@@ -149,6 +150,7 @@ inline void retire_vanished_threads() noexcept {
 inline void after_fork_in_child() noexcept {
   retire_vanished_threads();
   unlock_all();
+  code.busy.store(false, std::memory_order_relaxed);  // a thread mapping code did not survive
 }
 
 // Registered during static initialisation, before the program's threads
