@@ -59,6 +59,9 @@ struct internal_allocator {
     if (void* p = heap_malloc(n * sizeof(T))) return static_cast<T*>(p);
     throw std::bad_alloc();
   }
+  // `p` may be null although std::vector checks it: GCC turns the fill of an
+  // empty vector into memset(nullptr, 0, 0), infers the storage is not null
+  // and drops that check. heap_free() must stay free()'s contract.
   void deallocate(T* p, std::size_t) noexcept { heap_free(p); }
   template <class U>
   bool operator==(const internal_allocator<U>&) const noexcept { return true; }
