@@ -7,16 +7,19 @@
 #include <leakguard/impl/c_heap.hpp>
 
 #include <dlfcn.h>
+#include <link.h>
 #include <locale.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -663,6 +666,66 @@ TEST_CASE("a system library dlopen()ed after start-up: its allocations name the 
   }
   dlclose(lib);
 }
+
+#if defined(__x86_64__)
+TEST_CASE("an allocation from generated code never waits for the loader's lock, and names the user's line") {
+  // Generated code, in no loaded object: push %rbp; mov %rsp,%rbp;
+  // movabs $malloc,%rax; mov $40,%edi; call *%rax; pop %rbp; ret.
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  auto* code = static_cast<unsigned char*>(page);
+  const unsigned char head[] = {0x55, 0x48, 0x89, 0xe5, 0x48, 0xb8};
+  const unsigned char tail[] = {0xbf, 40, 0, 0, 0, 0xff, 0xd0, 0x5d, 0xc3};
+  void* (*libc_malloc)(std::size_t) = &std::malloc;
+  std::memcpy(code, head, sizeof head);
+  std::memcpy(code + sizeof head, &libc_malloc, sizeof libc_malloc);
+  std::memcpy(code + sizeof head + sizeof libc_malloc, tail, sizeof tail);
+  REQUIRE(mprotect(page, 4096, PROT_READ | PROT_EXEC) == 0);
+  auto* generated = reinterpret_cast<void* (*)()>(page);
+
+  // Another thread holds the loader's lock (inside dl_iterate_phdr) while
+  // this one allocates from the generated code in a scope.
+  std::atomic<int> loader{0};  // 1: held, 2: let go
+  std::thread holder([&] {
+    dl_iterate_phdr(
+        [](dl_phdr_info*, std::size_t, void* state) -> int {
+          auto& s = *static_cast<std::atomic<int>*>(state);
+          s.store(1);
+          while (s.load() != 2) std::this_thread::yield();
+          return 1;
+        },
+        &loader);
+  });
+  while (loader.load() != 1) std::this_thread::yield();
+  std::atomic<bool> allocated{false};
+  void* block = nullptr;
+  int line = 0;
+  std::vector<report> reports;
+  std::thread allocating([&] {
+    reports = reports_of([&] {
+      line = __LINE__ + 1;
+      block = lgt::keep(generated());
+      allocated.store(true);
+      // The scope's end reads the loader's list of objects: not before the lock is let go.
+      while (loader.load() != 2) std::this_thread::yield();
+      lgt::no_tail_call();
+    });
+  });
+  for (int i = 0; i < 500 && !allocated.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool waited = !allocated.load();
+  loader.store(2);
+  holder.join();
+  allocating.join();
+  CHECK_FALSE(waited);
+  REQUIRE(reports.size() == 1);
+  const leaked_block* b = lgt::find_block(reports[0], block);
+  REQUIRE(b != nullptr);
+  CAPTURE(reports[0].to_text());
+  CHECK(lgt::site_is(b->site, __FILE__, line));
+  std::free(block);
+  munmap(page, 4096);
+}
+#endif
 
 #if LEAKGUARD_TEST_ZLIB
 TEST_CASE("a zlib stream never ended is reported at the user's deflateInit line") {

@@ -16,6 +16,7 @@
 // appended, each written before the count that publishes it.
 #pragma once
 
+#include <dlfcn.h>
 #include <link.h>
 #include <sys/auxv.h>
 
@@ -122,6 +123,19 @@ LEAKGUARD_COLD bool map_code_loaded_since() noexcept {
 
 inline bool in_loader(const void* pc) noexcept { return code.loader.contains(pc); }
 
+// False for code in no loaded object (generated code), which nothing
+// mapped later will hold: asked without a lock where glibc has
+// _dl_find_object (2.35 and later), so that such a caller never takes the
+// loader's lock on its allocations.
+inline bool in_some_object(const void* pc) noexcept {
+#if defined(DLFO_STRUCT_HAS_EH_DBASE)
+  dl_find_object found;
+  return _dl_find_object(const_cast<void*>(pc), &found) == 0;
+#else
+  return true;
+#endif
+}
+
 // True for code built without frame pointers: the loader's and system
 // libraries'. Code in no mapped range was loaded since the map was made: it
 // is mapped now. While another thread maps, such code is taken to lack frame
@@ -132,6 +146,7 @@ inline bool lacks_frame_pointers(const void* pc) noexcept {
   if (code.loader.contains(pc)) return true;
   const code_map::entry* e = find_code(pc);
   if (!e) {
+    if (!in_some_object(pc)) return false;
     if (!map_code_loaded_since()) return true;
     e = find_code(pc);
   }
