@@ -3,6 +3,9 @@
 // stay callable beside the replaced malloc and free.
 //
 //   glibc/N          __libc_malloc + __libc_free of N bytes (native)
+//   call_layer/N     the same through the least any replacement does: a
+//                    function of its own that tests a thread-local and calls
+//                    glibc through a pointer (no header, no counting)
 //   leakguard/N      malloc + free of N bytes outside any scope
 //   scoped/N         the same inside a scope (tracked: a record, 6 frames)
 //   zlib_native      deflateInit + deflateEnd outside any scope (5 blocks)
@@ -17,6 +20,7 @@
 #include <leakguard.hpp>
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdlib>
 
 extern "C" void* __libc_malloc(std::size_t);
@@ -33,6 +37,29 @@ void glibc(benchmark::State& state) {
   }
 }
 BENCHMARK(glibc)->Arg(64)->Arg(1024);
+
+thread_local int watched = 0;
+std::atomic<void* (*)(std::size_t)> below_malloc{&__libc_malloc};
+std::atomic<void (*)(void*)> below_free{&__libc_free};
+
+[[gnu::noinline]] void* layer_malloc(std::size_t n) {
+  if (__builtin_expect(watched != 0, 0)) return nullptr;
+  return below_malloc.load(std::memory_order_relaxed)(n);
+}
+[[gnu::noinline]] void layer_free(void* p) {
+  if (__builtin_expect(watched != 0, 0)) return;
+  below_free.load(std::memory_order_relaxed)(p);
+}
+
+void call_layer(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    void* p = layer_malloc(n);
+    benchmark::DoNotOptimize(p);
+    layer_free(p);
+  }
+}
+BENCHMARK(call_layer)->Arg(64)->Arg(1024);
 
 void leakguard_malloc(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
