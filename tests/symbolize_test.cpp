@@ -2,6 +2,7 @@
 // file:line and inlined calls from libdw, each address looked up only once.
 #include <doctest/doctest.h>
 #include <leakguard/impl/frame_kind.hpp>
+#include <leakguard/impl/function_index.hpp>
 #include <leakguard/impl/report_format.hpp>
 #include <leakguard/impl/symbolize.hpp>
 #include <leakguard/impl/thread_state.hpp>
@@ -109,27 +110,46 @@ TEST_CASE("an inlined call is a frame of its own, at the line it was inlined fro
 // The reader runs the line program itself (libdw would keep the unit's whole
 // table in memory): on every address of this file's unit it must give what
 // libdw gives, and the unit's file names as libdw spells them.
-TEST_CASE("the line program reader agrees with libdw on every address of a unit") {
-  Dl_info info{};
-  REQUIRE(dladdr(reinterpret_cast<const void*>(&return_address), &info) != 0);
-  const int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  Dwarf* dwarf = dwarf_begin(fd, DWARF_C_READ);
-  REQUIRE(dwarf != nullptr);
-  const Dwarf_Addr here = reinterpret_cast<std::uintptr_t>(&return_address) - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+// This file's compilation unit, read by libdw on its own.
+struct this_unit {
+  int fd = -1;
+  Dwarf* dwarf = nullptr;
   Dwarf_Die cu{};
-  bool found = false;
-  Dwarf_CU* unit = nullptr;
-  Dwarf_Half version;
-  std::uint8_t type;
-  Dwarf_Die die, split;
-  while (!found && dwarf_get_units(dwarf, unit, &unit, &version, &type, &die, &split) == 0) {
-    Dwarf_Addr base, low, high;
-    for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
-      if (low <= here && here < high) found = true;
-    if (found) cu = die;
+  Dwarf_Half version = 0;
+
+  this_unit() {
+    Dl_info info{};
+    REQUIRE(dladdr(reinterpret_cast<const void*>(&return_address), &info) != 0);
+    fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    dwarf = dwarf_begin(fd, DWARF_C_READ);
+    REQUIRE(dwarf != nullptr);
+    const Dwarf_Addr here =
+        reinterpret_cast<std::uintptr_t>(&return_address) - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+    bool found = false;
+    Dwarf_CU* unit = nullptr;
+    std::uint8_t type;
+    Dwarf_Die die, split;
+    while (!found && dwarf_get_units(dwarf, unit, &unit, &version, &type, &die, &split) == 0) {
+      Dwarf_Addr base, low, high;
+      for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
+        if (low <= here && here < high) found = true;
+      if (found) cu = die;
+    }
+    REQUIRE(found);
   }
-  REQUIRE(found);
+  this_unit(const this_unit&) = delete;
+  this_unit& operator=(const this_unit&) = delete;
+  ~this_unit() {
+    dwarf_end(dwarf);
+    ::close(fd);
+  }
+};
+
+TEST_CASE("the line program reader agrees with libdw on every address of a unit") {
+  this_unit u;
+  Dwarf_Die& cu = u.cu;
+  const Dwarf_Half version = u.version;
   lg::line_programs lines;
   Dwarf_Files* files = nullptr;
   std::size_t file_count = 0;
@@ -167,8 +187,93 @@ TEST_CASE("the line program reader agrees with libdw on every address of a unit"
   CHECK(addresses > 1000);
   CHECK(same + outside == addresses);
   CHECK(outside * 100 < addresses);
-  dwarf_end(dwarf);
-  ::close(fd);
+}
+
+// What the index replaces: a walk of the unit for each address, into its
+// namespaces and classes, and libdw's path from the unit to a declaration.
+bool function_by_walk(Dwarf_Die* parent, Dwarf_Addr a, Dwarf_Die& out) {
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return false;
+  do {
+    switch (dwarf_tag(&child)) {
+      case DW_TAG_namespace:
+      case DW_TAG_class_type:
+      case DW_TAG_structure_type:
+      case DW_TAG_union_type:
+        if (function_by_walk(&child, a, out)) return true;
+        break;
+      case DW_TAG_subprogram:
+        if (dwarf_haspc(&child, a) == 1) {
+          out = child;
+          return true;
+        }
+        break;
+      default:
+        break;
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+  return false;
+}
+
+std::string qualifier_by_walk(Dwarf_Die* decl) {
+  std::string qualifier;
+  Dwarf_Die* scopes = nullptr;
+  const int n = dwarf_getscopes_die(decl, &scopes);
+  for (int i = 1; i < n; ++i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    const char* name = dwarf_diename(&scopes[i]);
+    if (tag == DW_TAG_namespace) qualifier.insert(0, std::string(name ? name : "(anonymous namespace)") + "::");
+    else if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && name)
+      qualifier.insert(0, std::string(name) + "::");
+    else break;
+  }
+  std::free(scopes);
+  return qualifier;
+}
+
+TEST_CASE("the function index finds each address's function, and qualifies names, as a walk of the unit does") {
+  this_unit u;
+  lg::function_index index;
+  long addresses = 0, same = 0, qualified = 0, same_qualifier = 0, nested = 0;
+  std::string first_difference;
+  // About 400 addresses, evenly over the unit's code: the walk reads the unit each time.
+  std::vector<std::pair<Dwarf_Addr, Dwarf_Addr>> ranges;
+  Dwarf_Addr base, low, high, code = 0;
+  for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&u.cu, off, &base, &low, &high)) > 0;)
+    if (low >= 0x1000) {  // below: code the linker dropped
+      ranges.emplace_back(low, high);
+      code += high - low;
+    }
+  const Dwarf_Addr step = code / 400 + 1;
+  Dwarf_Addr skip = 0;
+  for (auto [first, end] : ranges) {
+    Dwarf_Addr a = first + skip;
+    for (; a < end; a += step) {
+      Dwarf_Die theirs, mine;
+      const bool walked = function_by_walk(&u.cu, a, theirs);
+      const bool indexed = index.function_at(&u.cu, a, mine);
+      ++addresses;
+      if (walked == indexed && (!walked || dwarf_dieoffset(&theirs) == dwarf_dieoffset(&mine))) ++same;
+      else if (first_difference.empty()) first_difference = "function at " + std::to_string(a);
+      // The declaration's qualifier, for a sample (libdw's path walks the unit).
+      if (!walked || addresses % 4 != 0) continue;
+      Dwarf_Attribute attr;
+      Dwarf_Die decl = theirs, next;
+      while (dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next)) decl = next;
+      const std::string expected = qualifier_by_walk(&decl);
+      ++qualified;
+      if (expected.find("::") != expected.rfind("::")) ++nested;
+      if (index.qualifier(&u.cu, &decl) == expected) ++same_qualifier;
+      else if (first_difference.empty()) first_difference = "qualifier " + expected + " of " + dwarf_diename(&decl);
+    }
+    skip = a - end;  // the next range goes on where this one's step left off
+  }
+  INFO("first difference: ", first_difference);
+  CHECK(addresses > 250);
+  CHECK(same == addresses);
+  CHECK(qualified > 20);
+  CHECK(nested > 0);  // a class in a namespace, at least
+  CHECK(same_qualifier == qualified);
 }
 
 // The resident pages of libelf's mapping of this executable (the debug info

@@ -29,6 +29,7 @@
 
 #include "../report.hpp"
 #include "frame_kind.hpp"
+#include "function_index.hpp"
 #include "line_program.hpp"
 #include "stacks.hpp"
 
@@ -118,6 +119,7 @@ class dwarf_reader {
   void refresh() {
     read_.clear();
     cu_tables_.clear();
+    functions_.clear();
     lines_.clear();
     if (!dwfl_) return;
     dwfl_report_begin(dwfl_);
@@ -195,7 +197,7 @@ class dwarf_reader {
   // linkage, inlined copies, C) its plain name is qualified by the
   // namespaces and classes that declare it, so that suppressions and the
   // frame rules match inlined frames as they match the others.
-  static std::string function_name(Dwarf_Die* die) {
+  std::string function_name(Dwarf_Die* die) {
     Dwarf_Attribute attr;
     for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
       if (const char* s = dwarf_formstring(dwarf_attr_integrate(die, name, &attr))) return demangle(s);
@@ -208,39 +210,18 @@ class dwarf_reader {
     }
     const char* plain = dwarf_diename(&decl);
     if (!plain) return {};
-    std::string qualified = plain;
-    Dwarf_Die* scopes = nullptr;
-    const int n = dwarf_getscopes_die(&decl, &scopes);
-    for (int i = 1; i < n; ++i) {
-      const int tag = dwarf_tag(&scopes[i]);
-      const char* outer = dwarf_diename(&scopes[i]);
-      if (tag == DW_TAG_namespace) qualified.insert(0, std::string(outer ? outer : "(anonymous namespace)") + "::");
-      else if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && outer)
-        qualified.insert(0, std::string(outer) + "::");
-      else if (tag != DW_TAG_lexical_block) break;
-    }
-    std::free(scopes);
-    return qualified;
+    Dwarf_Die unit;  // the declaration's own, which a reference may leave the caller's for
+    if (!dwarf_diecu(&decl, &unit, nullptr, nullptr)) return plain;
+    return functions_.qualifier(&unit, &decl) + plain;
   }
 
-  // The DIEs whose code holds `rel`, outermost first: the function, the
-  // inlined calls and the blocks between them. Its own walk: libdw's
-  // dwarf_getscopes does not look inside namespaces and classes, where
-  // clang puts function definitions.
+  // The DIEs inside function `parent` whose code holds `rel`, outermost
+  // first: the inlined calls and the blocks between them.
   static void scopes_at(Dwarf_Die* parent, Dwarf_Addr rel, std::vector<Dwarf_Die>& chain) {
     Dwarf_Die child;
     if (dwarf_child(parent, &child) != 0) return;
     do {
       switch (dwarf_tag(&child)) {
-        case DW_TAG_namespace:
-        case DW_TAG_class_type:
-        case DW_TAG_structure_type:
-        case DW_TAG_union_type: {
-          const std::size_t before = chain.size();
-          scopes_at(&child, rel, chain);
-          if (chain.size() > before) return;
-          break;
-        }
         case DW_TAG_subprogram:
         case DW_TAG_inlined_subroutine:
         case DW_TAG_lexical_block:
@@ -269,8 +250,12 @@ class dwarf_reader {
         dwarf_lineno(l, &line);
       }
     }
-    std::vector<Dwarf_Die> chain;  // outermost first
-    scopes_at(cu, rel, chain);
+    std::vector<Dwarf_Die> chain;  // outermost first: the function, then what was inlined into it
+    Dwarf_Die function;
+    if (functions_.function_at(cu, rel, function)) {
+      chain.push_back(function);
+      scopes_at(&function, rel, chain);
+    }
     bool outermost = false;
     for (auto scope = chain.rbegin(); scope != chain.rend() && !outermost; ++scope) {
       const int tag = dwarf_tag(&*scope);
@@ -304,6 +289,7 @@ class dwarf_reader {
 
   Dwfl* dwfl_ = nullptr;
   std::unordered_map<Dwfl_Module*, std::vector<cu_range>> cu_tables_;
+  function_index functions_;
   line_programs lines_;
   std::vector<Elf*> read_;  // files lookups read since pages were last given back
 };

@@ -1,0 +1,133 @@
+// leakguard/impl/function_index.hpp — a compilation unit's functions by
+// address, and the namespaces and classes that qualify their names, without
+// walking the unit for every lookup.
+//
+// A C++ unit's top level holds every type and declaration its file
+// included: tens of thousands of DIEs, most of them classes whose members
+// must be stepped over one by one. Each unit is walked once, when an address
+// in it is first looked up, into a table of its functions' code ranges and
+// one of its namespaces' and classes' extents.
+#pragma once
+
+#if LEAKGUARD_HAVE_LIBDW
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace leakguard::detail {
+
+class function_index {
+ public:
+  // The function (a DW_TAG_subprogram with code, at the unit's top level or
+  // in its namespaces and classes, where compilers put definitions) whose
+  // code holds `rel`, an address in the unit's terms.
+  bool function_at(Dwarf_Die* cu, Dwarf_Addr rel, Dwarf_Die& function) {
+    const unit& u = unit_of(cu);
+    auto after = std::upper_bound(u.functions.begin(), u.functions.end(), rel,
+                                  [](Dwarf_Addr a, const range& r) { return a < r.low; });
+    for (auto r = after; r != u.functions.begin();) {
+      --r;
+      if (rel < r->high) {
+        function = r->die;
+        return true;
+      }
+      if (after - r > 8) break;  // a function's ranges rarely hold others
+    }
+    return false;
+  }
+
+  // "ns::cls::" for a DIE of unit `cu` declared in namespace `ns`, class
+  // `cls`: up to the unit, or to the first unnamed class.
+  std::string qualifier(Dwarf_Die* cu, Dwarf_Die* die) {
+    const unit& u = unit_of(cu);
+    const Dwarf_Off at = dwarf_dieoffset(die);
+    auto after = std::upper_bound(u.scopes.begin(), u.scopes.end(), at,
+                                  [](Dwarf_Off a, const scope& s) { return a < s.begin; });
+    std::uint32_t i = after == u.scopes.begin() ? none : static_cast<std::uint32_t>(after - u.scopes.begin() - 1);
+    while (i != none && !(at > u.scopes[i].begin && at < u.scopes[i].end)) i = u.scopes[i].parent;
+    std::string out;
+    for (; i != none && u.scopes[i].name; i = u.scopes[i].parent) out.insert(0, std::string(u.scopes[i].name) + "::");
+    return out;
+  }
+
+  // Modules were loaded or unloaded: units may be gone.
+  void clear() { units_.clear(); }
+
+ private:
+  static constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
+
+  struct range {
+    Dwarf_Addr low, high;
+    Dwarf_Die die;
+  };
+  // A namespace or class: its DIE's offset, and where its children end.
+  struct scope {
+    Dwarf_Off begin, end;
+    std::uint32_t parent;
+    const char* name;  // in the unit's string table; null for an unnamed class
+  };
+  struct unit {
+    std::vector<range> functions;  // by address
+    std::vector<scope> scopes;     // in DIE order, so by offset
+  };
+
+  const unit& unit_of(Dwarf_Die* cu) {
+    auto [it, made] = units_.try_emplace(cu->cu);
+    if (!made) return it->second;
+    try {
+      unit& u = it->second;
+      walk(cu, none, u);
+      for (scope& s : u.scopes)  // a last child ends where its parent does
+        if (!s.end) s.end = s.parent == none ? std::numeric_limits<Dwarf_Off>::max() : u.scopes[s.parent].end;
+      std::sort(u.functions.begin(), u.functions.end(), [](const range& a, const range& b) { return a.low < b.low; });
+      return u;
+    } catch (...) {
+      units_.erase(it);
+      throw;
+    }
+  }
+
+  static void walk(Dwarf_Die* parent, std::uint32_t parent_scope, unit& u) {
+    Dwarf_Die child;
+    if (dwarf_child(parent, &child) != 0) return;
+    for (;;) {
+      const int tag = dwarf_tag(&child);
+      std::uint32_t opened = none;
+      switch (tag) {
+        case DW_TAG_namespace:
+        case DW_TAG_class_type:
+        case DW_TAG_structure_type:
+        case DW_TAG_union_type: {
+          const char* name = dwarf_diename(&child);
+          if (!name && tag == DW_TAG_namespace) name = "(anonymous namespace)";
+          opened = static_cast<std::uint32_t>(u.scopes.size());
+          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, name});
+          walk(&child, opened, u);
+          break;
+        }
+        case DW_TAG_subprogram: {
+          Dwarf_Addr base, low, high;
+          for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&child, off, &base, &low, &high)) > 0;)
+            if (low < high) u.functions.push_back({low, high, child});
+          break;
+        }
+        default:
+          break;
+      }
+      if (dwarf_siblingof(&child, &child) != 0) return;
+      if (opened != none) u.scopes[opened].end = dwarf_dieoffset(&child);
+    }
+  }
+
+  std::unordered_map<Dwarf_CU*, unit> units_;
+};
+
+}  // namespace leakguard::detail
+#endif
