@@ -7,9 +7,10 @@
 // megabytes for a unit that holds much of a program (one that includes the
 // runtime, a unity build), for as long as the process lives. Here the
 // program is run over the mapped .debug_line: once, to note where each
-// sequence (a run of contiguous code) starts, then, for each address asked
-// about (few: each return address is looked up once), over its sequence
-// only. What is kept is the unit's file names and 24 bytes a sequence.
+// sequence (a run of contiguous code) starts, with the machine's state every
+// 64 rows, then, for each address asked about (each return address is
+// looked up once), over those rows only. What is kept is the unit's file
+// names, 32 bytes a sequence and 40 bytes per 64 rows.
 // Inside a sequence the row chosen is the one libdw chooses; outside every
 // sequence (padding between functions: never a return address) there is
 // no line.
@@ -125,6 +126,7 @@ struct line_row {
   std::int64_t line;
   bool ends;  // DW_LNE_end_sequence: the first address after the sequence
 };
+inline constexpr line_row sequence_start{0, 1, 1, false};
 
 class line_programs {
  public:
@@ -144,16 +146,21 @@ class line_programs {
     auto after = std::upper_bound(u->sequences.begin(), u->sequences.end(), rel,
                                   [](Dwarf_Addr a, const sequence& s) { return a < s.low; });
     if (after == u->sequences.begin() || rel >= (after - 1)->high) return true;
-    // Within the sequence: the last row, in program order, at the greatest
-    // address not above `rel` (libdw's choice too).
+    // Within the sequence, whose addresses only grow (DWARF 5, 6.2.5.1):
+    // the last row at the greatest address not above `rel` (libdw's choice
+    // too), run from the last checkpoint before it.
+    const sequence& seq = *(after - 1);
+    const auto first = u->checkpoints.begin() + seq.first_checkpoint;
+    const auto from = std::upper_bound(first, first + seq.checkpoint_count, rel,
+                                       [](Dwarf_Addr a, const checkpoint& c) { return a < c.row.address; });
     line_row best{};
-    bool found = false;
-    const bool ok = run(*u, (after - 1)->program, [&](const line_row& r, const unsigned char*) {
-      if (r.ends) return false;
-      if (r.address <= rel && (!found || r.address >= best.address)) {
-        best = r;
-        found = true;
-      }
+    bool found = from != first;
+    if (found) best = (from - 1)->row;
+    const unsigned char* program = found ? (from - 1)->next : seq.program;
+    const bool ok = run(*u, program, found ? best : sequence_start, [&](const line_row& r, const unsigned char*) {
+      if (r.ends || r.address > rel) return false;
+      best = r;
+      found = true;
       return true;
     });
     if (!ok) return false;
@@ -176,7 +183,15 @@ class line_programs {
   struct sequence {
     std::uint64_t low, high;       // the addresses it covers
     const unsigned char* program;  // its first opcode
+    std::uint32_t first_checkpoint, checkpoint_count;
   };
+  // The state after one row in every `checkpoint_rows` of a sequence, so
+  // that a lookup runs at most that many rows.
+  struct checkpoint {
+    line_row row;
+    const unsigned char* next;  // the opcode after it
+  };
+  static constexpr std::uint32_t checkpoint_rows = 64;
   struct unit {
     const unsigned char* program = nullptr;  // the opcodes, in the mapped section
     const unsigned char* end = nullptr;
@@ -185,19 +200,21 @@ class line_programs {
     std::vector<unsigned char> operand_counts;  // of standard opcodes 1 .. opcode_base-1
     std::vector<std::string> files;            // by the program's file number
     std::vector<sequence> sequences;           // by address, made on the first lookup
+    std::vector<checkpoint> checkpoints;       // by sequence, then address
     bool indexed = false;                      // `sequences` was made
     bool usable = false;                       // the header, then the program, could be read
   };
 
-  // Runs the line program from `from` (the start of a sequence), calling
+  // Runs the line program from `from`, with the state machine's registers
+  // as `state` left them (a sequence starts from {0, 1, 1}), calling
   // `row(r, after)` for each row until it returns false; `after` is where
   // the next opcode starts. False if the program is malformed.
   template <class F>
-  static bool run(const unit& u, const unsigned char* from, F&& row) {
+  static bool run(const unit& u, const unsigned char* from, line_row state, F&& row) {
     dwarf_cursor in(from, u.end);
     // The registers of the state machine (DWARF 5, 6.2.2) that rows need.
-    std::uint64_t address = 0, file = 1;
-    std::int64_t line = 1;
+    std::uint64_t address = state.address, file = state.file;
+    std::int64_t line = state.line;
     while (!in.at_end() && in.ok()) {
       const unsigned op = static_cast<unsigned>(in.fixed(1));
       if (op >= u.opcode_base) {  // special opcode
@@ -245,14 +262,22 @@ class line_programs {
   static bool index_sequences(unit& u) {
     const unsigned char* start = u.program;
     std::uint64_t low = 0;
-    bool first = true;
-    const bool ok = run(u, u.program, [&](const line_row& r, const unsigned char* after) {
-      if (first) low = r.address;
-      first = r.ends;
-      if (r.ends) {
-        if (low < r.address) u.sequences.push_back({low, r.address, start});
-        start = after;
+    std::uint32_t rows = 0;       // of the sequence being run
+    std::size_t first_checkpoint = 0;  // its first
+    const bool ok = run(u, u.program, sequence_start, [&](const line_row& r, const unsigned char* after) {
+      if (rows == 0) low = r.address;
+      if (!r.ends) {
+        if (++rows % checkpoint_rows == 0) u.checkpoints.push_back({r, after});
+        return true;
       }
+      if (low < r.address)
+        u.sequences.push_back({low, r.address, start, static_cast<std::uint32_t>(first_checkpoint),
+                               static_cast<std::uint32_t>(u.checkpoints.size() - first_checkpoint)});
+      else
+        u.checkpoints.resize(first_checkpoint);
+      first_checkpoint = u.checkpoints.size();
+      rows = 0;
+      start = after;
       return true;
     });
     std::sort(u.sequences.begin(), u.sequences.end(),
