@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 
+#include <memory_resource>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -135,6 +137,70 @@ TEST_CASE("a block stored in a global container whose storage predates the scope
   CHECK(captured.reports.empty());
   std::vector<void*>().swap(global_list);  // not clear(): stale pointers in its storage would retain later blocks
   free_list(n);
+}
+
+// The scan reads the header in front of each address a root holds a page at
+// a time, in batches: a header split over two pages, or blocks spread over
+// more pages than one batch reads, must be found like any other.
+namespace {
+// Hands out the address it was told to, once.
+struct placed_resource : std::pmr::memory_resource {
+  char* next = nullptr;
+  void* do_allocate(std::size_t, std::size_t) override { return std::exchange(next, nullptr); }
+  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+};
+void* volatile placed_holder = nullptr;
+std::vector<node**> holders_list;  // a root
+}  // namespace
+
+TEST_CASE("a block whose header straddles two pages is followed from a root") {
+  constexpr std::size_t page = 4096;
+  char* arena = static_cast<char*>(std::aligned_alloc(page, 3 * page));
+  REQUIRE(arena != nullptr);
+  placed_resource placed;
+  leakguard::memory_resource resource(&placed);
+  placed.next = arena + page;  // learn how far the user's pointer lies past the upstream's
+  void* probe = resource.allocate(16);
+  const std::size_t prefix = static_cast<std::size_t>(static_cast<char*>(probe) - (arena + page));
+  resource.deallocate(probe, 16);
+  REQUIRE(prefix < page);
+  for (std::size_t past : {0, 8, 16}) {  // 8: the header's halves lie in two pages
+    CAPTURE(past);
+    placed.next = arena + 2 * page + past - prefix;
+    void* holder = resource.allocate(sizeof(void*));
+    REQUIRE(reinterpret_cast<std::uintptr_t>(holder) % page == past);
+    placed_holder = holder;
+    lgt::capture_reports captured;
+    node* n = nullptr;
+    {
+      leakguard::scope s("placed");
+      n = new node;
+      *static_cast<node**>(holder) = n;  // reachable only through the holder
+    }
+    CHECK(captured.reports.empty());
+    placed_holder = nullptr;
+    resource.deallocate(holder, sizeof(void*));
+    delete n;
+  }
+  std::free(arena);
+}
+
+TEST_CASE("blocks reached through holders on many more pages than one read batch takes are retained") {
+  std::vector<node**>& held = holders_list;
+  held.resize(300);  // each on pages of its own: over 4 batches of 64 pages
+  for (node**& h : held) h = static_cast<node**>(keep(::operator new(5000)));
+  lgt::capture_reports captured;
+  {
+    leakguard::scope s("many pages");
+    for (node** h : held) *h = new node;
+  }
+  CHECK(captured.reports.empty());
+  for (node** h : held) {
+    delete *h;
+    ::operator delete(h);
+  }
+  std::vector<node**>().swap(held);
 }
 
 // Threads are known to leakguard from their first allocation: the other

@@ -70,6 +70,20 @@ struct internal_allocator {
 template <class T>
 using internal_vector = std::vector<T, internal_allocator<T>>;
 
+// Scratch bytes from the heap below, not zeroed (a vector<char> would fill
+// them on every use).
+class internal_buffer {
+ public:
+  explicit internal_buffer(std::size_t n) : bytes_(internal_allocator<char>().allocate(n)) {}
+  internal_buffer(const internal_buffer&) = delete;
+  internal_buffer& operator=(const internal_buffer&) = delete;
+  ~internal_buffer() { heap_free(bytes_); }
+  char* data() const noexcept { return bytes_; }
+
+ private:
+  char* bytes_;
+};
+
 // How many of leakguard's locks the calling thread holds or is waiting for.
 // An allocation or free that finds it non-zero has interrupted leakguard on
 // this thread (a signal handler): it must not wait for a lock (tracking.hpp).

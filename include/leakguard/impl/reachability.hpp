@@ -40,6 +40,7 @@
 
 #include "block.hpp"
 #include "internal_memory.hpp"
+#include "stacks.hpp"
 #include "thread_state.hpp"
 
 namespace leakguard::detail {
@@ -291,7 +292,17 @@ class reachability {
       lock_guard g(loader_lock());
       dl_iterate_phdr(collect_module_roots, &roots);
     }
-    for (const address_range& s : roots.segments) queue_.push_back({s.begin, s.end - s.begin});
+    // The stack depot is a large table of pointers to leakguard's own
+    // records, none to a block: not a root, or each such word is a candidate.
+    const auto own_begin = reinterpret_cast<std::uintptr_t>(&depot), own_end = own_begin + sizeof depot;
+    for (const address_range& s : roots.segments) {
+      if (own_end <= s.begin || s.end <= own_begin) {
+        queue_.push_back({s.begin, s.end - s.begin});
+        continue;
+      }
+      if (s.begin < own_begin) queue_.push_back({s.begin, own_begin - s.begin});
+      if (own_end < s.end) queue_.push_back({own_end, s.end - own_end});
+    }
     internal_vector<std::uintptr_t> pointers;
     {
       lock_guard g(registry.lock);
@@ -353,30 +364,59 @@ class reachability {
   }
 
   // Reads the header in front of each candidate; queues the real blocks.
+  // Headers are read a page at a time: a read's cost is per page touched,
+  // and the candidates of a scan crowd into few pages.
   void resolve_candidates() {
     if (candidates_.empty()) return;
-    internal_vector<block_header> headers(candidates_.size());
+    std::sort(candidates_.data(), candidates_.data() + candidates_.size());
     internal_vector<read_request> reads;
-    reads.reserve(candidates_.size());
-    for (std::size_t k = 0; k < candidates_.size(); ++k)
-      reads.push_back({candidates_[k] - sizeof(block_header), sizeof(block_header), &headers[k], false});
-    read_all(reads);
-    for (std::size_t k = 0; k < candidates_.size(); ++k) {
-      if (!reads[k].ok) continue;
-      const std::uintptr_t user = candidates_[k];
-      const block_header& h = headers[k];
-      const std::uint8_t kind = static_cast<std::uint8_t>(h.kind());
-      if (h.magic() != header_magic || kind < 1 || kind > static_cast<std::uint8_t>(alloc_kind::c_pvalloc) ||
-          h.align_log2() > 40)
-        continue;
-      if (h.flags() & (flag_freed | flag_internal | 0xc0)) continue;
-      if (h.alignment() > default_alignment && (user & (h.alignment() - 1))) continue;
-      const std::uintptr_t end = memory_.end_of(user);
-      if (h.size > end - user) continue;
-      queue_.push_back({user, h.size});
+    for (std::size_t next = 0; next < candidates_.size();) {
+      // The pages under the headers of candidates [first, next); a header
+      // may straddle two. Candidates are 8-aligned and distinct, so each
+      // one's first page is at or after the previous one's last.
+      const std::size_t first = next;
+      reads.clear();
+      for (; next < candidates_.size(); ++next) {
+        const std::uintptr_t lo = page_of(candidates_[next] - sizeof(block_header)), hi = page_of(candidates_[next] - 1);
+        const bool new_lo = reads.empty() || reads.back().address != lo;
+        if (reads.size() + new_lo + (hi != lo) > max_pages) break;
+        for (std::uintptr_t at : {lo, hi})
+          if (reads.empty() || reads.back().address != at)
+            reads.push_back({at, read_page, pages_.data() + reads.size() * read_page, false});
+      }
+      read_all(reads);
+      std::size_t r = 0;
+      for (std::size_t k = first; k < next; ++k) {
+        const std::uintptr_t user = candidates_[k], at = user - sizeof(block_header);
+        while (reads[r].address != page_of(at)) ++r;
+        // Both pages of a straddling header are adjacent reads.
+        const std::size_t in_first = std::min<std::size_t>(sizeof(block_header), reads[r].address + read_page - at);
+        if (!reads[r].ok || (in_first < sizeof(block_header) && !reads[r + 1].ok)) continue;
+        block_header h;
+        std::memcpy(&h, static_cast<const char*>(reads[r].into) + (at - reads[r].address), in_first);
+        std::memcpy(reinterpret_cast<char*>(&h) + in_first, reads[r + (in_first < sizeof h)].into,
+                    sizeof h - in_first);
+        if (is_block(user, h)) queue_.push_back({user, h.size});
+      }
     }
     candidates_.clear();
   }
+
+  // Whether `h`, read in front of `user`, is the header of a live block there.
+  bool is_block(std::uintptr_t user, const block_header& h) const noexcept {
+    const std::uint8_t kind = static_cast<std::uint8_t>(h.kind());
+    if (h.magic() != header_magic || kind < 1 || kind > static_cast<std::uint8_t>(alloc_kind::c_pvalloc) ||
+        h.align_log2() > 40)
+      return false;
+    if (h.flags() & (flag_freed | flag_internal | 0xc0)) return false;
+    if (h.alignment() > default_alignment && (user & (h.alignment() - 1))) return false;
+    return h.size <= memory_.end_of(user) - user;
+  }
+
+  // Reads of candidates' headers go in units this size and alignment: any
+  // system's page holds them whole.
+  static constexpr std::size_t read_page = 4096, max_pages = 64;
+  static std::uintptr_t page_of(std::uintptr_t p) noexcept { return p & ~std::uintptr_t{read_page - 1}; }
 
   // Calls `f(t)` for each survivor `t` that survivor `s` points to (not itself).
   template <class F>
@@ -448,7 +488,8 @@ class reachability {
   internal_vector<survivor> by_address_;
   internal_vector<region> queue_;
   internal_vector<std::uintptr_t> candidates_;
-  internal_vector<char> buffer_ = internal_vector<char>(chunk_bytes);
+  internal_buffer buffer_{chunk_bytes};
+  internal_buffer pages_{max_pages * read_page};
   writable_memory memory_;
   address_set seen_;
 };
