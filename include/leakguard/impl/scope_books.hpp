@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <map>
 #include <span>
 #include <new>
 #include <source_location>
@@ -555,13 +554,18 @@ inline report build_report(std::string label, std::source_location where, const 
   where = user_location(where, rules.opened_from);
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
-  std::map<const stack_trace*, symbolized_stack> cache;
-  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
-    auto it = cache.find(st);
-    if (it == cache.end()) it = cache.emplace(st, symbolize(st, depth)).first;
-    return it->second;
-  };
   const std::size_t n = snap.blocks.size();
+  // Each distinct stack once, all in one hold of the symbolizer.
+  internal_vector<const stack_trace*> stacks;
+  stacks.reserve(n + 1);
+  for (const block_snapshot& b : snap.blocks) stacks.push_back(b.stack);
+  if (snap.violation.count) stacks.push_back(snap.violation.stack);
+  std::sort(stacks.data(), stacks.data() + stacks.size());
+  stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+  const std::vector<symbolized_stack> symbolized = symbolize_each(stacks, depth);
+  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
+    return symbolized[static_cast<std::size_t>(std::lower_bound(stacks.begin(), stacks.end(), st) - stacks.begin())];
+  };
   const internal_vector<std::uint32_t> order = serial_order(snap);
   verdict_kinds kinds;
   if (judged) {
@@ -622,7 +626,8 @@ inline report build_report(std::string label, std::source_location where, const 
   report r(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
   report_parts::attach(r, std::move(retained), std::move(leaders),
                        rules.thread ? rules.thread : static_cast<std::uint64_t>(gettid()), rules.grace_ms);
-  if (rules.scope_stack && !r.empty()) report_parts::set_scope_stack(r, lookup(rules.scope_stack).frames);
+  if (rules.scope_stack && !r.empty())
+    report_parts::set_scope_stack(r, symbolize(rules.scope_stack, depth).frames);
   return r;
 }
 

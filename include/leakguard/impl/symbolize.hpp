@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -422,10 +423,13 @@ inline std::string frame_site(const frame& f) {
   return buf;
 }
 
-// Symbolizes a captured stack, trims leakguard's frames from its top, keeps
-// at most `depth` frames and picks the user's site: the first frame that is
-// neither leakguard's nor the standard library's.
-inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
+// A captured stack's frames, trimmed: leakguard's frames gone from its top,
+// at most `depth` return addresses kept, and the user's site picked: the
+// first frame that is neither leakguard's nor the standard library's.
+// `all` holds the frames of each return address in turn, `pc_index` which
+// one each frame is of.
+inline symbolized_stack trimmed(const stack_trace* stack, std::vector<frame> all,
+                                const std::vector<std::uint32_t>& pc_index, int depth) {
   symbolized_stack result;
   if (!stack) return result;
   if (stack == not_recorded()) {
@@ -433,18 +437,6 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
     return result;
   }
   // Depth counts return addresses, as captured; inlined frames come free.
-  std::vector<frame> all;
-  std::vector<std::uint32_t> pc_index;
-  {
-    symbolizer& sym = the_symbolizer();
-    lock_guard serialised(sym.lock);
-    sym.follow_loader();
-    for (std::uint32_t i = 0; i < stack->depth; ++i) {
-      sym.frames_of(stack->frames[i], all);
-      pc_index.resize(all.size(), i);
-    }
-    sym.release_pages();
-  }
   std::size_t first = 0;
   while (first < all.size() && is_internal_frame(all[first].function, all[first].file)) ++first;
   if (first < all.size()) {
@@ -470,6 +462,35 @@ inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
     if (named(*it)) result.site = frame_site(*it);
   if (result.site.empty() && !result.frames.empty()) result.site = frame_site(result.frames.front());
   return result;
+}
+
+// Symbolizes each of `stacks` (trimmed, above) under one hold of the
+// symbolizer: the loader is checked, and the pages of debug info read are
+// given back, once for all of them.
+inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
+  std::vector<std::vector<frame>> all(stacks.size());
+  std::vector<std::vector<std::uint32_t>> pc_index(stacks.size());
+  {
+    symbolizer& sym = the_symbolizer();
+    lock_guard serialised(sym.lock);
+    sym.follow_loader();
+    for (std::size_t s = 0; s < stacks.size(); ++s) {
+      if (!stacks[s] || stacks[s] == not_recorded()) continue;
+      for (std::uint32_t i = 0; i < stacks[s]->depth; ++i) {
+        sym.frames_of(stacks[s]->frames[i], all[s]);
+        pc_index[s].resize(all[s].size(), i);
+      }
+    }
+    sym.release_pages();
+  }
+  std::vector<symbolized_stack> out;
+  out.reserve(stacks.size());
+  for (std::size_t s = 0; s < stacks.size(); ++s) out.push_back(trimmed(stacks[s], std::move(all[s]), pc_index[s], depth));
+  return out;
+}
+
+inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
+  return std::move(symbolize_each({&stack, 1}, depth).front());
 }
 
 }  // namespace leakguard::detail
