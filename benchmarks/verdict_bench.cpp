@@ -6,6 +6,10 @@
 //                               megabytes of live heap reachable from a global
 //                               (256-byte nodes, each pointing at two others):
 //                               the reachability scan walks all of it
+//   BM_end_new_site             one leaked block, allocated at a return address
+//                               no report has named yet (a test's new code):
+//                               the cost of symbolizing it, its unit already
+//                               indexed by an earlier report
 //   BM_end_escaping/grace_ms    a response object that outlives the scope and
 //                               is freed right after it: with grace 0 a report
 //                               (handler does nothing), with a grace period the
@@ -22,12 +26,14 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -86,6 +92,36 @@ void BM_end_one_leak(benchmark::State& state) {
   build_heap(0);
 }
 BENCHMARK(BM_end_one_leak)->Arg(0)->Arg(10)->Arg(100)->Unit(benchmark::kMicrosecond);
+
+// A distinct allocation site for each N: a return address to look up anew.
+template <int N>
+[[gnu::noinline]] int* allocate_at() {
+  int* p = new int(N);
+  benchmark::DoNotOptimize(p);
+  return p;
+}
+template <int... N>
+constexpr std::array<int* (*)(), sizeof...(N)> sites(std::integer_sequence<int, N...>) {
+  return {&allocate_at<N>...};
+}
+constexpr auto new_sites = sites(std::make_integer_sequence<int, 1024>{});
+
+void BM_end_new_site(benchmark::State& state) {
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (next == new_sites.size()) {
+      state.SkipWithError("no new site left");
+      break;
+    }
+    int* leaked;
+    {
+      leakguard::scope s(quiet("new site", std::chrono::milliseconds(0)));
+      leaked = new_sites[next++]();
+    }
+    delete leaked;
+  }
+}
+BENCHMARK(BM_end_new_site)->Iterations(256)->Unit(benchmark::kMicrosecond);
 
 void BM_end_escaping(benchmark::State& state) {
   const std::chrono::milliseconds grace(state.range(0));
