@@ -12,12 +12,25 @@
 namespace lgt_cache {
 // Kept on purpose by "a library": suppressed by its namespace.
 [[gnu::noinline]] int* fill(int v) { return lgt::keep(new int(v)); }
+constexpr int fill_line = __LINE__ - 1;
 }  // namespace lgt_cache
 
 namespace {
 
 // Not the same code as lgt_cache::fill: identical functions may be folded into one.
 [[gnu::noinline]] long* user_leak(long v) { return lgt::keep(new long(v)); }
+
+// Roots: what a library and the user keep on purpose.
+int* volatile library_kept = nullptr;
+short* volatile user_kept = nullptr;
+[[gnu::noinline]] short* user_keeps(short v) { return lgt::keep(new short(v)); }
+constexpr int user_keeps_line = __LINE__ - 1;
+
+bool retained_at(int line) {
+  for (const leakguard::retained_site& r : leakguard::retained_sites())
+    if (lgt::site_is(r.site, __FILE__, line)) return true;
+  return false;
+}
 
 leakguard::suppression_use use_of(const std::string& pattern) {
   for (const leakguard::suppression_use& u : leakguard::suppression_uses())
@@ -67,6 +80,28 @@ TEST_CASE("a matching pattern drops the block and counts it; a pattern that neve
   CHECK(unused.bytes == 0);
   delete kept;
   delete leaked;
+}
+
+TEST_CASE("a suppressed block is not judged: never retained, never in retained_sites(), alone or not") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_cache::");
+  for (bool with_user_block : {false, true}) {  // all suppressed (no scan), or judged with another
+    CAPTURE(with_user_block);
+    {
+      leakguard::scope s("kept");
+      library_kept = lgt_cache::fill(4);
+      if (with_user_block) user_kept = user_keeps(5);
+    }
+    CHECK(captured.size() == 0);
+    CHECK_FALSE(retained_at(lgt_cache::fill_line));
+    CHECK(retained_at(user_keeps_line) == with_user_block);
+    delete library_kept;
+    delete user_kept;
+    library_kept = nullptr;
+    user_kept = nullptr;
+  }
+  CHECK(use_of("lgt_cache::").blocks == 2);
 }
 
 TEST_CASE("suppression_uses() lists every pattern in force, defaults first, and forgets a removed one") {

@@ -11,8 +11,10 @@
 // suppression pattern, starting at a name boundary (the start of the name,
 // after "(anonymous namespace)::", or after a character that is not a
 // letter, digit, '_' or ':'), the block
-// is dropped from the report. A report left with nothing is no report: the
-// leak handler is not called.
+// is dropped from the report and from leakguard's books: it is not judged
+// (never retained, never in retained_sites()), and a scope whose survivors
+// are all suppressed ends without the reachability scan. A report left with
+// nothing is no report: the leak handler is not called.
 //
 // A pattern containing '/' is matched against the frame's source file
 // instead (a substring of its path): "/doctest/doctest.h" names doctest's

@@ -545,8 +545,8 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
 
 // Judges the snapshot's blocks (unless `judged` has their kinds already, from
 // judge()), symbolizes their stacks (each distinct stack once) and builds the
-// report. The user addresses of the blocks judged retained and not reported
-// go to `retained_out`, sorted.
+// report. The user addresses of the blocks judged retained (suppressed ones
+// are not judged) go to `retained_out`, sorted.
 inline report build_report(std::string label, std::source_location where, const scope_snapshot& snap,
                            std::vector<violation> violations = {}, const verdict_rules& rules = {},
                            internal_vector<std::uintptr_t>* retained_out = nullptr,
@@ -567,10 +567,20 @@ inline report build_report(std::string label, std::source_location where, const 
     return symbolized[static_cast<std::size_t>(std::lower_bound(stacks.begin(), stacks.end(), st) - stacks.begin())];
   };
   const internal_vector<std::uint32_t> order = serial_order(snap);
+  // A suppressed block is not judged: dropped from the report and from the
+  // books (never retained). A scope whose survivors are all suppressed (a
+  // test framework's bookkeeping, at every test's end) needs no scan.
+  internal_vector<char> dropped(n, 0);
+  bool all_dropped = true;
+  for (std::size_t k = 0; k < n; ++k) {
+    const block_snapshot& b = snap.blocks[order[k]];
+    dropped[k] = suppressed(lookup(b.stack).frames, b.size);
+    all_dropped = all_dropped && dropped[k];
+  }
   verdict_kinds kinds;
   if (judged) {
     kinds = *judged;
-  } else if (rules.classify) {
+  } else if (rules.classify && !all_dropped) {
     const scope_snapshot* one = &snap;
     judge({&one, 1}, {&kinds, 1});
   } else {
@@ -590,20 +600,15 @@ inline report build_report(std::string label, std::source_location where, const 
     return "(no frames: built without frame pointers?)" + in_scope;
   };
   // A suppressed block takes the blocks it leads (its object graph) with it.
-  internal_vector<char> dropped(n, 0);
-  for (std::size_t k = 0; k < n; ++k) {
-    const block_snapshot& b = snap.blocks[order[k]];
-    dropped[k] = suppressed(lookup(b.stack).frames, b.size);
-  }
   for (std::size_t k = 0; k < n; ++k)
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
   std::vector<leaked_block> blocks, retained;
   std::vector<std::uint64_t> leaders;
   for (std::size_t k = 0; k < n; ++k) {
     const block_snapshot& b = snap.blocks[order[k]];
+    if (dropped[k]) continue;
     const bool keep = kinds[k].kind == reach_retained && rules.allow_retained;
     if (keep && retained_out) retained_out->push_back(reinterpret_cast<std::uintptr_t>(b.address));
-    if (dropped[k]) continue;
     const symbolized_stack& st = lookup(b.stack);
     leaked_block block{b.address, b.size, b.alignment, b.serial, site_of(b.stack, st), st.frames,
                        describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind),
