@@ -356,46 +356,39 @@ class reachability {
         continue;
       }
       if ((w & 7) || memory_.end_of(w) == 0) continue;
-      // A block's start; or, 8 bytes in, the array cookie of `new T[n]`.
-      if (seen_.insert(w)) candidates_.push_back(w);
-      if ((w & 15) == 8 && seen_.insert(w - 8)) candidates_.push_back(w - 8);
+      // A block's start (blocks are 16-aligned); or, 8 bytes in, the array
+      // cookie of `new T[n]`.
+      const std::uintptr_t start = w & ~std::uintptr_t{15};
+      if (seen_.insert(start)) candidates_.push_back(start);
     }
     if (candidates_.size() >= 4096) resolve_candidates();
   }
 
   // Reads the header in front of each candidate; queues the real blocks.
   // Headers are read a page at a time: a read's cost is per page touched,
-  // and the candidates of a scan crowd into few pages.
+  // and the candidates of a scan crowd into few pages. Candidates are
+  // 16-aligned, so no header straddles two pages.
   void resolve_candidates() {
     if (candidates_.empty()) return;
     std::sort(candidates_.data(), candidates_.data() + candidates_.size());
     internal_vector<read_request> reads;
     for (std::size_t next = 0; next < candidates_.size();) {
-      // The pages under the headers of candidates [first, next); a header
-      // may straddle two. Candidates are 8-aligned and distinct, so each
-      // one's first page is at or after the previous one's last.
-      const std::size_t first = next;
+      const std::size_t first = next;  // candidates [first, next), on up to max_pages pages
       reads.clear();
       for (; next < candidates_.size(); ++next) {
-        const std::uintptr_t lo = page_of(candidates_[next] - sizeof(block_header)), hi = page_of(candidates_[next] - 1);
-        const bool new_lo = reads.empty() || reads.back().address != lo;
-        if (reads.size() + new_lo + (hi != lo) > max_pages) break;
-        for (std::uintptr_t at : {lo, hi})
-          if (reads.empty() || reads.back().address != at)
-            reads.push_back({at, read_page, pages_.data() + reads.size() * read_page, false});
+        const std::uintptr_t page = page_of(candidates_[next] - sizeof(block_header));
+        if (!reads.empty() && reads.back().address == page) continue;
+        if (reads.size() == max_pages) break;
+        reads.push_back({page, read_page, pages_.data() + reads.size() * read_page, false});
       }
       read_all(reads);
-      std::size_t r = 0;
+      const read_request* r = reads.data();
       for (std::size_t k = first; k < next; ++k) {
         const std::uintptr_t user = candidates_[k], at = user - sizeof(block_header);
-        while (reads[r].address != page_of(at)) ++r;
-        // Both pages of a straddling header are adjacent reads.
-        const std::size_t in_first = std::min<std::size_t>(sizeof(block_header), reads[r].address + read_page - at);
-        if (!reads[r].ok || (in_first < sizeof(block_header) && !reads[r + 1].ok)) continue;
+        while (r->address != page_of(at)) ++r;
+        if (!r->ok) continue;
         block_header h;
-        std::memcpy(&h, static_cast<const char*>(reads[r].into) + (at - reads[r].address), in_first);
-        std::memcpy(reinterpret_cast<char*>(&h) + in_first, reads[r + (in_first < sizeof h)].into,
-                    sizeof h - in_first);
+        std::memcpy(&h, static_cast<const char*>(r->into) + (at - r->address), sizeof h);
         if (is_block(user, h)) queue_.push_back({user, h.size});
       }
     }
