@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -260,10 +261,14 @@ TEST_CASE("the function index finds each address's function, and qualifies names
       Dwarf_Attribute attr;
       Dwarf_Die decl = theirs, next;
       while (dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next)) decl = next;
+      // Declarations inside functions (lambdas, local classes) are left to
+      // libdw's walk: the index does not look into functions.
+      const std::optional<std::string> mine_qualifier = index.qualifier(&u.cu, &decl);
+      if (!mine_qualifier) continue;
       const std::string expected = qualifier_by_walk(&decl);
       ++qualified;
       if (expected.find("::") != expected.rfind("::")) ++nested;
-      if (index.qualifier(&u.cu, &decl) == expected) ++same_qualifier;
+      if (*mine_qualifier == expected) ++same_qualifier;
       else if (first_difference.empty()) first_difference = "qualifier " + expected + " of " + dwarf_diename(&decl);
     }
     skip = a - end;  // the next range goes on where this one's step left off

@@ -6,7 +6,7 @@
 // included: tens of thousands of DIEs, most of them classes whose members
 // must be stepped over one by one. Each unit is walked once, when an address
 // in it is first looked up, into a table of its functions' code ranges and
-// one of its namespaces' and classes' extents.
+// one of its namespaces', classes' and functions' extents.
 #pragma once
 
 #if LEAKGUARD_HAVE_LIBDW
@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,14 +45,17 @@ class function_index {
   }
 
   // "ns::cls::" for a DIE of unit `cu` declared in namespace `ns`, class
-  // `cls`: up to the unit, or to the first unnamed class.
-  std::string qualifier(Dwarf_Die* cu, Dwarf_Die* die) {
+  // `cls`: up to the unit, or to the first unnamed class. Nothing for a DIE
+  // inside a function (a local class's member, a lambda's call operator):
+  // the index does not look into functions.
+  std::optional<std::string> qualifier(Dwarf_Die* cu, Dwarf_Die* die) {
     const unit& u = unit_of(cu);
     const Dwarf_Off at = dwarf_dieoffset(die);
     auto after = std::upper_bound(u.scopes.begin(), u.scopes.end(), at,
                                   [](Dwarf_Off a, const scope& s) { return a < s.begin; });
     std::uint32_t i = after == u.scopes.begin() ? none : static_cast<std::uint32_t>(after - u.scopes.begin() - 1);
     while (i != none && !(at > u.scopes[i].begin && at < u.scopes[i].end)) i = u.scopes[i].parent;
+    if (i != none && u.scopes[i].function) return std::nullopt;
     std::string out;
     for (; i != none && u.scopes[i].name; i = u.scopes[i].parent) out.insert(0, std::string(u.scopes[i].name) + "::");
     return out;
@@ -67,11 +71,13 @@ class function_index {
     Dwarf_Addr low, high;
     Dwarf_Die die;
   };
-  // A namespace or class: its DIE's offset, and where its children end.
+  // A namespace, class or function: its DIE's offset, and where its
+  // children end.
   struct scope {
     Dwarf_Off begin, end;
     std::uint32_t parent;
-    const char* name;  // in the unit's string table; null for an unnamed class
+    const char* name;  // in the unit's string table; null for an unnamed class or a function
+    bool function;
   };
   struct unit {
     std::vector<range> functions;  // by address
@@ -108,7 +114,7 @@ class function_index {
           const char* name = dwarf_diename(&child);
           if (!name && tag == DW_TAG_namespace) name = "(anonymous namespace)";
           opened = static_cast<std::uint32_t>(u.scopes.size());
-          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, name});
+          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, name, false});
           walk(&child, opened, u);
           break;
         }
@@ -116,6 +122,10 @@ class function_index {
           Dwarf_Addr base, low, high;
           for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&child, off, &base, &low, &high)) > 0;)
             if (low < high) u.functions.push_back({low, high, child});
+          if (dwarf_haschildren(&child) == 1) {  // not walked: what it declares is not qualified here
+            opened = static_cast<std::uint32_t>(u.scopes.size());
+            u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, nullptr, true});
+          }
           break;
         }
         default:

@@ -146,7 +146,7 @@ class line_programs {
     auto after = std::upper_bound(u->sequences.begin(), u->sequences.end(), rel,
                                   [](Dwarf_Addr a, const sequence& s) { return a < s.low; });
     if (after == u->sequences.begin() || rel >= (after - 1)->high) return true;
-    // Within the sequence, whose addresses only grow (DWARF 5, 6.2.5.1):
+    // Within the sequence, whose addresses only grow (DWARF 5, 6.2.5):
     // the last row at the greatest address not above `rel` (libdw's choice
     // too), run from the last checkpoint before it.
     const sequence& seq = *(after - 1);
