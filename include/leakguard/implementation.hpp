@@ -53,6 +53,7 @@
 #if LEAKGUARD_ENABLED
 #include "impl/fork.hpp"
 #include "impl/scope_books.hpp"
+#include "impl/sort.hpp"
 #include "impl/symbolize.hpp"
 #include "impl/tracking.hpp"
 #include "impl/upstream.hpp"
@@ -108,8 +109,7 @@ report::report(std::string label, std::source_location where, std::vector<leaked
       blocks_(std::move(blocks)),
       violations_(std::move(violations)),
       unrecorded_(unrecorded) {
-  std::sort(blocks_.begin(), blocks_.end(),
-            [](const leaked_block& a, const leaked_block& b) { return a.serial < b.serial; });
+  detail::sort_by(blocks_, [](const leaked_block& b) { return b.serial; });
   for (const leaked_block& b : blocks_) bytes_ += b.size;
 }
 
@@ -129,7 +129,7 @@ void log_leak(const report& r) { detail::log_report(r); }
 
 std::vector<site_totals> leak_sites() {
   std::vector<site_totals> out = detail::ledger().totals();
-  std::stable_sort(out.begin(), out.end(), [](const site_totals& a, const site_totals& b) { return a.bytes > b.bytes; });
+  detail::sort_by(out, [](const site_totals& s) { return detail::descending(s.bytes); });
   return out;
 }
 

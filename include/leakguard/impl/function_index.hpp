@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sort.hpp"
+
 namespace leakguard::detail {
 
 class function_index {
@@ -92,7 +94,7 @@ class function_index {
       walk(cu, none, u);
       for (scope& s : u.scopes)  // a last child ends where its parent does
         if (!s.end) s.end = s.parent == none ? std::numeric_limits<Dwarf_Off>::max() : u.scopes[s.parent].end;
-      std::sort(u.functions.begin(), u.functions.end(), [](const range& a, const range& b) { return a.low < b.low; });
+      sort_by(u.functions, [](const range& r) { return r.low; });
       return u;
     } catch (...) {
       units_.erase(it);

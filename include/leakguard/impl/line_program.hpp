@@ -35,6 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "sort.hpp"
+
 namespace leakguard::detail {
 
 // Bounds-checked reading of DWARF's encodings.
@@ -280,8 +282,7 @@ class line_programs {
       start = after;
       return true;
     });
-    std::sort(u.sequences.begin(), u.sequences.end(),
-              [](const sequence& a, const sequence& b) { return a.low < b.low; });
+    sort_by(u.sequences, [](const sequence& s) { return s.low; });
     return ok;
   }
 

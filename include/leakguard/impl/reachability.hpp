@@ -40,6 +40,7 @@
 
 #include "block.hpp"
 #include "internal_memory.hpp"
+#include "sort.hpp"
 #include "stacks.hpp"
 #include "thread_state.hpp"
 
@@ -232,8 +233,7 @@ class reachability {
       results_[i].leader = static_cast<std::uint32_t>(i);
       if (sizes[i]) by_address_.push_back({begins[i], begins[i] + sizes[i], static_cast<std::uint32_t>(i)});
     }
-    std::sort(by_address_.begin(), by_address_.end(),
-              [](const survivor& a, const survivor& b) { return a.begin < b.begin; });
+    sort_by(by_address_, [](const survivor& s) { return s.begin; });
   }
 
   // The survivors that survivor `first` reaches through the others,
@@ -370,7 +370,7 @@ class reachability {
   // 16-aligned, so no header straddles two pages.
   void resolve_candidates() {
     if (candidates_.empty()) return;
-    std::sort(candidates_.data(), candidates_.data() + candidates_.size());
+    sort_words(candidates_.data(), candidates_.data() + candidates_.size());
     internal_vector<read_request> reads;
     for (std::size_t next = 0; next < candidates_.size();) {
       const std::size_t first = next;  // candidates [first, next), on up to max_pages pages

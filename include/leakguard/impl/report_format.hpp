@@ -12,6 +12,7 @@
 #include "../report.hpp"
 #include "frame_kind.hpp"
 #include "report_parts.hpp"
+#include "sort.hpp"
 
 namespace leakguard::detail {
 
@@ -284,9 +285,7 @@ inline std::vector<site_group> group_by_site(const report& r) {
     t.bytes += b.size;
     ++t.count;
   }
-  std::stable_sort(groups.begin(), groups.end(), [](const site_group& a, const site_group& b) {
-    return a.own.bytes + a.hanging.bytes > b.own.bytes + b.hanging.bytes;
-  });
+  sort_by(groups, [](const site_group& g) { return descending(g.own.bytes + g.hanging.bytes); });
   return groups;
 }
 

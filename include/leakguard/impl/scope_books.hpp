@@ -18,6 +18,7 @@
 #include "report_parts.hpp"
 #include "retained.hpp"
 #include "scope_state.hpp"
+#include "sort.hpp"
 #include "suppressions.hpp"
 #include "symbolize.hpp"
 #include "tracking.hpp"
@@ -445,7 +446,7 @@ inline void release_graph(block_header* h) noexcept {
     } catch (const std::bad_alloc&) {
       graph.assign(1, reinterpret_cast<std::uintptr_t>(user_of(r)));
     }
-    std::sort(graph.begin(), graph.end());
+    sort_words(graph.data(), graph.data() + graph.size());
     lock_guard g(s->lock);
     if (r->owner.load(std::memory_order_relaxed) != s) continue;
     scope_state* parent = lock_parent_if_current(s->parent, s->parent_generation) ? s->parent : nullptr;
@@ -507,8 +508,7 @@ inline bool opened_in_library(std::source_location where) noexcept {
 inline internal_vector<std::uint32_t> serial_order(const scope_snapshot& snap) {
   internal_vector<std::uint32_t> order(snap.blocks.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return snap.blocks[a].serial < snap.blocks[b].serial; });
+  sort_by(order, [&](std::uint32_t i) { return snap.blocks[i].serial; });
   return order;
 }
 
@@ -560,7 +560,7 @@ inline report build_report(std::string label, std::source_location where, const 
   stacks.reserve(n + 1);
   for (const block_snapshot& b : snap.blocks) stacks.push_back(b.stack);
   if (snap.violation.count) stacks.push_back(snap.violation.stack);
-  std::sort(stacks.data(), stacks.data() + stacks.size());
+  sort_by(stacks, [](const stack_trace* s) { return reinterpret_cast<std::uintptr_t>(s); });
   stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
   const std::vector<symbolized_stack> symbolized = symbolize_each(stacks, depth);
   auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
@@ -620,7 +620,7 @@ inline report build_report(std::string label, std::source_location where, const 
       leaders.push_back(snap.blocks[order[kinds[k].leader]].serial);
     }
   }
-  if (retained_out) std::sort(retained_out->begin(), retained_out->end());
+  if (retained_out) sort_words(retained_out->data(), retained_out->data() + retained_out->size());
   if (snap.violation.count) {
     const symbolized_stack& st = lookup(snap.violation.stack);
     violations.insert(violations.begin(),

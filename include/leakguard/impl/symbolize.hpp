@@ -33,6 +33,7 @@
 #include "frame_kind.hpp"
 #include "function_index.hpp"
 #include "line_program.hpp"
+#include "sort.hpp"
 #include "stacks.hpp"
 
 #if LEAKGUARD_HAVE_LIBDW
@@ -191,7 +192,7 @@ class dwarf_reader {
       for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
         if (low < high) table.push_back({low, high, type == DW_UT_skeleton ? split : die});
     }
-    std::sort(table.begin(), table.end(), [](const cu_range& a, const cu_range& b) { return a.low < b.low; });
+    sort_by(table, [](const cu_range& r) { return r.low; });
     return table;
   }
 

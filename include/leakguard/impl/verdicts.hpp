@@ -35,6 +35,7 @@
 #include "../handler.hpp"
 #include "handler.hpp"
 #include "scope_books.hpp"
+#include "sort.hpp"
 
 namespace leakguard::detail {
 
@@ -134,8 +135,7 @@ inline std::vector<retained_site> retained_site_list() {
     it->first_seen = std::min(it->first_seen, state.first_seen);
     it->last_seen = std::max(it->last_seen, state.last_seen);
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const retained_site& a, const retained_site& b) { return a.live_bytes > b.live_bytes; });
+  sort_by(out, [](const retained_site& s) { return descending(s.live_bytes); });
   return out;
 }
 
