@@ -40,6 +40,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #endif
 
 namespace leakguard::detail {
@@ -67,6 +68,29 @@ inline std::string demangle(const char* name) {
 }
 
 #if LEAKGUARD_HAVE_LIBDW
+// A part of a file, by offset.
+struct file_range {
+  std::uint64_t begin, end;
+};
+
+// Where an ELF file keeps its symbol tables, their names and its section
+// headers.
+inline std::vector<file_range> symbol_tables(Elf* elf) {
+  std::vector<file_range> out;
+  GElf_Ehdr file;
+  if (gelf_getehdr(elf, &file)) out.push_back({file.e_shoff, file.e_shoff + std::uint64_t{file.e_shnum} * file.e_shentsize});
+  auto add = [&](const GElf_Shdr& h) { out.push_back({h.sh_offset, h.sh_offset + h.sh_size}); };
+  GElf_Shdr header, names;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
+    if (!gelf_getshdr(scn, &header)) continue;
+    if (header.sh_type == SHT_SYMTAB_SHNDX) add(header);
+    if (header.sh_type != SHT_SYMTAB && header.sh_type != SHT_DYNSYM) continue;
+    add(header);
+    if (gelf_getshdr(elf_getscn(elf, header.sh_link), &names)) add(names);
+  }
+  return out;
+}
+
 // The process's modules as libdw sees them, and their DWARF.
 class dwarf_reader {
  public:
@@ -98,22 +122,33 @@ class dwarf_reader {
     return true;
   }
 
-  // Gives back the pages of the files that lookups read (debug info,
-  // symbol tables), which would otherwise stay in the process's resident
-  // memory for good; a later lookup reads them again. MADV_PAGEOUT keeps
-  // every page's contents (libelf maps files private and writable, where
-  // MADV_DONTNEED would drop a written page; a file libelf read into the
-  // heap is its own copy, paged out like the rest). Kernels before 5.4
-  // refuse it, and the pages stay.
+  // Gives back the pages of the files that lookups read (debug info),
+  // which would otherwise stay in the process's resident memory for good; a
+  // later lookup reads them again. MADV_PAGEOUT keeps every page's contents
+  // (libelf maps files private and writable, where MADV_DONTNEED would drop
+  // a written page; a file libelf read into the heap is its own copy, paged
+  // out like the rest). Kernels before 5.4 refuse it, and the pages stay.
+  // A file's symbol tables, their names and its section headers stay:
+  // every lookup's name reads its module's whole table and every name in it
+  // (dwfl_module_addrname), which would then come from the disk each time,
+  // and they are a small part of the file.
   void release_pages() {
     const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     for (Elf* elf : read_) {
       std::size_t size = 0;
       const auto at = reinterpret_cast<std::uintptr_t>(elf_rawfile(elf, &size));
-      const std::uintptr_t first = (at + page - 1) & ~(page - 1), last = (at + size) & ~(page - 1);
+      if (!at) continue;
+      std::vector<file_range> kept = symbol_tables(elf);
+      kept.push_back({size, size});
+      sort_by(kept, [](const file_range& r) { return r.begin; });
+      std::uint64_t from = 0;
+      for (const file_range& r : kept) {
+        const std::uintptr_t first = (at + from + page - 1) & ~(page - 1), last = (at + r.begin) & ~(page - 1);
 #ifdef MADV_PAGEOUT
-      if (at && first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+        if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
 #endif
+        from = std::max<std::uint64_t>(from, r.end);
+      }
     }
     read_.clear();
   }
