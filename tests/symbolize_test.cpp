@@ -360,6 +360,55 @@ TEST_CASE("after symbolizing, the pages of debug info it read are given back") {
   CHECK(result.ok());
 }
 
+// Whether the page at `p` is mapped into this process (/proc/self/pagemap).
+bool page_present(const void* p) {
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::uint64_t entry = 0;
+  const long page = sysconf(_SC_PAGESIZE);
+  const bool read = ::pread(fd, &entry, sizeof entry,
+                            static_cast<off_t>(reinterpret_cast<std::uintptr_t>(p) / page * sizeof entry)) ==
+                    static_cast<ssize_t>(sizeof entry);
+  ::close(fd);
+  return read && (entry >> 63 & 1);
+}
+
+TEST_CASE("pages given back leave the process but stay in the page cache; a page the process wrote to stays") {
+  if (!page_present(&inlined_line)) {
+    MESSAGE("skipped: /proc/self/pagemap is not readable here");
+    return;
+  }
+  const long page = sysconf(_SC_PAGESIZE);
+  char path[] = "/tmp/leakguard_pages_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  const std::vector<char> bytes(3 * static_cast<std::size_t>(page), 'f');
+  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  // As libelf maps a file: private and writable.
+  auto* mine = static_cast<char*>(mmap(nullptr, bytes.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  auto* cache = static_cast<char*>(mmap(nullptr, bytes.size(), PROT_READ, MAP_SHARED, fd, 0));
+  REQUIRE((mine != MAP_FAILED && cache != MAP_FAILED));
+  CHECK(lgt::keep(mine)[0] == 'f');  // read pages 0 and 2
+  CHECK(mine[2 * page] == 'f');
+  mine[page] = 'w';  // page 1 is the process's own copy now
+  REQUIRE((page_present(mine) && page_present(mine + page) && page_present(mine + 2 * page)));
+  const auto at = reinterpret_cast<std::uintptr_t>(mine);
+  lg::give_back_pages(at, at + bytes.size(), static_cast<std::uintptr_t>(page));
+  CHECK_FALSE(page_present(mine));
+  CHECK_FALSE(page_present(mine + 2 * page));
+  CHECK(page_present(mine + page));
+  CHECK(mine[page] == 'w');  // not dropped back to the file's byte
+  CHECK(mine[0] == 'f');     // read again
+  unsigned char cached[3] = {};
+  REQUIRE(mincore(cache, bytes.size(), cached) == 0);
+  CHECK((cached[0] & 1) == 1);  // still in the page cache: no disk read to get it back
+  CHECK((cached[2] & 1) == 1);
+  munmap(mine, bytes.size());
+  munmap(cache, bytes.size());
+  ::close(fd);
+}
+
 TEST_CASE("the DWARF cursor stops at the end of its bytes instead of reading past it") {
   const unsigned char unterminated_leb[] = {0x80, 0x80};
   lg::dwarf_cursor leb(unterminated_leb, unterminated_leb + sizeof unterminated_leb);

@@ -13,6 +13,7 @@
 #include <absl/debugging/symbolize.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -91,6 +92,47 @@ inline std::vector<file_range> symbol_tables(Elf* elf) {
   return out;
 }
 
+// Drops the pages of [first, last), page-aligned, of a private mapping of a
+// file from the process's resident memory, but any page the process wrote
+// to. MADV_DONTNEED leaves a page in the kernel's page cache, so reading it
+// again costs a minor fault, not a disk read; on a private mapping it would
+// also drop what was written (libelf maps files writable), so only the pages
+// /proc/self/pagemap shows unwritten (absent, or still the file's) go.
+// Where pagemap cannot be read: MADV_PAGEOUT (Linux 5.4), which keeps every
+// page's contents but evicts the file's pages from the cache.
+inline void give_back_pages(std::uintptr_t first, std::uintptr_t last, std::uintptr_t page) {
+  const int pagemap = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) {
+#ifdef MADV_PAGEOUT
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#endif
+    return;
+  }
+  auto drop = [](std::uintptr_t from, std::uintptr_t to) {
+    if (from < to) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  };
+  std::vector<std::uint64_t> entries(std::min<std::size_t>((last - first) / page, 1 << 16));
+  std::uintptr_t run = first;  // where the pages that may go start
+  for (std::uintptr_t at = first; at < last;) {
+    const std::size_t n = std::min<std::size_t>(entries.size(), (last - at) / page);
+    const auto bytes = static_cast<ssize_t>(n * sizeof entries[0]);
+    if (::pread(pagemap, entries.data(), n * sizeof entries[0], static_cast<off_t>(at / page * sizeof entries[0])) !=
+        bytes) {
+      last = at;  // what was not read stays
+      break;
+    }
+    for (std::size_t i = 0; i < n; ++i, at += page) {
+      const bool present = entries[i] >> 63 & 1, swapped = entries[i] >> 62 & 1, file = entries[i] >> 61 & 1;
+      if (swapped || (present && !file)) {  // written: the process's own copy
+        drop(run, at);
+        run = at + page;
+      }
+    }
+  }
+  drop(run, last);
+  ::close(pagemap);
+}
+
 // The process's modules as libdw sees them, and their DWARF.
 class dwarf_reader {
  public:
@@ -123,15 +165,11 @@ class dwarf_reader {
   }
 
   // Gives back the pages of the files that lookups read (debug info),
-  // which would otherwise stay in the process's resident memory for good; a
-  // later lookup reads them again. MADV_PAGEOUT keeps every page's contents
-  // (libelf maps files private and writable, where MADV_DONTNEED would drop
-  // a written page; a file libelf read into the heap is its own copy, paged
-  // out like the rest). Kernels before 5.4 refuse it, and the pages stay.
-  // A file's symbol tables, their names and its section headers stay:
-  // every lookup's name reads its module's whole table and every name in it
-  // (dwfl_module_addrname), which would then come from the disk each time,
-  // and they are a small part of the file.
+  // which would otherwise stay in the process's resident memory for good
+  // (give_back_pages). A file's symbol tables, their names and its section
+  // headers stay: every lookup's name reads its module's whole table and
+  // every name in it (dwfl_module_addrname), and they are a small part of
+  // the file.
   void release_pages() {
     const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     for (Elf* elf : read_) {
@@ -144,9 +182,7 @@ class dwarf_reader {
       std::uint64_t from = 0;
       for (const file_range& r : kept) {
         const std::uintptr_t first = (at + from + page - 1) & ~(page - 1), last = (at + r.begin) & ~(page - 1);
-#ifdef MADV_PAGEOUT
-        if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
-#endif
+        if (first < last) give_back_pages(first, last, page);
         from = std::max<std::uint64_t>(from, r.end);
       }
     }
