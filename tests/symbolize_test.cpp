@@ -226,7 +226,7 @@ std::string qualifier_by_walk(Dwarf_Die* decl) {
     if (tag == DW_TAG_namespace) qualifier.insert(0, std::string(name ? name : "(anonymous namespace)") + "::");
     else if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && name)
       qualifier.insert(0, std::string(name) + "::");
-    else break;
+    else if (tag != DW_TAG_lexical_block) break;
   }
   std::free(scopes);
   return qualifier;
@@ -261,14 +261,11 @@ TEST_CASE("the function index finds each address's function, and qualifies names
       Dwarf_Attribute attr;
       Dwarf_Die decl = theirs, next;
       while (dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next)) decl = next;
-      // Declarations inside functions (lambdas, local classes) are left to
-      // libdw's walk: the index does not look into functions.
       const std::optional<std::string> mine_qualifier = index.qualifier(&u.cu, &decl);
-      if (!mine_qualifier) continue;
       const std::string expected = qualifier_by_walk(&decl);
       ++qualified;
       if (expected.find("::") != expected.rfind("::")) ++nested;
-      if (*mine_qualifier == expected) ++same_qualifier;
+      if (mine_qualifier == expected) ++same_qualifier;
       else if (first_difference.empty()) first_difference = "qualifier " + expected + " of " + dwarf_diename(&decl);
     }
     skip = a - end;  // the next range goes on where this one's step left off

@@ -6,7 +6,8 @@
 // included: tens of thousands of DIEs, most of them classes whose members
 // must be stepped over one by one. Each unit is walked once, when an address
 // in it is first looked up, into a table of its functions' code ranges and
-// one of its namespaces', classes' and functions' extents.
+// one of its namespaces', classes' and functions' extents; a function's own
+// DIEs are walked only to qualify a name declared inside it.
 #pragma once
 
 #if LEAKGUARD_HAVE_LIBDW
@@ -47,9 +48,9 @@ class function_index {
   }
 
   // "ns::cls::" for a DIE of unit `cu` declared in namespace `ns`, class
-  // `cls`: up to the unit, or to the first unnamed class. Nothing for a DIE
-  // inside a function (a local class's member, a lambda's call operator):
-  // the index does not look into functions.
+  // `cls`: up to the unit, or to the first unnamed class; for one declared
+  // inside a function (a local class's member, a lambda's call operator),
+  // its classes up to that function. Nothing if the DIE cannot be found.
   std::optional<std::string> qualifier(Dwarf_Die* cu, Dwarf_Die* die) {
     const unit& u = unit_of(cu);
     const Dwarf_Off at = dwarf_dieoffset(die);
@@ -57,8 +58,21 @@ class function_index {
                                   [](Dwarf_Off a, const scope& s) { return a < s.begin; });
     std::uint32_t i = after == u.scopes.begin() ? none : static_cast<std::uint32_t>(after - u.scopes.begin() - 1);
     while (i != none && !(at > u.scopes[i].begin && at < u.scopes[i].end)) i = u.scopes[i].parent;
-    if (i != none && u.scopes[i].function) return std::nullopt;
     std::string out;
+    if (i != none && u.scopes[i].function) {  // the index stops at functions: walk this one's DIEs to it
+      Dwarf_Die function;
+      std::vector<Dwarf_Die> path;
+      if (!dwarf_offdie(dwarf_cu_getdwarf(cu->cu), u.scopes[i].begin, &function) || !path_to(&function, at, path))
+        return std::nullopt;
+      for (auto p = path.rbegin() + 1; p != path.rend(); ++p) {  // from the DIE's parent outwards
+        const int tag = dwarf_tag(&*p);
+        const char* name = dwarf_diename(&*p);
+        if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && name)
+          out.insert(0, std::string(name) + "::");
+        else if (tag != DW_TAG_lexical_block) return out;
+      }
+      return out;  // declared in the function's own scope
+    }
     for (; i != none && u.scopes[i].name; i = u.scopes[i].parent) out.insert(0, std::string(u.scopes[i].name) + "::");
     return out;
   }
@@ -99,6 +113,29 @@ class function_index {
     } catch (...) {
       units_.erase(it);
       throw;
+    }
+  }
+
+  // Appends the DIEs from `parent`'s child down to the one at `target`,
+  // descending only into the child whose extent holds it.
+  static bool path_to(Dwarf_Die* parent, Dwarf_Off target, std::vector<Dwarf_Die>& path) {
+    Dwarf_Die child, next;
+    if (dwarf_child(parent, &child) != 0) return false;
+    for (;;) {
+      const Dwarf_Off at = dwarf_dieoffset(&child);
+      if (at == target) {
+        path.push_back(child);
+        return true;
+      }
+      if (at > target) return false;
+      const bool last = dwarf_siblingof(&child, &next) != 0;
+      if (last || dwarf_dieoffset(&next) > target) {
+        path.push_back(child);
+        if (path_to(&child, target, path)) return true;
+        path.pop_back();
+        return false;
+      }
+      child = next;
     }
   }
 

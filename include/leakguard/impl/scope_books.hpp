@@ -551,7 +551,13 @@ inline report build_report(std::string label, std::source_location where, const 
                            std::vector<violation> violations = {}, const verdict_rules& rules = {},
                            internal_vector<std::uintptr_t>* retained_out = nullptr,
                            const verdict_kinds* judged = nullptr) {
-  where = user_location(where, rules.opened_from);
+  // Where the scope was opened, told only for a report with something in
+  // it: a test's scope whose survivors are all suppressed symbolizes nothing
+  // more.
+  bool where_told = false;
+  auto tell_where = [&] {
+    if (!std::exchange(where_told, true)) where = user_location(where, rules.opened_from);
+  };
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
   const std::size_t n = snap.blocks.size();
@@ -591,11 +597,12 @@ inline report build_report(std::string label, std::source_location where, const 
   // totals (leak_sites, log_leak's summaries, metrics) still tell one
   // scope's leaks from another's: no frame the walk could follow (code
   // built without frame pointers), or no memory to record the stack.
-  std::string in_scope = " in scope ";
-  if (!label.empty()) in_scope += '"' + label + "\" ";
-  in_scope += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
   auto site_of = [&](const stack_trace* stack, const symbolized_stack& st) {
     if (!st.site.empty()) return st.site;
+    tell_where();
+    std::string in_scope = " in scope ";
+    if (!label.empty()) in_scope += '"' + label + "\" ";
+    in_scope += std::string("at ") + where.file_name() + ':' + std::to_string(where.line());
     if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
     return "(no frames: built without frame pointers?)" + in_scope;
   };
@@ -628,6 +635,7 @@ inline report build_report(std::string label, std::source_location where, const 
                                 snap.violation.size, snap.violation.serial, st.site, st.frames,
                                 violation_message(snap.violation, snap.max_allocations, snap.max_bytes)});
   }
+  if (!blocks.empty() || !retained.empty() || !violations.empty()) tell_where();
   report r(std::move(label), where, std::move(blocks), std::move(violations), take_lost());
   report_parts::attach(r, std::move(retained), std::move(leaders),
                        rules.thread ? rules.thread : static_cast<std::uint64_t>(gettid()), rules.grace_ms);

@@ -286,21 +286,7 @@ class dwarf_reader {
     if (!plain) return {};
     Dwarf_Die unit;  // the declaration's own, which a reference may leave the caller's for
     if (!dwarf_diecu(&decl, &unit, nullptr, nullptr)) return plain;
-    if (std::optional<std::string> qualifier = functions_.qualifier(&unit, &decl)) return *qualifier + plain;
-    // Declared inside a function (a local class, a lambda): libdw walks the
-    // unit to it, and the scopes up to that function qualify the name.
-    std::string qualified = plain;
-    Dwarf_Die* scopes = nullptr;
-    const int n = dwarf_getscopes_die(&decl, &scopes);
-    for (int i = 1; i < n; ++i) {
-      const int tag = dwarf_tag(&scopes[i]);
-      const char* outer = dwarf_diename(&scopes[i]);
-      if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && outer)
-        qualified.insert(0, std::string(outer) + "::");
-      else if (tag != DW_TAG_lexical_block) break;
-    }
-    std::free(scopes);
-    return qualified;
+    return functions_.qualifier(&unit, &decl).value_or(std::string()) + plain;
   }
 
   // The DIEs inside function `parent` whose code holds `rel`, outermost
