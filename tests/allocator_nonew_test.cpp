@@ -151,7 +151,7 @@ TEST_CASE("nonew: scope stats and global_stats count exactly the allocator's blo
   CHECK(captured.reports.empty());
 }
 
-TEST_CASE("nonew: a leaked std::vector<int, leakguard::allocator<int>> buffer is reported; a leaked `new int` is not") {
+TEST_CASE("nonew: a leaked std::vector<int, leakguard::allocator<int>> buffer is reported, a leaked `new int` is not") {
   lgt::capture_reports captured;
   std::optional<std::vector<int, lga<int>>> v;
   int* leaked_new = nullptr;
@@ -181,7 +181,7 @@ TEST_CASE("nonew: a leaked std::vector<int, leakguard::allocator<int>> buffer is
   v.reset();
 }
 
-TEST_CASE_TEMPLATE("nonew: every container with leakguard::allocator: leaked (new'd container) reports only allocator blocks; clean when destroyed",
+TEST_CASE_TEMPLATE("nonew: every container with leakguard::allocator: leaked (new'd container) reports only allocator blocks, clean when destroyed",
                    K, nn_vector, nn_deque, nn_list, nn_forward_list, nn_map, nn_set, nn_unordered_map,
                    nn_unordered_set, nn_string) {
   using C = typename K::C;
@@ -271,7 +271,7 @@ TEST_CASE("nonew: over-aligned allocator blocks are aligned, counted once and re
   a.deallocate(leak, 2);
 }
 
-TEST_CASE("nonew: memory_resource blocks are tracked and counted once; a pool as its upstream adds nothing") {
+TEST_CASE("nonew: memory_resource blocks are tracked and counted once, a pool as its upstream adds nothing") {
   lgt::capture_reports captured;
   std::pmr::unsynchronized_pool_resource pool;
   leakguard::memory_resource over_pool{"over pool", &pool};
@@ -319,7 +319,7 @@ TEST_CASE("nonew: memory_resource as the upstream of a pool: chunks held by the 
   CHECK(lg.outstanding().empty());
 }
 
-TEST_CASE("nonew misuse (returning handler): wrong size, double free, wrong resource; books stay consistent" * doctest::skip(lgt::under_tsan)) {
+TEST_CASE("nonew misuse (returning handler): wrong size, double free, wrong resource, books stay consistent" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     lgt::capture_reports captured;

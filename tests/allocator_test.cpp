@@ -536,7 +536,7 @@ TEST_CASE_TEMPLATE("allocator in a container: created, filled and destroyed insi
 
 // ---- allocate_shared ---------------------------------------------------------------------
 
-TEST_CASE("allocator with std::allocate_shared: leaked control block is reported with origin and site; clean when released") {
+TEST_CASE("allocator with std::allocate_shared: leaked control block is reported with origin and site, clean when released") {
   lgt::capture_reports captured;
   lgt::capture_misuse misuses;
   std::shared_ptr<std::string> kept;
@@ -731,7 +731,7 @@ TEST_CASE("allocator: blocks allocated outside a scope and freed inside it never
   CHECK(misuses.events.empty());
 }
 
-TEST_CASE("allocator: nested scopes each see the allocator's block; dismissing the inner hands it to the outer") {
+TEST_CASE("allocator: nested scopes each see the allocator's block, dismissing the inner hands it to the outer") {
   lgt::capture_reports captured;
   lga<double> a{"nested"};
   double* p = nullptr;

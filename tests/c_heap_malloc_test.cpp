@@ -484,7 +484,7 @@ TEST_CASE("free of a new block, delete of a malloc block and realloc of a new[] 
   CHECK(after.live_blocks == before.live_blocks);
 }
 
-TEST_CASE("a double free and a foreign pointer given to free or realloc are misuse; nothing is freed") {
+TEST_CASE("a double free and a foreign pointer given to free or realloc are misuse, nothing is freed") {
   lgt::capture_misuse misuses;
   const leakguard::heap_stats before = leakguard::global_stats();
   {

@@ -50,7 +50,7 @@ constexpr named names[] = {
 
 }  // namespace
 
-TEST_CASE("qualified_name: return types, parameters and qualifiers go; lambdas, operators and templates stay whole") {
+TEST_CASE("qualified_name: return types, parameters and qualifiers go, lambdas, operators and templates stay whole") {
   for (const named& n : names) {
     INFO(n.demangled);
     CHECK(std::string(leakguard::detail::qualified_name(n.demangled)) == n.shown);

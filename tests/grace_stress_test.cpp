@@ -83,7 +83,7 @@ struct outcome {
 
 TEST_SUITE("stress") {
 
-TEST_CASE("grace periods: blocks freed after their scope by any thread are not leaks; the rest are, once, by their scope") {
+TEST_CASE("grace periods: blocks freed after their scope by any thread are not leaks, the rest are, once, by their scope") {
   const std::uint64_t seed = std::getenv("LEAKGUARD_STRESS_SEED")
                                  ? std::strtoull(std::getenv("LEAKGUARD_STRESS_SEED"), nullptr, 0)
                                  : std::random_device{}();

@@ -300,7 +300,7 @@ TEST_CASE("memory_resource: a leaked pmr::vector buffer names the push_back line
   CHECK(plain.outstanding().empty());
 }
 
-TEST_CASE("memory_resource: pmr::vector<pmr::string> propagates the resource to its strings; clean, and leaky") {
+TEST_CASE("memory_resource: pmr::vector<pmr::string> propagates the resource to its strings, clean, and leaky") {
   lgt::capture_reports captured;
   count_misuse misuses;
   const int ctor_line = __LINE__; leakguard::memory_resource lg{"names"};
@@ -609,7 +609,7 @@ TEST_CASE("memory_resource count once: DOWNSTREAM of a pool, outside any scope, 
 
 // ---- zones ---------------------------------------------------------------------------------
 
-TEST_CASE("memory_resource: a no_alloc_scope reports a resource allocation; ignore_scope hides it from scopes, not from outstanding()") {
+TEST_CASE("memory_resource: a no_alloc_scope reports a resource allocation, ignore_scope hides it from scopes, not from outstanding()") {
   lgt::capture_reports captured;
   leakguard::memory_resource lg;
   {
@@ -637,7 +637,7 @@ TEST_SUITE("memory_resource") {
 
 using leakguard::misuse_kind;
 
-TEST_CASE("memory_resource misuse (returning handler): resource A's block deallocated by resource B is wrong_allocator; A still owns it") {
+TEST_CASE("memory_resource misuse (returning handler): resource A's block deallocated by resource B is wrong_allocator, A still owns it") {
   auto r = lgt::run_in_child([] {
     lgt::capture_misuse misuses;
     lgt::capture_reports captured;
@@ -725,7 +725,7 @@ TEST_CASE("memory_resource misuse (returning handler): deallocate with the wrong
   CHECK(r.ok());
 }
 
-TEST_CASE("memory_resource misuse (returning handler): deallocating twice is double_free; nothing freed twice upstream" * doctest::skip(lgt::under_tsan)) {
+TEST_CASE("memory_resource misuse (returning handler): deallocating twice is double_free, nothing freed twice upstream" * doctest::skip(lgt::under_tsan)) {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     lgt::capture_reports captured;
@@ -757,7 +757,7 @@ TEST_CASE("memory_resource misuse (returning handler): deallocating twice is dou
   CHECK(r.ok());
 }
 
-TEST_CASE("memory_resource misuse (returning handler): `delete` of a resource block is wrong_allocator; the resource still owns it") {
+TEST_CASE("memory_resource misuse (returning handler): `delete` of a resource block is wrong_allocator, the resource still owns it") {
   auto r = lgt::run_in_child([] {
     count_misuse misuses;
     checking_resource up;

@@ -268,7 +268,7 @@ TEST_CASE("parse_options: spaces around '=' are tolerated") {
   CHECK(errors.empty());
 }
 
-TEST_CASE("parse_options: a quoted value may contain separators; an unterminated quote is an error") {
+TEST_CASE("parse_options: a quoted value may contain separators, an unterminated quote is an error") {
   std::string errors;
   auto o = leakguard::parse_options("report_path='/tmp/a b,c:d.log':stack_depth=2", {}, &errors);
   CHECK(o.report_path == "/tmp/a b,c:d.log");
@@ -294,7 +294,7 @@ TEST_CASE("parse_options: a key followed by a separator before '=' is a key with
   CHECK(lgt::contains(errors, "missing '=' in '4'"));
 }
 
-TEST_CASE("parse_options: thousands of bad items name the first 16 and count the rest; good items apply") {
+TEST_CASE("parse_options: thousands of bad items name the first 16 and count the rest, good items apply") {
   std::string text;
   for (int i = 0; i < 65000; ++i) text += "bad" + std::to_string(i) + "=1:";
   text += "stack_depth=5";

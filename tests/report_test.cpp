@@ -672,7 +672,7 @@ TEST_CASE("report_frames caps every written stack and says how many frames it le
   for (void* p : out) delete static_cast<int*>(p);
 }
 
-TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB of JSON; whole stacks are not") {
+TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB of JSON, whole stacks are not") {
   lgt::options_guard restore;
   leakguard::set_options(leakguard::runtime_options{});  // the defaults
   lgt::capture_reports captured;

@@ -54,7 +54,7 @@ struct pattern_guard {
 
 TEST_SUITE("suppressions") {
 
-TEST_CASE("a matching pattern drops the block and counts it; a pattern that never matched shows 0") {
+TEST_CASE("a matching pattern drops the block and counts it, a pattern that never matched shows 0") {
   lgt::capture_reports captured;
   pattern_guard patterns;
   patterns.add("lgt_cache::");

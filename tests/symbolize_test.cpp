@@ -370,7 +370,7 @@ bool page_present(const void* p) {
   return read && (entry >> 63 & 1);
 }
 
-TEST_CASE("pages given back leave the process but stay in the page cache; a page the process wrote to stays") {
+TEST_CASE("pages given back leave the process but stay in the page cache, and a page the process wrote to stays") {
   if (!page_present(&inlined_line)) {
     MESSAGE("skipped: /proc/self/pagemap is not readable here");
     return;

@@ -367,7 +367,7 @@ TEST_CASE("with a grace period, a block freed after the scope but in time is not
   }
 }
 
-TEST_CASE("a block freed by another thread within the grace period is not a leak; after it, it is") {
+TEST_CASE("a block freed by another thread within the grace period is not a leak, and after it one is") {
   lgt::capture_reports captured;
   std::atomic<int*> handed{nullptr};
   std::binary_semaphore ready{0};
