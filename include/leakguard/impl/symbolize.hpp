@@ -538,8 +538,9 @@ inline symbolized_stack trimmed(const stack_trace* stack, std::vector<frame> all
 }
 
 // Symbolizes each of `stacks` (trimmed, above) under one hold of the
-// symbolizer: the loader is checked, and the pages of debug info read are
-// given back, once for all of them.
+// symbolizer: the loader is checked once for all of them. The pages of debug
+// info read are given back after each stack, so that the resident memory a
+// report adds is at most one stack's (a unit's first lookup reads all of it).
 inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
   std::vector<std::vector<frame>> all(stacks.size());
   std::vector<std::vector<std::uint32_t>> pc_index(stacks.size());
@@ -553,8 +554,8 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
         sym.frames_of(stacks[s]->frames[i], all[s]);
         pc_index[s].resize(all[s].size(), i);
       }
+      sym.release_pages();
     }
-    sym.release_pages();
   }
   std::vector<symbolized_stack> out;
   out.reserve(stacks.size());
