@@ -102,6 +102,7 @@ TEST_CASE("grace periods: blocks freed after their scope by any thread are not l
         const std::string label = "t" + std::to_string(t) + "r" + std::to_string(r);
         std::set<const void*> keep_set;
         leakguard::scope_stats outer_stats;
+        std::uint64_t handed = 0;  // added to `out` under its lock
         {
           leakguard::ignore_scope ig;
           mine_later.clear();
@@ -132,7 +133,7 @@ TEST_CASE("grace periods: blocks freed after their scope by any thread are not l
             for (int i = 0; i < n; ++i) {
               void* p = lgt::keep(::operator new(1 + rng() % 200));
               switch (rng() % 3) {
-                case 0: w.hand(p); ++out.handed; break;        // another thread frees it, soon
+                case 0: w.hand(p); ++handed; break;            // another thread frees it, soon
                 case 1: mine_later.push_back(p); break;        // this thread, after the scope
                 default:                                        // kept for good: a leak
                   keep_set.insert(p);
@@ -149,6 +150,7 @@ TEST_CASE("grace periods: blocks freed after their scope by any thread are not l
         }
         leakguard::ignore_scope ig;
         std::lock_guard g(out.mutex);
+        out.handed += handed;
         out.escaped += outer_stats.escaped_blocks;
         out.escaped_freed += outer_stats.escaped_freed_blocks;
         if (!keep_set.empty()) out.expected[label] = keep_set;

@@ -672,7 +672,9 @@ TEST_CASE("report_frames caps every written stack and says how many frames it le
   for (void* p : out) delete static_cast<int*>(p);
 }
 
-TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB of JSON, whole stacks are not") {
+// The names are the compiler's: g++'s inlined frames are named without
+// their parameters, clang's by their whole signature (about 5.2 KB here).
+TEST_CASE("a five-block report from a handler deep in a framework is a few KB of JSON, a fifth of whole stacks") {
   lgt::options_guard restore;
   leakguard::set_options(leakguard::runtime_options{});  // the defaults
   lgt::capture_reports captured;
@@ -683,9 +685,9 @@ TEST_CASE("a five-block report from a handler deep in a framework is under 4 KB 
   const std::string json = captured.reports[0].to_json();
   INFO("json:\n", json);
   // A written record adds its time, pid and sequence number: under 100 bytes.
-  CHECK(json.size() + 100 < 4096);
+  CHECK(json.size() + 100 < 6 * 1024);
   set_style(leakguard::stack_root_mode::full, 0);
-  CHECK(captured.reports[0].to_json().size() > 4096);
+  CHECK(captured.reports[0].to_json().size() > 4 * json.size());
   for (void* p : out) delete[] static_cast<char*>(p);
 }
 
