@@ -27,24 +27,39 @@
 
 namespace leakguard::detail {
 
+// A piece of code and the DIE it belongs to (a unit, a function).
+struct die_range {
+  Dwarf_Addr low, high;
+  Dwarf_Die die;
+};
+
+// Sorts `table` for die_at().
+inline void sort_ranges(std::vector<die_range>& table) {
+  sort_by(table, [](const die_range& r) { return r.low; });
+}
+
+// The DIE of the sorted `table` whose range holds `at`.
+inline bool die_at(const std::vector<die_range>& table, Dwarf_Addr at, Dwarf_Die& die) {
+  auto after = std::upper_bound(table.begin(), table.end(), at,
+                                [](Dwarf_Addr a, const die_range& r) { return a < r.low; });
+  for (auto r = after; r != table.begin();) {
+    --r;
+    if (at < r->high) {
+      die = r->die;
+      return true;
+    }
+    if (after - r > 8) break;  // ranges rarely nest deeper than that
+  }
+  return false;
+}
+
 class function_index {
  public:
   // The function (a DW_TAG_subprogram with code, at the unit's top level or
   // in its namespaces and classes, where compilers put definitions) whose
   // code holds `rel`, an address in the unit's terms.
   bool function_at(Dwarf_Die* cu, Dwarf_Addr rel, Dwarf_Die& function) {
-    const unit& u = unit_of(cu);
-    auto after = std::upper_bound(u.functions.begin(), u.functions.end(), rel,
-                                  [](Dwarf_Addr a, const range& r) { return a < r.low; });
-    for (auto r = after; r != u.functions.begin();) {
-      --r;
-      if (rel < r->high) {
-        function = r->die;
-        return true;
-      }
-      if (after - r > 8) break;  // a function's ranges rarely hold others
-    }
-    return false;
+    return die_at(unit_of(cu).functions, rel, function);
   }
 
   // "ns::cls::" for a DIE of unit `cu` declared in namespace `ns`, class
@@ -83,10 +98,6 @@ class function_index {
  private:
   static constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
 
-  struct range {
-    Dwarf_Addr low, high;
-    Dwarf_Die die;
-  };
   // A namespace, class or function: its DIE's offset, and where its
   // children end.
   struct scope {
@@ -96,7 +107,7 @@ class function_index {
     bool function;
   };
   struct unit {
-    std::vector<range> functions;  // by address
+    std::vector<die_range> functions;  // by address
     std::vector<scope> scopes;     // in DIE order, so by offset
   };
 
@@ -108,7 +119,7 @@ class function_index {
       walk(cu, none, u);
       for (scope& s : u.scopes)  // a last child ends where its parent does
         if (!s.end) s.end = s.parent == none ? std::numeric_limits<Dwarf_Off>::max() : u.scopes[s.parent].end;
-      sort_by(u.functions, [](const range& r) { return r.low; });
+      sort_ranges(u.functions);
       return u;
     } catch (...) {
       units_.erase(it);

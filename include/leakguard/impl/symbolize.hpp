@@ -202,11 +202,6 @@ class dwarf_reader {
   }
 
  private:
-  struct cu_range {
-    Dwarf_Addr low, high;
-    Dwarf_Die die;
-  };
-
   bool start() {
     static constexpr Dwfl_Callbacks callbacks{dwfl_linux_proc_find_elf, find_debuginfo, nullptr, nullptr};
     dwfl_ = dwfl_begin(&callbacks);
@@ -236,23 +231,11 @@ class dwarf_reader {
     if (!dwarf) return false;
     auto [it, made] = cu_tables_.try_emplace(module);
     if (made) it->second = cu_table(dwarf);
-    const std::vector<cu_range>& table = it->second;
-    const Dwarf_Addr rel = at - bias;
-    auto after = std::upper_bound(table.begin(), table.end(), rel,
-                                  [](Dwarf_Addr a, const cu_range& r) { return a < r.low; });
-    for (auto r = after; r != table.begin();) {
-      --r;
-      if (rel < r->high) {
-        cu = r->die;
-        return true;
-      }
-      if (after - r > 8) break;  // ranges rarely nest deeper than that
-    }
-    return false;
+    return die_at(it->second, at - bias, cu);
   }
 
-  static std::vector<cu_range> cu_table(Dwarf* dwarf) {
-    std::vector<cu_range> table;
+  static std::vector<die_range> cu_table(Dwarf* dwarf) {
+    std::vector<die_range> table;
     Dwarf_CU* unit = nullptr;
     Dwarf_Half version;
     std::uint8_t type;
@@ -263,7 +246,7 @@ class dwarf_reader {
       for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base, &low, &high)) > 0;)
         if (low < high) table.push_back({low, high, type == DW_UT_skeleton ? split : die});
     }
-    sort_by(table, [](const cu_range& r) { return r.low; });
+    sort_ranges(table);
     return table;
   }
 
@@ -362,7 +345,7 @@ class dwarf_reader {
   }
 
   Dwfl* dwfl_ = nullptr;
-  std::unordered_map<Dwfl_Module*, std::vector<cu_range>> cu_tables_;
+  std::unordered_map<Dwfl_Module*, std::vector<die_range>> cu_tables_;
   function_index functions_;
   line_programs lines_;
   std::vector<Elf*> read_;  // files lookups read since pages were last given back
