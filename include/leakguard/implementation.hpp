@@ -45,6 +45,7 @@
 #include "impl/one_runtime.hpp"
 #include "impl/options.hpp"
 #include "impl/report_format.hpp"
+#include "impl/sort.hpp"
 #include "impl/suppressions.hpp"
 #include "impl/test_support.hpp"
 #include "impl/thread_state.hpp"
@@ -53,7 +54,6 @@
 #if LEAKGUARD_ENABLED
 #include "impl/fork.hpp"
 #include "impl/scope_books.hpp"
-#include "impl/sort.hpp"
 #include "impl/symbolize.hpp"
 #include "impl/tracking.hpp"
 #include "impl/upstream.hpp"
