@@ -28,14 +28,19 @@ extern "C" void __libc_free(void*);
 
 namespace {
 
-void glibc(benchmark::State& state) {
+// An allocation of state.range(0) bytes and its free, per iteration
+// (template arguments: direct calls, as the program's own).
+template <void* (*Allocate)(std::size_t), void (*Free)(void*)>
+void churn(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
-    void* p = __libc_malloc(n);
+    void* p = Allocate(n);
     benchmark::DoNotOptimize(p);
-    __libc_free(p);
+    Free(p);
   }
 }
+
+void glibc(benchmark::State& state) { churn<__libc_malloc, __libc_free>(state); }
 BENCHMARK(glibc)->Arg(64)->Arg(1024);
 
 thread_local int watched = 0;
@@ -51,34 +56,20 @@ std::atomic<void (*)(void*)> below_free{&__libc_free};
   below_free.load(std::memory_order_relaxed)(p);
 }
 
-void call_layer(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  for (auto _ : state) {
-    void* p = layer_malloc(n);
-    benchmark::DoNotOptimize(p);
-    layer_free(p);
-  }
-}
+void call_layer(benchmark::State& state) { churn<layer_malloc, layer_free>(state); }
 BENCHMARK(call_layer)->Arg(64)->Arg(1024);
 
-void leakguard_malloc(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  for (auto _ : state) {
-    void* p = std::malloc(n);
-    benchmark::DoNotOptimize(p);
-    std::free(p);
-  }
-}
+// Calls of std::malloc and std::free (leakguard's here), whose addresses a
+// program may not take.
+void* leakguard_allocate(std::size_t n) { return std::malloc(n); }
+void leakguard_release(void* p) { std::free(p); }
+
+void leakguard_malloc(benchmark::State& state) { churn<leakguard_allocate, leakguard_release>(state); }
 BENCHMARK(leakguard_malloc)->Name("leakguard")->Arg(64)->Arg(1024);
 
 void scoped(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
   leakguard::scope s("bench");
-  for (auto _ : state) {
-    void* p = std::malloc(n);
-    benchmark::DoNotOptimize(p);
-    std::free(p);
-  }
+  churn<leakguard_allocate, leakguard_release>(state);
 }
 BENCHMARK(scoped)->Arg(64)->Arg(1024);
 
