@@ -56,7 +56,7 @@ class stack_depot {
       for (const stack_trace* s = head; s; s = s->next) {
         if (s->hash == hash && s->depth == static_cast<std::uint32_t>(depth) &&
             s->user_depth == static_cast<std::uint32_t>(user_depth) &&
-            std::memcmp(s->frames, frames, depth * sizeof(void*)) == 0)
+            same_frames(*s, frames, depth))
           return s;
       }
       auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
@@ -79,11 +79,21 @@ class stack_depot {
   static constexpr std::size_t chunk_size = std::size_t{1} << 16;
 
   static std::uint64_t hash_frames(void* const* frames, int depth) noexcept {
-    // One multiply per frame, mixed once at the end: this runs on every
-    // tracked allocation.
-    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(depth);
-    for (int i = 0; i < depth; ++i) h = (h ^ reinterpret_cast<std::uintptr_t>(frames[i])) * 0xff51afd7ed558ccdull;
+    // This runs on every tracked allocation. Each frame gets its own
+    // multiplier (two stacks with the same frames in another order differ)
+    // and the products are summed: the multiplies do not wait on each other,
+    // as they would in a chain. One mix at the end.
+    std::uint64_t h = static_cast<std::uint64_t>(depth);
+    for (int i = 0; i < depth; ++i)
+      h += reinterpret_cast<std::uintptr_t>(frames[i]) * (0x9e3779b97f4a7c15ull + 2 * static_cast<std::uint64_t>(i));
+    h = (h ^ h >> 32) * 0xff51afd7ed558ccdull;
     return h ^ h >> 29;
+  }
+
+  static bool same_frames(const stack_trace& s, void* const* frames, int depth) noexcept {
+    for (int i = 0; i < depth; ++i)  // a few words: no call to memcmp
+      if (s.frames[i] != frames[i]) return false;
+    return true;
   }
 
   void* arena_allocate(std::size_t bytes) noexcept {
