@@ -37,35 +37,40 @@ TEST_CASE("on_leak=log: a scope's end does not wait for its report to be written
   // report_path is a FIFO: opening it for writing blocks until a reader
   // comes. The scope's end must return before anyone reads: only leakguard's
   // thread waits there. (On the scope's thread, this child would hang until
-  // its alarm.)
-  lgt::temp_file base;
-  const std::string fifo = base.path() + ".fifo";
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  const lgt::child_result child = lgt::run_in_child([&] {
-    logging_to log(fifo);
-    const int line = __LINE__ + 3;
-    {
-      leakguard::scope s("behind a fifo");
-      (void)keep(new char[1357]);
-    }
-    std::fputs("scope ended\n", stderr);
-    std::fflush(stderr);
-    // Now read what leakguard's thread writes.
-    std::FILE* in = std::fopen(fifo.c_str(), "r");
-    if (!in) std::_Exit(3);
-    std::string text;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, in)) > 0;) text.append(buf, n);
-    std::fclose(in);
-    std::fprintf(stderr, "read from the fifo:\n%s", text.c_str());
-    if (text.find("behind a fifo") == std::string::npos || text.find("1357 bytes") == std::string::npos ||
-        text.find("report_thread_test.cpp:" + std::to_string(line)) == std::string::npos)
-      std::_Exit(4);
-  });
-  ::unlink(fifo.c_str());
-  INFO(child.describe());
-  CHECK(child.ok());
-  CHECK(child.err.find("scope ended") < child.err.find("read from the fifo"));
+  // its alarm.) Also when the program has set the default handler again,
+  // as set_leak_handler() returned it.
+  for (const bool handler_set_again : {false, true}) {
+    CAPTURE(handler_set_again);
+    lgt::temp_file base;
+    const std::string fifo = base.path() + ".fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const lgt::child_result child = lgt::run_in_child([&] {
+      logging_to log(fifo);
+      if (handler_set_again) leakguard::set_leak_handler(leakguard::set_leak_handler(nullptr));
+      const int line = __LINE__ + 3;
+      {
+        leakguard::scope s("behind a fifo");
+        (void)keep(new char[1357]);
+      }
+      std::fputs("scope ended\n", stderr);
+      std::fflush(stderr);
+      // Now read what leakguard's thread writes.
+      std::FILE* in = std::fopen(fifo.c_str(), "r");
+      if (!in) std::_Exit(3);
+      std::string text;
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, in)) > 0;) text.append(buf, n);
+      std::fclose(in);
+      std::fprintf(stderr, "read from the fifo:\n%s", text.c_str());
+      if (text.find("behind a fifo") == std::string::npos || text.find("1357 bytes") == std::string::npos ||
+          text.find("report_thread_test.cpp:" + std::to_string(line)) == std::string::npos)
+        std::_Exit(4);
+    });
+    ::unlink(fifo.c_str());
+    INFO(child.describe());
+    CHECK(child.ok());
+    CHECK(child.err.find("scope ended") < child.err.find("read from the fifo"));
+  }
 }
 
 TEST_CASE("on_leak=log: flush() writes every pending report, in the order the scopes ended") {

@@ -368,11 +368,12 @@ inline void flush_verdicts() {
 // symbols, the text and the write stay off the thread that ended the scope.
 // Any other handler (a test's, abort_on_leak, the user's) is called on that
 // thread, at the scope's end, as before. The choice is made at the end, with
-// the handler then in force.
+// the handler then in force. The default handler, which set_leak_handler()
+// returns when none was set (and a program may set again), follows on_leak.
 inline bool reports_off_thread(const leak_handler& own) {
   auto logs = [](const leak_handler& h) {
-    if (!h) return on_leak_log();
-    auto* f = h.target<void (*)(const report&)>();
+    auto* f = h ? h.target<void (*)(const report&)>() : nullptr;
+    if (!h || (f && *f == &default_leak_handler)) return on_leak_log();
     return f && *f == &leakguard::log_leak;
   };
   return own ? logs(own) : leak_handler_slot().test(logs);
