@@ -2,8 +2,10 @@
 // suppression_uses() counts for each pattern. (suppressions.hpp)
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/reachability.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,43 @@ TEST_CASE("a suppressed block is not judged: never retained, never in retained_s
     user_kept = nullptr;
   }
   CHECK(use_of("lgt_cache::").blocks == 2);
+}
+
+TEST_CASE("on_leak=log: verdicts whose survivors are all suppressed scan nothing, a leak beside them does") {
+  pattern_guard patterns;
+  patterns.add("lgt_cache::");
+  lgt::temp_file file;
+  lgt::options_guard saved;
+  leakguard::runtime_options o = leakguard::options();
+  o.on_leak = leakguard::leak_action::log;  // verdicts on leakguard's thread, in batches
+  o.report_path = file.path();
+  o.log_interval = 0;
+  leakguard::set_options(o);
+  leakguard::flush();
+  std::vector<int*> kept;
+  kept.reserve(16);  // not grown in a scope: its buffer would survive it
+  const std::uint64_t uses_before = use_of("lgt_cache::").blocks;
+  const std::uint64_t scans_before = leakguard::detail::root_scans.load();
+  for (int i = 0; i < 8; ++i) {
+    leakguard::scope s("library only");
+    kept.push_back(lgt_cache::fill(i));
+  }
+  leakguard::flush();
+  CHECK(leakguard::detail::root_scans.load() == scans_before);
+  long* leaked = nullptr;
+  {
+    leakguard::scope s("with a leak");
+    kept.push_back(lgt_cache::fill(9));
+    leaked = user_leak(1);
+  }
+  leakguard::flush();
+  CHECK(leakguard::detail::root_scans.load() > scans_before);
+  CHECK(use_of("lgt_cache::").blocks == uses_before + 9);  // each block counted once
+  const std::string text = file.read();
+  CHECK(text.find("library only") == std::string::npos);
+  CHECK(lgt::count_of(text, "scope \"with a leak\"") == 1);
+  for (int* p : kept) delete p;
+  delete leaked;
 }
 
 TEST_CASE("suppression_uses() lists every pattern in force, defaults first, and forgets a removed one") {

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -53,6 +54,9 @@ struct reach_result {
   std::uint32_t leader = 0;
 };
 inline constexpr std::uint8_t reach_direct = 0, reach_indirect = 1, reach_retained = 2;
+
+// Scans of the roots made so far: what a verdict costs, seen by tests.
+inline constinit std::atomic<std::uint64_t> root_scans{0};
 
 // ---- reading memory that may vanish ----------------------------------------------
 
@@ -259,6 +263,7 @@ class reachability {
   // REQUIRES: no leakguard lock held (it takes the registry's).
   std::span<const reach_result> classify() {
     if (by_address_.empty() || !safe_reads_work() || !memory_.load()) return results_;
+    root_scans.fetch_add(1, std::memory_order_relaxed);
     scan_roots();
     for (std::size_t i = 0; i < results_.size(); ++i)
       if (reached_[i]) results_[i].kind = reach_retained;

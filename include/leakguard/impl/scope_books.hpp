@@ -543,6 +543,27 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
   }
 }
 
+// The distinct stacks of a snapshot's blocks (and of its violation), in
+// address order.
+inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot& snap, bool with_violation) {
+  internal_vector<const stack_trace*> stacks;
+  stacks.reserve(snap.blocks.size() + 1);
+  for (const block_snapshot& b : snap.blocks) stacks.push_back(b.stack);
+  if (with_violation && snap.violation.count) stacks.push_back(snap.violation.stack);
+  sort_by(stacks, [](const stack_trace* s) { return reinterpret_cast<std::uintptr_t>(s); });
+  stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+  return stacks;
+}
+
+// Whether every survivor of `snap` is suppressed, so that its verdict needs
+// no scan (build_report drops them all). Stops at the first stack that is
+// not: a leak costs one lookup more, from the symbolizer's cache.
+inline bool all_suppressed(const scope_snapshot& snap) {
+  for (const stack_trace* stack : distinct_stacks(snap, false))
+    if (!suppressed(symbolize(stack, max_stack_depth).frames, 0, false)) return false;
+  return true;
+}
+
 // Judges the snapshot's blocks (unless `judged` has their kinds already, from
 // judge()), symbolizes their stacks (each distinct stack once) and builds the
 // report. The user addresses of the blocks judged retained (suppressed ones
@@ -562,12 +583,7 @@ inline report build_report(std::string label, std::source_location where, const 
   const int depth = max_stack_depth;
   const std::size_t n = snap.blocks.size();
   // Each distinct stack once, all in one hold of the symbolizer.
-  internal_vector<const stack_trace*> stacks;
-  stacks.reserve(n + 1);
-  for (const block_snapshot& b : snap.blocks) stacks.push_back(b.stack);
-  if (snap.violation.count) stacks.push_back(snap.violation.stack);
-  sort_by(stacks, [](const stack_trace* s) { return reinterpret_cast<std::uintptr_t>(s); });
-  stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+  const internal_vector<const stack_trace*> stacks = distinct_stacks(snap, true);
   const std::vector<symbolized_stack> symbolized = symbolize_each(stacks, depth);
   auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
     return symbolized[static_cast<std::size_t>(std::lower_bound(stacks.begin(), stacks.end(), st) - stacks.begin())];

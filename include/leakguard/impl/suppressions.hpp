@@ -68,9 +68,9 @@ inline bool pattern_matches(std::string_view function, std::string_view pattern)
 }
 
 // True if `stack` (innermost first, leakguard's frames already trimmed)
-// matches a suppression (see the file comment); the pattern counts the
-// block (`size` bytes). Takes the list's lock.
-inline bool suppressed(std::span<const frame> stack, std::size_t size) {
+// matches a suppression (see the file comment); if `count`, the pattern
+// counts the block (`size` bytes). Takes the list's lock.
+inline bool suppressed(std::span<const frame> stack, std::size_t size, bool count = true) {
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
   for (const frame& f : stack) {
@@ -79,8 +79,10 @@ inline bool suppressed(std::span<const frame> stack, std::size_t size) {
     for (std::size_t i = 0; i < list.patterns.size(); ++i) {
       const std::string& p = list.patterns[i];
       if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p)) {
-        ++list.uses[i].blocks;
-        list.uses[i].bytes += size;
+        if (count) {
+          ++list.uses[i].blocks;
+          list.uses[i].bytes += size;
+        }
         return true;
       }
     }

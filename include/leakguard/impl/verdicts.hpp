@@ -180,12 +180,16 @@ inline std::exception_ptr give_verdicts(std::span<pending_verdict> batch, int un
   std::exception_ptr first;
   try {
     internal_vector<scope_snapshot> snaps(batch.size());
+    // The verdicts whose survivors are all suppressed are not scanned for.
     internal_vector<const scope_snapshot*> judged_snaps;
+    internal_vector<std::size_t> kinds_of(batch.size(), batch.size());  // index in `kinds`; batch.size(): none
     for (std::size_t i = 0; i < batch.size(); ++i) {
       collect_survivors(batch[i].state, snaps[i]);
+      if (all_suppressed(snaps[i])) continue;
+      kinds_of[i] = judged_snaps.size();
       judged_snaps.push_back(&snaps[i]);
     }
-    internal_vector<verdict_kinds> kinds(batch.size());
+    internal_vector<verdict_kinds> kinds(judged_snaps.size());
     bool judged = true;
     try {
       judge(judged_snaps, kinds);
@@ -194,7 +198,8 @@ inline std::exception_ptr give_verdicts(std::span<pending_verdict> batch, int un
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       try {
-        give_verdict(batch[i], snaps[i], judged ? &kinds[i] : nullptr, uncaught);
+        const bool has_kinds = judged && kinds_of[i] < kinds.size();
+        give_verdict(batch[i], snaps[i], has_kinds ? &kinds[kinds_of[i]] : nullptr, uncaught);
       } catch (...) {
         if (!first) first = std::current_exception();
       }
