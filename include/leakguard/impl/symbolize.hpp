@@ -7,10 +7,9 @@
 // compilation units it is asked about, and lines are read from the units'
 // line programs without keeping their tables (line_program.hpp), so memory
 // grows with what is symbolized, not with the size of the debug info. Function names otherwise
-// come from the symbol table (absl::Symbolize, dladdr).
+// come from the symbol table (libdw; absl::Symbolize without it; dladdr).
 #pragma once
 
-#include <absl/debugging/symbolize.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -36,6 +35,10 @@
 #include "line_program.hpp"
 #include "sort.hpp"
 #include "stacks.hpp"
+
+#if !LEAKGUARD_HAVE_LIBDW
+#include <absl/debugging/symbolize.h>
+#endif
 
 #if LEAKGUARD_HAVE_LIBDW
 #include <dwarf.h>
@@ -441,15 +444,18 @@ class symbolizer {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("(program)");
   }
 
-  // The function's name from the symbol table (absl::Symbolize); for a
-  // stripped shared library (libstdc++.so), from its dynamic one (dladdr).
+  // The function's name from the symbol table (absl::Symbolize, where libdw,
+  // which reads the same tables, is missing); for a stripped shared library
+  // (libstdc++.so), from its dynamic one (dladdr).
   static std::string symbol_name(const void* pc) {
     const void* at = reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(pc) - 1);
-    char name[1024];
     std::string function;
-    Dl_info info;
+#if !LEAKGUARD_HAVE_LIBDW
+    char name[1024];
     if (absl::Symbolize(at, name, sizeof name)) function = name;
-    else if (dladdr(at, &info) && info.dli_sname) function = demangle(info.dli_sname);
+#endif
+    Dl_info info;
+    if (function.empty() && dladdr(at, &info) && info.dli_sname) function = demangle(info.dli_sname);
     shorten_names(function);
     return function;
   }
