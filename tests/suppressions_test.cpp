@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 #include <leakguard/impl/reachability.hpp>
+#include <leakguard/impl/symbolize.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -17,7 +18,31 @@ namespace lgt_cache {
 constexpr int fill_line = __LINE__ - 1;
 }  // namespace lgt_cache
 
+namespace lgt_lazy {
+// The return address in a caller of a suppressed allocation, and the same
+// for one that is not suppressed (called only by the lookup test below).
+const void* kept_return = nullptr;
+const void* leaked_return = nullptr;
+[[gnu::noinline]] int* keep_one() {
+  kept_return = __builtin_return_address(0);
+  return lgt::keep(new int(1));
+}
+}  // namespace lgt_lazy
+
 namespace {
+
+[[gnu::noinline]] int* user_leak_through_helper() {
+  lgt_lazy::leaked_return = __builtin_return_address(0);
+  return lgt::keep(new int(2));
+}
+[[gnu::noinline]] int* call_keep_one() { return lgt::keep(lgt_lazy::keep_one()); }
+[[gnu::noinline]] int* call_user_leak() { return lgt::keep(user_leak_through_helper()); }
+
+bool looked_up(const void* pc) {
+  leakguard::detail::symbolizer& sym = leakguard::detail::the_symbolizer();
+  leakguard::detail::lock_guard g(sym.lock);
+  return sym.knows(pc);
+}
 
 // Not the same code as lgt_cache::fill: identical functions may be folded into one.
 [[gnu::noinline]] long* user_leak(long v) { return lgt::keep(new long(v)); }
@@ -140,6 +165,26 @@ TEST_CASE("on_leak=log: verdicts whose survivors are all suppressed scan nothing
   CHECK(text.find("library only") == std::string::npos);
   CHECK(lgt::count_of(text, "scope \"with a leak\"") == 1);
   for (int* p : kept) delete p;
+  delete leaked;
+}
+
+TEST_CASE("a suppressed stack is looked up only down to the frame a pattern names") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_lazy::");
+  int* kept = nullptr;
+  int* leaked = nullptr;
+  {
+    leakguard::scope s("lazy");
+    kept = call_keep_one();
+    leaked = call_user_leak();
+  }
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].leaked_blocks() == 1);
+  CHECK(lgt::find_block(captured.reports[0], leaked) != nullptr);
+  CHECK_FALSE(looked_up(lgt_lazy::kept_return));  // below lgt_lazy::keep_one: not needed
+  CHECK(looked_up(lgt_lazy::leaked_return));       // a reported stack is looked up whole
+  delete kept;
   delete leaked;
 }
 

@@ -4,10 +4,10 @@
 //   leakguard::suppress("mylib::detail::cache::");  // never report what this code keeps
 //   LEAKGUARD_OPTIONS=suppressions=/etc/myapp/leaks.supp  // `leak:pattern` lines, as LeakSanitizer's
 //
-// When a report is built, each leaked block's symbolized stack is examined
-// from the allocation down to the first frame of the user's own code (the
-// first frame that is neither leakguard's nor the standard library's), that
-// frame included. If one of those frames' function names contains a
+// When a report is built, each leaked block's stack is examined from the
+// allocation down to the first frame of the user's own code (the first
+// frame that is neither leakguard's nor the standard library's), that frame
+// included; frames below it are not even looked up. If one of those frames' function names contains a
 // suppression pattern, starting at a name boundary (the start of the name,
 // after "(anonymous namespace)::", or after a character that is not a
 // letter, digit, '_' or ':'), the block

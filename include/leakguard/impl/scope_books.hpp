@@ -555,12 +555,36 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
   return stacks;
 }
 
+// The suppression that drops the blocks of `stack` (suppression_of: a
+// pattern's index, c_library_state or no_suppression), found by looking up
+// only as many return addresses as the answer needs: a test framework's
+// bookkeeping at every test's end costs the same few frames, each looked up
+// once, not each test's whole stack. The frames read are those a report
+// shows (trimmed()): from the first that is not leakguard's, `depth` return
+// addresses at most.
+inline int suppression_for(const stack_trace* stack, std::span<const std::string> patterns, int depth) {
+  if (!stack || stack == not_recorded()) return no_suppression;
+  std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
+  if (left == 0) return no_suppression;
+  int answer = undecided;
+  bool counting = false;
+  symbolize_until(stack, [&](std::span<const frame> frames) {
+    counting = counting || std::any_of(frames.begin(), frames.end(),
+                                       [](const frame& f) { return !is_internal_frame(f.function, f.file); });
+    if (!counting) return false;
+    answer = suppression_of(frames, patterns);
+    return answer != undecided || --left == 0;
+  });
+  return answer == undecided ? no_suppression : answer;
+}
+
 // Whether every survivor of `snap` is suppressed, so that its verdict needs
 // no scan (build_report drops them all). Stops at the first stack that is
-// not: a leak costs one lookup more, from the symbolizer's cache.
+// not.
 inline bool all_suppressed(const scope_snapshot& snap) {
+  const std::vector<std::string> patterns = suppression_patterns();
   for (const stack_trace* stack : distinct_stacks(snap, false))
-    if (!suppressed(symbolize(stack, max_stack_depth).frames, 0, false)) return false;
+    if (suppression_for(stack, patterns, max_stack_depth) == no_suppression) return false;
   return true;
 }
 
@@ -582,23 +606,40 @@ inline report build_report(std::string label, std::source_location where, const 
   // Stacks were captured at the depth in force then; show what was captured.
   const int depth = max_stack_depth;
   const std::size_t n = snap.blocks.size();
-  // Each distinct stack once, all in one hold of the symbolizer.
+  // Each distinct stack once: first whether a suppression drops its blocks,
+  // then the others' frames, all in one hold of the symbolizer.
   const internal_vector<const stack_trace*> stacks = distinct_stacks(snap, true);
-  const std::vector<symbolized_stack> symbolized = symbolize_each(stacks, depth);
-  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& {
-    return symbolized[static_cast<std::size_t>(std::lower_bound(stacks.begin(), stacks.end(), st) - stacks.begin())];
+  auto index_in = [](const internal_vector<const stack_trace*>& sorted, const stack_trace* st) {
+    return static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), st) - sorted.begin());
   };
+  const std::vector<std::string> patterns = suppression_patterns();
+  internal_vector<int> suppression(stacks.size());
+  internal_vector<const stack_trace*> shown;  // in address order, as `stacks`
+  for (std::size_t i = 0; i < stacks.size(); ++i) {
+    suppression[i] = suppression_for(stacks[i], patterns, depth);
+    if (suppression[i] == no_suppression || (snap.violation.count && stacks[i] == snap.violation.stack))
+      shown.push_back(stacks[i]);
+  }
+  const std::vector<symbolized_stack> symbolized = symbolize_each(shown, depth);
+  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& { return symbolized[index_in(shown, st)]; };
   const internal_vector<std::uint32_t> order = serial_order(snap);
   // A suppressed block is not judged: dropped from the report and from the
   // books (never retained). A scope whose survivors are all suppressed (a
   // test framework's bookkeeping, at every test's end) needs no scan.
   internal_vector<char> dropped(n, 0);
+  std::vector<std::uint64_t> used_blocks(patterns.size()), used_bytes(patterns.size());
   bool all_dropped = true;
   for (std::size_t k = 0; k < n; ++k) {
     const block_snapshot& b = snap.blocks[order[k]];
-    dropped[k] = suppressed(lookup(b.stack).frames, b.size);
+    const int by = suppression[index_in(stacks, b.stack)];
+    dropped[k] = by != no_suppression;
     all_dropped = all_dropped && dropped[k];
+    if (by >= 0) {
+      ++used_blocks[static_cast<std::size_t>(by)];
+      used_bytes[static_cast<std::size_t>(by)] += b.size;
+    }
   }
+  count_suppressed(patterns, used_blocks, used_bytes);
   verdict_kinds kinds;
   if (judged) {
     kinds = *judged;

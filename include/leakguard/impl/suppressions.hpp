@@ -67,31 +67,47 @@ inline bool pattern_matches(std::string_view function, std::string_view pattern)
   return false;
 }
 
-// True if `stack` (innermost first, leakguard's frames already trimmed)
-// matches a suppression (see the file comment); if `count`, the pattern
-// counts the block (`size` bytes). Takes the list's lock.
-inline bool suppressed(std::span<const frame> stack, std::size_t size, bool count = true) {
-  suppression_list& list = suppressions_storage();
-  lock_guard g(list.lock);
-  for (const frame& f : stack) {
+// What a stack's frames say of its suppression: the index of the pattern
+// that names it, or one of these.
+inline constexpr int no_suppression = -1;     // the first user frame came first
+inline constexpr int undecided = -2;          // the frames ended first: read on
+inline constexpr int c_library_state = -3;    // the C library's own state: dropped, not counted
+
+// The answer for `frames` (innermost first, taken up where the previous
+// call left off: each frame decides alone). Patterns name a frame's function
+// at a name boundary, or, with a '/', a part of its file's path; the search
+// stops at the first user frame (a frame with no name at all is inside a
+// library), and skips leakguard's own.
+inline int suppression_of(std::span<const frame> frames, std::span<const std::string> patterns) {
+  for (const frame& f : frames) {
     if (is_internal_frame(f.function, f.file)) continue;
-    if (f.file.empty() && is_c_library_state(f.function)) return true;  // built in, not counted
-    for (std::size_t i = 0; i < list.patterns.size(); ++i) {
-      const std::string& p = list.patterns[i];
-      if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p)) {
-        if (count) {
-          ++list.uses[i].blocks;
-          list.uses[i].bytes += size;
-        }
-        return true;
-      }
+    if (f.file.empty() && is_c_library_state(f.function)) return c_library_state;
+    for (std::size_t i = 0; i < patterns.size(); ++i) {
+      const std::string& p = patterns[i];
+      if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p))
+        return static_cast<int>(i);
     }
-    // The first user frame: stop here (a frame with no name at all is inside a library).
-    if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) break;
+    if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) return no_suppression;
   }
-  return false;
+  return undecided;
 }
 
+// Adds what a report dropped to each pattern's count: `blocks` and `bytes`
+// by index in `patterns`, a copy of the list that it may have outlived.
+inline void count_suppressed(std::span<const std::string> patterns, std::span<const std::uint64_t> blocks,
+                             std::span<const std::uint64_t> bytes) {
+  suppression_list& list = suppressions_storage();
+  lock_guard g(list.lock);
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    if (blocks[i] == 0) continue;
+    for (std::size_t j = 0; j < list.patterns.size(); ++j) {
+      if (list.patterns[j] != patterns[i]) continue;
+      list.uses[j].blocks += blocks[i];
+      list.uses[j].bytes += bytes[i];
+      break;
+    }
+  }
+}
 
 // leakguard::suppress.
 inline void add_suppression(std::string_view function_pattern) {

@@ -377,6 +377,9 @@ class symbolizer {
     out.insert(out.end(), it->second.begin(), it->second.end());
   }
 
+  // REQUIRES: lock. Whether return address `pc` was looked up.
+  bool knows(const void* pc) const { return cache_.contains(reinterpret_cast<std::uintptr_t>(pc)); }
+
   // REQUIRES: lock. A module loaded since the last lookup is added; one
   // unloaded takes the cache with it (its addresses may hold another now).
   void follow_loader() {
@@ -550,6 +553,23 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
   out.reserve(stacks.size());
   for (std::size_t s = 0; s < stacks.size(); ++s) out.push_back(trimmed(stacks[s], std::move(all[s]), pc_index[s], depth));
   return out;
+}
+
+// Looks `stack`'s return addresses up in turn, only until `enough`, given
+// each one's frames (leakguard's own included), returns true.
+template <class Enough>
+void symbolize_until(const stack_trace* stack, Enough enough) {
+  if (!stack || stack == not_recorded()) return;
+  std::vector<frame> frames;
+  symbolizer& sym = the_symbolizer();
+  lock_guard serialised(sym.lock);
+  sym.follow_loader();
+  for (std::uint32_t i = 0; i < stack->depth; ++i) {
+    frames.clear();
+    sym.frames_of(stack->frames[i], frames);
+    if (enough(std::span<const frame>(frames))) break;
+  }
+  sym.release_pages();
 }
 
 inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
