@@ -7,10 +7,10 @@
 // When a report is built, each leaked block's stack is examined from the
 // allocation down to the first frame of the user's own code (the first
 // frame that is neither leakguard's nor the standard library's), that frame
-// included; frames below it are not even looked up. If one of those frames' function names contains a
-// suppression pattern, starting at a name boundary (the start of the name,
-// after "(anonymous namespace)::", or after a character that is not a
-// letter, digit, '_' or ':'), the block
+// included; frames below it are not even looked up. If one of those frames'
+// function names contains a suppression pattern, starting at a name
+// boundary (the start of the name, after "(anonymous namespace)::", or after
+// a character that is not a letter, digit, '_' or ':'), the block
 // is dropped from the report and from leakguard's books: it is not judged
 // (never retained, never in retained_sites()), and a scope whose survivors
 // are all suppressed ends without the reachability scan. A report left with

@@ -556,26 +556,26 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
 }
 
 // The suppression that drops the blocks of `stack` (suppression_of: a
-// pattern's index, c_library_state or no_suppression), found by looking up
-// only as many return addresses as the answer needs: a test framework's
-// bookkeeping at every test's end costs the same few frames, each looked up
-// once, not each test's whole stack. The frames read are those a report
-// shows (trimmed()): from the first that is not leakguard's, `depth` return
-// addresses at most.
+// pattern's index, suppression_c_library or suppression_none), found by
+// looking up only as many return addresses as the answer needs: a test
+// framework's bookkeeping at every test's end costs the same few frames,
+// each looked up once, not each test's whole stack. The frames read are
+// those a report shows (trimmed()): from the first that is not leakguard's,
+// `depth` return addresses at most.
 inline int suppression_for(const stack_trace* stack, std::span<const std::string> patterns, int depth) {
-  if (!stack || stack == not_recorded()) return no_suppression;
+  if (!stack || stack == not_recorded()) return suppression_none;
   std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
-  if (left == 0) return no_suppression;
-  int answer = undecided;
+  if (left == 0) return suppression_none;
+  int answer = suppression_undecided;
   bool counting = false;
   symbolize_until(stack, [&](std::span<const frame> frames) {
     counting = counting || std::any_of(frames.begin(), frames.end(),
                                        [](const frame& f) { return !is_internal_frame(f.function, f.file); });
     if (!counting) return false;
     answer = suppression_of(frames, patterns);
-    return answer != undecided || --left == 0;
+    return answer != suppression_undecided || --left == 0;
   });
-  return answer == undecided ? no_suppression : answer;
+  return answer == suppression_undecided ? suppression_none : answer;
 }
 
 // Whether every survivor of `snap` is suppressed, so that its verdict needs
@@ -584,7 +584,7 @@ inline int suppression_for(const stack_trace* stack, std::span<const std::string
 inline bool all_suppressed(const scope_snapshot& snap) {
   const std::vector<std::string> patterns = suppression_patterns();
   for (const stack_trace* stack : distinct_stacks(snap, false))
-    if (suppression_for(stack, patterns, max_stack_depth) == no_suppression) return false;
+    if (suppression_for(stack, patterns, max_stack_depth) == suppression_none) return false;
   return true;
 }
 
@@ -607,7 +607,7 @@ inline report build_report(std::string label, std::source_location where, const 
   const int depth = max_stack_depth;
   const std::size_t n = snap.blocks.size();
   // Each distinct stack once: first whether a suppression drops its blocks,
-  // then the others' frames, all in one hold of the symbolizer.
+  // then the frames of the others, all in one hold of the symbolizer.
   const internal_vector<const stack_trace*> stacks = distinct_stacks(snap, true);
   auto index_in = [](const internal_vector<const stack_trace*>& sorted, const stack_trace* st) {
     return static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), st) - sorted.begin());
@@ -617,7 +617,7 @@ inline report build_report(std::string label, std::source_location where, const 
   internal_vector<const stack_trace*> shown;  // in address order, as `stacks`
   for (std::size_t i = 0; i < stacks.size(); ++i) {
     suppression[i] = suppression_for(stacks[i], patterns, depth);
-    if (suppression[i] == no_suppression || (snap.violation.count && stacks[i] == snap.violation.stack))
+    if (suppression[i] == suppression_none || (snap.violation.count && stacks[i] == snap.violation.stack))
       shown.push_back(stacks[i]);
   }
   const std::vector<symbolized_stack> symbolized = symbolize_each(shown, depth);
@@ -632,7 +632,7 @@ inline report build_report(std::string label, std::source_location where, const 
   for (std::size_t k = 0; k < n; ++k) {
     const block_snapshot& b = snap.blocks[order[k]];
     const int by = suppression[index_in(stacks, b.stack)];
-    dropped[k] = by != no_suppression;
+    dropped[k] = by != suppression_none;
     all_dropped = all_dropped && dropped[k];
     if (by >= 0) {
       ++used_blocks[static_cast<std::size_t>(by)];

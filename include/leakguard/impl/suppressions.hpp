@@ -69,9 +69,9 @@ inline bool pattern_matches(std::string_view function, std::string_view pattern)
 
 // What a stack's frames say of its suppression: the index of the pattern
 // that names it, or one of these.
-inline constexpr int no_suppression = -1;     // the first user frame came first
-inline constexpr int undecided = -2;          // the frames ended first: read on
-inline constexpr int c_library_state = -3;    // the C library's own state: dropped, not counted
+inline constexpr int suppression_none = -1;       // the first user frame came first
+inline constexpr int suppression_undecided = -2;  // the frames ended first: read on
+inline constexpr int suppression_c_library = -3;  // the C library's own state: dropped, not counted
 
 // The answer for `frames` (innermost first, taken up where the previous
 // call left off: each frame decides alone). Patterns name a frame's function
@@ -81,15 +81,15 @@ inline constexpr int c_library_state = -3;    // the C library's own state: drop
 inline int suppression_of(std::span<const frame> frames, std::span<const std::string> patterns) {
   for (const frame& f : frames) {
     if (is_internal_frame(f.function, f.file)) continue;
-    if (f.file.empty() && is_c_library_state(f.function)) return c_library_state;
+    if (f.file.empty() && is_c_library_state(f.function)) return suppression_c_library;
     for (std::size_t i = 0; i < patterns.size(); ++i) {
       const std::string& p = patterns[i];
       if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p))
         return static_cast<int>(i);
     }
-    if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) return no_suppression;
+    if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) return suppression_none;
   }
-  return undecided;
+  return suppression_undecided;
 }
 
 // Adds what a report dropped to each pattern's count: `blocks` and `bytes`
