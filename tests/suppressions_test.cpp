@@ -29,6 +29,10 @@ const void* leaked_return = nullptr;
 }
 }  // namespace lgt_lazy
 
+namespace lgt_late {
+[[gnu::noinline]] int* make() { return lgt::keep(new int(3)); }
+}  // namespace lgt_late
+
 namespace {
 
 [[gnu::noinline]] int* user_leak_through_helper() {
@@ -186,6 +190,25 @@ TEST_CASE("a suppressed stack is looked up only down to the frame a pattern name
   CHECK(looked_up(lgt_lazy::leaked_return));       // a reported stack is looked up whole
   delete kept;
   delete leaked;
+}
+
+TEST_CASE("a stack reported before is dropped once a pattern names it, and reported again once it is removed") {
+  lgt::capture_reports captured;
+  std::vector<int*> blocks;
+  blocks.reserve(3);
+  for (int round = 0; round < 3; ++round) {  // one call site: one stack, decided each time
+    CAPTURE(round);
+    if (round == 1) leakguard::suppress("lgt_late::");
+    if (round == 2) leakguard::unsuppress("lgt_late::");
+    leakguard::scope_options o;
+    o.allow_retained = false;  // `blocks` holds them: retained otherwise
+    {
+      leakguard::scope s(o);
+      blocks.push_back(lgt_late::make());
+    }
+    CHECK(captured.size() == (round == 2 ? 2u : 1u));
+  }
+  for (int* p : blocks) delete p;
 }
 
 TEST_CASE("suppression_uses() lists every pattern in force, defaults first, and forgets a removed one") {

@@ -562,29 +562,28 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
 // each looked up once, not each test's whole stack. The frames read are
 // those a report shows (trimmed()): from the first that is not leakguard's,
 // `depth` return addresses at most.
-inline int suppression_for(const stack_trace* stack, std::span<const std::string> patterns, int depth) {
+inline int suppression_for(const stack_trace* stack, const suppression_snapshot& list, int depth) {
   if (!stack || stack == not_recorded()) return suppression_none;
   std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
   if (left == 0) return suppression_none;
-  int answer = suppression_undecided;
   bool counting = false;
-  symbolize_until(stack, [&](std::span<const frame> frames) {
+  const std::uint64_t key = list.generation * (max_frames + 1) + left;
+  return decide_stack(stack, key, suppression_undecided, [&](std::span<const frame> frames) {
     counting = counting || std::any_of(frames.begin(), frames.end(),
                                        [](const frame& f) { return !is_internal_frame(f.function, f.file); });
-    if (!counting) return false;
-    answer = suppression_of(frames, patterns);
-    return answer != suppression_undecided || --left == 0;
+    if (!counting) return suppression_undecided;
+    const int answer = suppression_of(frames, list.patterns);
+    return answer == suppression_undecided && --left == 0 ? suppression_none : answer;
   });
-  return answer == suppression_undecided ? suppression_none : answer;
 }
 
 // Whether every survivor of `snap` is suppressed, so that its verdict needs
 // no scan (build_report drops them all). Stops at the first stack that is
 // not.
 inline bool all_suppressed(const scope_snapshot& snap) {
-  const std::vector<std::string> patterns = suppression_patterns();
+  const suppression_snapshot list = suppressions_now();
   for (const stack_trace* stack : distinct_stacks(snap, false))
-    if (suppression_for(stack, patterns, max_stack_depth) == suppression_none) return false;
+    if (suppression_for(stack, list, max_stack_depth) == suppression_none) return false;
   return true;
 }
 
@@ -612,11 +611,12 @@ inline report build_report(std::string label, std::source_location where, const 
   auto index_in = [](const internal_vector<const stack_trace*>& sorted, const stack_trace* st) {
     return static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), st) - sorted.begin());
   };
-  const std::vector<std::string> patterns = suppression_patterns();
+  const suppression_snapshot list = suppressions_now();
+  const std::vector<std::string>& patterns = list.patterns;
   internal_vector<int> suppression(stacks.size());
   internal_vector<const stack_trace*> shown;  // in address order, as `stacks`
   for (std::size_t i = 0; i < stacks.size(); ++i) {
-    suppression[i] = suppression_for(stacks[i], patterns, depth);
+    suppression[i] = suppression_for(stacks[i], list, depth);
     if (suppression[i] == suppression_none || (snap.violation.count && stacks[i] == snap.violation.stack))
       shown.push_back(stacks[i]);
   }

@@ -43,6 +43,7 @@ struct suppression_list {
     std::uint64_t blocks = 0, bytes = 0;
   };
   std::vector<use> uses = std::vector<use>(patterns.size());
+  std::uint64_t generation = 0;  // changes with `patterns`
 };
 
 inline suppression_list& suppressions_storage() {
@@ -120,6 +121,7 @@ inline void add_suppression(std::string_view function_pattern) {
   list.uses.reserve(list.patterns.size() + 1);  // both grow, or neither
   list.patterns.emplace_back(function_pattern);
   list.uses.emplace_back();
+  ++list.generation;
 }
 
 // leakguard::unsuppress.
@@ -131,6 +133,7 @@ inline bool remove_suppression(std::string_view function_pattern) {
     if (*it == function_pattern) {
       list.uses.erase(list.uses.begin() + (it - list.patterns.begin()));
       list.patterns.erase(it);
+      ++list.generation;
       return true;
     }
   }
@@ -205,6 +208,18 @@ inline std::vector<std::string> suppression_patterns() {
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
   return list.patterns;
+}
+
+// The patterns in force, copied once for a report: its stacks are matched
+// without the list's lock (fork takes it before the symbolizer's).
+struct suppression_snapshot {
+  std::vector<std::string> patterns;
+  std::uint64_t generation = 0;
+};
+inline suppression_snapshot suppressions_now() {
+  suppression_list& list = suppressions_storage();
+  lock_guard g(list.lock);
+  return {list.patterns, list.generation};
 }
 
 // leakguard::suppression_uses.

@@ -377,6 +377,10 @@ class symbolizer {
     out.insert(out.end(), it->second.begin(), it->second.end());
   }
 
+  // REQUIRES: lock. Changes when the cache is dropped (a module unloaded):
+  // what was derived from it is stale.
+  std::uint64_t epoch() const { return epoch_; }
+
   // REQUIRES: lock. Whether return address `pc` was looked up.
   bool knows(const void* pc) const { return cache_.contains(reinterpret_cast<std::uintptr_t>(pc)); }
 
@@ -397,7 +401,10 @@ class symbolizer {
           &now);
     }
     if (now.adds == adds_ && now.subs == subs_) return;
-    if (now.subs != subs_) cache_.clear();
+    if (now.subs != subs_) {
+      cache_.clear();
+      ++epoch_;
+    }
 #if LEAKGUARD_HAVE_LIBDW
     dwarf_.refresh();
 #endif
@@ -464,6 +471,7 @@ class symbolizer {
   }
 
   std::unordered_map<std::uintptr_t, std::vector<frame>> cache_;
+  std::uint64_t epoch_ = 0;
   unsigned long long adds_ = 0, subs_ = 0;
 #if LEAKGUARD_HAVE_LIBDW
   dwarf_reader dwarf_;
@@ -533,43 +541,81 @@ inline symbolized_stack trimmed(const stack_trace* stack, std::vector<frame> all
 // symbolizer: the loader is checked once for all of them. The pages of debug
 // info read are given back after each stack, so that the resident memory a
 // report adds is at most one stack's (a unit's first lookup reads all of it).
-inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
-  std::vector<std::vector<frame>> all(stacks.size());
-  std::vector<std::vector<std::uint32_t>> pc_index(stacks.size());
-  {
-    symbolizer& sym = the_symbolizer();
-    lock_guard serialised(sym.lock);
-    sym.follow_loader();
-    for (std::size_t s = 0; s < stacks.size(); ++s) {
-      if (!stacks[s] || stacks[s] == not_recorded()) continue;
-      for (std::uint32_t i = 0; i < stacks[s]->depth; ++i) {
-        sym.frames_of(stacks[s]->frames[i], all[s]);
-        pc_index[s].resize(all[s].size(), i);
-      }
-      sym.release_pages();
-    }
+// What reports ask again of one stack (a server's leak at the same line, a
+// framework's bookkeeping at every test's end, the frames above a scope):
+// its trimmed frames, and which suppression drops its blocks. Kept while the
+// symbolizer's cache lasts (its epoch); guarded by its lock.
+struct stack_memo {
+  std::uint64_t epoch = 0;
+  int shown_depth = -1;  // -1: `shown` not made
+  symbolized_stack shown;
+  std::uint64_t decided_for = 0;  // decide_stack's key + 1; 0: not decided
+  int decision = 0;
+};
+
+// REQUIRES: the symbolizer's lock.
+inline stack_memo& memo_of(const stack_trace* stack, const symbolizer& sym) {
+  static no_destroy<std::unordered_map<const stack_trace*, stack_memo>> memos;
+  stack_memo& m = memos.get()[stack];
+  if (m.epoch != sym.epoch() + 1) {
+    m = stack_memo{};
+    m.epoch = sym.epoch() + 1;
   }
-  std::vector<symbolized_stack> out;
-  out.reserve(stacks.size());
-  for (std::size_t s = 0; s < stacks.size(); ++s) out.push_back(trimmed(stacks[s], std::move(all[s]), pc_index[s], depth));
-  return out;
+  return m;
 }
 
-// Looks `stack`'s return addresses up in turn, only until `enough`, given
-// each one's frames (leakguard's own included), returns true.
-template <class Enough>
-void symbolize_until(const stack_trace* stack, Enough enough) {
-  if (!stack || stack == not_recorded()) return;
-  std::vector<frame> frames;
+inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
+  std::vector<symbolized_stack> out(stacks.size());
   symbolizer& sym = the_symbolizer();
   lock_guard serialised(sym.lock);
   sym.follow_loader();
-  for (std::uint32_t i = 0; i < stack->depth; ++i) {
+  std::vector<frame> all;
+  std::vector<std::uint32_t> pc_index;
+  for (std::size_t s = 0; s < stacks.size(); ++s) {
+    const stack_trace* stack = stacks[s];
+    if (!stack || stack == not_recorded()) {
+      out[s] = trimmed(stack, {}, {}, depth);
+      continue;
+    }
+    stack_memo& m = memo_of(stack, sym);
+    if (m.shown_depth != depth) {
+      all.clear();
+      pc_index.clear();
+      for (std::uint32_t i = 0; i < stack->depth; ++i) {
+        sym.frames_of(stack->frames[i], all);
+        pc_index.resize(all.size(), i);
+      }
+      sym.release_pages();
+      m.shown = trimmed(stack, std::move(all), pc_index, depth);
+      m.shown_depth = depth;
+    }
+    out[s] = m.shown;
+  }
+  return out;
+}
+
+// The answer `decide` gives for `stack`, given each return address's frames
+// (leakguard's own included) in turn until it returns something other than
+// `read_on`: looked up only that far, and once for each `key` (what else the
+// answer depends on; the last one is remembered, memo_of).
+template <class Decide>
+int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decide decide) {
+  symbolizer& sym = the_symbolizer();
+  lock_guard serialised(sym.lock);
+  sym.follow_loader();
+  stack_memo& m = memo_of(stack, sym);
+  if (m.decided_for == key + 1) return m.decision;
+  std::vector<frame> frames;
+  int answer = read_on;
+  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i) {
     frames.clear();
     sym.frames_of(stack->frames[i], frames);
-    if (enough(std::span<const frame>(frames))) break;
+    answer = decide(std::span<const frame>(frames));
   }
   sym.release_pages();
+  m.decided_for = key + 1;
+  m.decision = answer;
+  return answer;
 }
 
 inline symbolized_stack symbolize(const stack_trace* stack, int depth) {
