@@ -3,6 +3,7 @@
 // drain it; a forked child gets a thread of its own.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/verdict_limits.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,28 @@ TEST_CASE("on_leak=log: flush() writes every pending report, in the order the sc
     at = found + 1;
   }
   CHECK(count_of(text, "leakguard: scope \"request ") == 40);
+  for (char* p : blocks) delete[] p;
+}
+
+TEST_CASE("on_leak=log: a flood of leaking scopes waits for leakguard's thread to take them, in batches") {
+  // More leaking scopes than the queue holds, ended faster than one thread
+  // judges them: past the queue's bound a scope's end waits for room (its
+  // verdict then joins a batch with one scan) instead of judging its own.
+  constexpr std::size_t scopes = 3 * leakguard::detail::max_queued;
+  std::vector<char*> blocks;
+  blocks.reserve(scopes);
+  const std::uint64_t before = leakguard::detail::verdicts_given_in_place.load();
+  {
+    logging_to log("/dev/null");
+    for (std::size_t i = 0; i < scopes; ++i) {
+      leakguard::scope_options o;
+      o.allow_retained = false;  // a stale pointer must not retain one
+      leakguard::scope s(o);
+      blocks.push_back(keep(new char[8]));
+    }
+    leakguard::flush();
+  }
+  CHECK(leakguard::detail::verdicts_given_in_place.load() == before);
   for (char* p : blocks) delete[] p;
 }
 

@@ -36,6 +36,7 @@
 #include "handler.hpp"
 #include "scope_books.hpp"
 #include "sort.hpp"
+#include "verdict_limits.hpp"
 
 namespace leakguard::detail {
 
@@ -218,11 +219,6 @@ inline std::exception_ptr give_verdicts(std::span<pending_verdict> batch, int un
   return first;
 }
 
-// At most this many verdicts are given in one batch, and queued: past that,
-// the scope's thread gives its verdict itself, so that a flood of leaks
-// slows the threads that leak instead of growing leakguard's queue.
-inline constexpr std::size_t max_batch = 1024;
-inline constexpr std::size_t max_queued = 64 * 1024;
 
 inline void* verdict_thread_main(void*) {
   internal_guard guard;  // for the thread's whole life
@@ -254,12 +250,14 @@ inline void* verdict_thread_main(void*) {
         continue;
       }
     }
+    const bool was_full = q.pending.size() >= max_queued;
     do {  // moves cannot throw, and the reserve made room
       batch.push_back(std::move(q.pending.front()));
       q.pending.pop_front();
     } while (!q.pending.empty() && q.pending.front().deadline <= now && batch.size() < batch.capacity());
     q.in_progress += static_cast<int>(batch.size());
     lock.unlock();
+    if (was_full) q.wake().notify_all();  // scopes' threads wait for room
     if (give_verdicts(batch, 0))
       std::fputs("leakguard: a leak handler threw on leakguard's verdict thread; dropped\n", stderr);
     lock.lock();
@@ -313,8 +311,21 @@ inline bool queue_verdict(pending_verdict& v) {
   verdict_queue& q = verdicts();
   bool earliest;
   {
-    std::lock_guard lock(q.mutex);
-    if (q.pending.size() >= max_queued) return false;
+    std::unique_lock lock(q.mutex);
+    // A flood of verdicts due now: wait for leakguard's thread to take a
+    // batch, which it judges with one scan, rather than give this one here
+    // with a scan of its own. Not for a thread that is not there (not
+    // started, a forked child, exit; or this is it), nor for deadlines still
+    // to come (grace periods), nor for long.
+    const verdict_clock::time_point give_up = verdict_clock::now() + std::chrono::seconds(1);
+    while (q.pending.size() >= max_queued) {
+      const bool working = q.thread_running && !q.stopping && !pthread_equal(q.thread, pthread_self()) &&
+                           (q.in_progress > 0 || q.pending.front().deadline <= verdict_clock::now());
+      if (!working || q.wake().wait_until(lock, give_up) == std::cv_status::timeout) {
+        verdicts_given_in_place.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+    }
     // Usually the latest deadline (one grace period for all): at the back.
     auto at = q.pending.end();
     while (at != q.pending.begin() && std::prev(at)->deadline > v.deadline) --at;
