@@ -9,6 +9,9 @@
 //   BM_end_suppressed           a block a suppression names (a test framework's
 //                               bookkeeping, alive at every test's end): no
 //                               scan, its stack symbolized once for the run
+//   BM_end_suppressed_new_test  the same bookkeeping, allocated from a test body
+//                               no report has seen (each test's own code):
+//                               only the framework's frames are looked up
 //   BM_end_new_site             one leaked block, allocated at a return address
 //                               no report has named yet (a test's new code):
 //                               the cost of symbolizing it, its unit already
@@ -148,6 +151,38 @@ void BM_end_new_site(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_end_new_site)->Iterations(256)->Unit(benchmark::kMicrosecond);
+
+// A distinct test body for each N, each calling the framework.
+template <int N>
+[[gnu::noinline]] int* test_body() {
+  int* p = framework::bookkeeping();
+  benchmark::DoNotOptimize(p);
+  return p;
+}
+template <int... N>
+constexpr std::array<int* (*)(), sizeof...(N)> test_bodies(std::integer_sequence<int, N...>) {
+  return {&test_body<N>...};
+}
+constexpr auto new_tests = test_bodies(std::make_integer_sequence<int, 1024>{});
+
+void BM_end_suppressed_new_test(benchmark::State& state) {
+  leakguard::suppress("framework::bookkeeping");
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (next == new_tests.size()) {
+      state.SkipWithError("no new test left");
+      break;
+    }
+    int* kept;
+    {
+      leakguard::scope s(quiet("test", std::chrono::milliseconds(0)));
+      kept = new_tests[next++]();
+    }
+    delete kept;
+  }
+  leakguard::unsuppress("framework::bookkeeping");
+}
+BENCHMARK(BM_end_suppressed_new_test)->Iterations(256)->Unit(benchmark::kMicrosecond);
 
 void BM_end_escaping(benchmark::State& state) {
   const std::chrono::milliseconds grace(state.range(0));
