@@ -568,13 +568,14 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
   if (left == 0) return suppression_none;
   bool counting = false;
   const std::uint64_t key = list.generation * (max_frames + 1) + left;
-  return decide_stack(stack, key, suppression_undecided, [&](std::span<const frame> frames) {
+  const int answer = decide_stack(stack, key, suppression_undecided, [&](std::span<const frame> frames) {
     counting = counting || std::any_of(frames.begin(), frames.end(),
                                        [](const frame& f) { return !is_internal_frame(f.function, f.file); });
     if (!counting) return suppression_undecided;
-    const int answer = suppression_of(frames, list.patterns);
-    return answer == suppression_undecided && --left == 0 ? suppression_none : answer;
+    const int a = suppression_of(frames, list.patterns);
+    return a == suppression_undecided && --left == 0 ? suppression_none : a;
   });
+  return answer == suppression_undecided ? suppression_none : answer;  // the stack ended first
 }
 
 // Whether every survivor of `snap` is suppressed, so that its verdict needs
