@@ -537,33 +537,35 @@ inline symbolized_stack trimmed(const stack_trace* stack, std::vector<frame> all
   return result;
 }
 
-// Symbolizes each of `stacks` (trimmed, above) under one hold of the
-// symbolizer: the loader is checked once for all of them. The pages of debug
-// info read are given back after each stack, so that the resident memory a
-// report adds is at most one stack's (a unit's first lookup reads all of it).
 // What reports ask again of one stack (a server's leak at the same line, a
 // framework's bookkeeping at every test's end, the frames above a scope):
-// its trimmed frames, and which suppression drops its blocks. Kept while the
-// symbolizer's cache lasts (its epoch); guarded by its lock.
+// its trimmed frames, and which suppression drops its blocks.
 struct stack_memo {
-  std::uint64_t epoch = 0;
   int shown_depth = -1;  // -1: `shown` not made
   symbolized_stack shown;
   std::uint64_t decided_for = 0;  // decide_stack's key + 1; 0: not decided
   int decision = 0;
 };
 
-// REQUIRES: the symbolizer's lock.
+// REQUIRES: the symbolizer's lock. All are dropped with the symbolizer's
+// cache (a module unloaded: its epoch).
 inline stack_memo& memo_of(const stack_trace* stack, const symbolizer& sym) {
-  static no_destroy<std::unordered_map<const stack_trace*, stack_memo>> memos;
-  stack_memo& m = memos.get()[stack];
-  if (m.epoch != sym.epoch() + 1) {
-    m = stack_memo{};
-    m.epoch = sym.epoch() + 1;
+  struct table {
+    std::unordered_map<const stack_trace*, stack_memo> memos;
+    std::uint64_t epoch = 0;
+  };
+  static no_destroy<table> t;
+  if (t.get().epoch != sym.epoch()) {
+    t.get().memos.clear();
+    t.get().epoch = sym.epoch();
   }
-  return m;
+  return t.get().memos[stack];
 }
 
+// Symbolizes each of `stacks` (trimmed, above) under one hold of the
+// symbolizer: the loader is checked once for all of them. The pages of debug
+// info read are given back after each stack, so that the resident memory a
+// report adds is at most one stack's (a unit's first lookup reads all of it).
 inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
   std::vector<symbolized_stack> out(stacks.size());
   symbolizer& sym = the_symbolizer();
