@@ -250,7 +250,8 @@ class reachability {
     if (!safe_reads_work()) return out;
     for (std::size_t k = 0; k < out.size(); ++k) {
       if (!at_index[out[k]]) continue;
-      each_target(*at_index[out[k]], [&](const survivor& t) {
+      const survivor* s = at_index[out[k]];
+      each_target({&s, 1}, [&](const survivor&, const survivor& t) {
         if (!reached_[t.index]) {
           reached_[t.index] = 1;
           out.push_back(t.index);
@@ -416,21 +417,42 @@ class reachability {
   static constexpr std::size_t read_page = 4096, max_pages = 64;
   static std::uintptr_t page_of(std::uintptr_t p) noexcept { return p & ~std::uintptr_t{read_page - 1}; }
 
-  // Calls `f(t)` for each survivor `t` that survivor `s` points to (not itself).
+  // Calls `f(s, t)` for each survivor `t` that a survivor `s` of `from`
+  // points to (not itself). They are read many at a time: one system call
+  // for a buffer's worth, not one per survivor. A block smaller than a
+  // pointer points nowhere.
   template <class F>
-  void each_target(const survivor& s, F f) {
-    for (std::uintptr_t at = s.begin; at < s.end; at += chunk_bytes) {
-      const std::size_t take = std::min<std::size_t>(chunk_bytes, s.end - at);
-      read_request r{at, take, buffer_.data(), false};
-      read_all({&r, 1});
-      if (!r.ok) return;
-      for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= take; off += sizeof(std::uintptr_t)) {
-        std::uintptr_t w;
-        std::memcpy(&w, buffer_.data() + off, sizeof w);
-        const survivor* t = survivor_at(w);
-        if (t && t != &s) f(*t);
+  void each_target(std::span<const survivor* const> from, F f) {
+    internal_vector<read_request> reads;
+    internal_vector<const survivor*> whose;
+    std::size_t used = 0;
+    auto read_batch = [&] {
+      read_all(reads);
+      for (std::size_t k = 0; k < reads.size(); ++k) {
+        if (!reads[k].ok) continue;
+        const auto* bytes = static_cast<const unsigned char*>(reads[k].into);
+        for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= reads[k].size; off += sizeof(std::uintptr_t)) {
+          std::uintptr_t w;
+          std::memcpy(&w, bytes + off, sizeof w);
+          const survivor* t = survivor_at(w);
+          if (t && t != whose[k]) f(*whose[k], *t);
+        }
+      }
+      reads.clear();
+      whose.clear();
+      used = 0;
+    };
+    for (const survivor* s : from) {
+      if (s->end - s->begin < sizeof(std::uintptr_t)) continue;
+      for (std::uintptr_t at = s->begin; at < s->end; at += chunk_bytes) {
+        const std::size_t take = std::min<std::size_t>(chunk_bytes, s->end - at);
+        if (used + take > chunk_bytes) read_batch();
+        reads.push_back({at, take, buffer_.data() + used, false});
+        whose.push_back(s);
+        used += take;
       }
     }
+    read_batch();
   }
 
   // Among the unreached survivors: pointed to by another one = indirect,
@@ -439,14 +461,14 @@ class reachability {
   void find_indirect() {
     const std::size_t n = results_.size();
     internal_vector<std::uint32_t> from, to;  // edges between unreached survivors
-    for (const survivor& s : by_address_) {
-      if (reached_[s.index]) continue;
-      each_target(s, [&](const survivor& t) {
-        if (reached_[t.index] || (groups_ && groups_[t.index] != groups_[s.index])) return;
-        from.push_back(s.index);
-        to.push_back(t.index);
-      });
-    }
+    internal_vector<const survivor*> unreached;
+    for (const survivor& s : by_address_)
+      if (!reached_[s.index]) unreached.push_back(&s);
+    each_target(unreached, [&](const survivor& s, const survivor& t) {
+      if (reached_[t.index] || (groups_ && groups_[t.index] != groups_[s.index])) return;
+      from.push_back(s.index);
+      to.push_back(t.index);
+    });
     internal_vector<std::uint32_t> in_degree(n, 0);
     for (std::uint32_t j : to) ++in_degree[j];
     // Adjacency in CSR form, by source.
