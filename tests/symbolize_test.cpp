@@ -216,10 +216,17 @@ bool function_by_walk(Dwarf_Die* parent, Dwarf_Addr a, Dwarf_Die& out) {
   return false;
 }
 
-std::string qualifier_by_walk(Dwarf_Die* decl) {
+// The qualifier libdw's path to `decl` gives; none where libdw finds no
+// path (it found none to some member template declarations, whose scopes
+// the index gives).
+std::optional<std::string> qualifier_by_walk(Dwarf_Die* decl) {
   std::string qualifier;
   Dwarf_Die* scopes = nullptr;
   const int n = dwarf_getscopes_die(decl, &scopes);
+  if (n <= 0) {
+    std::free(scopes);
+    return std::nullopt;
+  }
   for (int i = 1; i < n; ++i) {
     const int tag = dwarf_tag(&scopes[i]);
     const char* name = dwarf_diename(&scopes[i]);
@@ -235,7 +242,7 @@ std::string qualifier_by_walk(Dwarf_Die* decl) {
 TEST_CASE("the function index finds each address's function, and qualifies names, as a walk of the unit does") {
   this_unit u;
   lg::function_index index;
-  long addresses = 0, same = 0, qualified = 0, same_qualifier = 0, nested = 0;
+  long addresses = 0, same = 0, qualified = 0, same_qualifier = 0, nested = 0, unanswered = 0;
   std::string first_difference;
   // About 400 addresses, evenly over the unit's code: the walk reads the unit each time.
   std::vector<std::pair<Dwarf_Addr, Dwarf_Addr>> ranges;
@@ -262,11 +269,15 @@ TEST_CASE("the function index finds each address's function, and qualifies names
       Dwarf_Die decl = theirs, next;
       while (dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next)) decl = next;
       const std::optional<std::string> mine_qualifier = index.qualifier(&u.cu, &decl);
-      const std::string expected = qualifier_by_walk(&decl);
+      const std::optional<std::string> expected = qualifier_by_walk(&decl);
+      if (!expected) {
+        ++unanswered;
+        continue;
+      }
       ++qualified;
-      if (expected.find("::") != expected.rfind("::")) ++nested;
+      if (expected->find("::") != expected->rfind("::")) ++nested;
       if (mine_qualifier == expected) ++same_qualifier;
-      else if (first_difference.empty()) first_difference = "qualifier " + expected + " of " + dwarf_diename(&decl);
+      else if (first_difference.empty()) first_difference = "qualifier " + *expected + " of " + dwarf_diename(&decl);
     }
     skip = a - end;  // the next range goes on where this one's step left off
   }
@@ -276,6 +287,7 @@ TEST_CASE("the function index finds each address's function, and qualifies names
   CHECK(qualified > 20);
   CHECK(nested > 0);  // a class in a namespace, at least
   CHECK(same_qualifier == qualified);
+  CHECK(unanswered * 10 < qualified);  // libdw answers for nearly all
 }
 
 // The resident pages of libelf's mapping of this executable (the debug info
