@@ -548,18 +548,22 @@ struct stack_memo {
 };
 
 // REQUIRES: the symbolizer's lock. All are dropped with the symbolizer's
-// cache (a module unloaded: its epoch).
+// cache (a module unloaded: its epoch), and when there are many: a leak
+// reached through ever new call paths makes ever new stacks, and each memo
+// holds its own copy of the frames.
 inline stack_memo& memo_of(const stack_trace* stack, const symbolizer& sym) {
-  struct table {
+  constexpr std::size_t max_memos = 4096;
+  struct memo_table {
     std::unordered_map<const stack_trace*, stack_memo> memos;
     std::uint64_t epoch = 0;
   };
-  static no_destroy<table> t;
-  if (t.get().epoch != sym.epoch()) {
-    t.get().memos.clear();
-    t.get().epoch = sym.epoch();
+  static no_destroy<memo_table> table;
+  memo_table& t = table.get();
+  if (t.epoch != sym.epoch() || (t.memos.size() >= max_memos && !t.memos.contains(stack))) {
+    t.memos.clear();
+    t.epoch = sym.epoch();
   }
-  return t.get().memos[stack];
+  return t.memos[stack];
 }
 
 // Symbolizes each of `stacks` (trimmed, above) under one hold of the
