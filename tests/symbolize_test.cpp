@@ -88,6 +88,30 @@ TEST_CASE("a return address names its function, file and line") {
 #endif
 }
 
+TEST_CASE("a stack symbolized again, after more stacks than the symbolizer keeps, reads the same") {
+  // Each stack: this test's return address, then one of many others (the
+  // bytes of this test's code). More stacks than the per-stack memos hold,
+  // so that the first one's memo is dropped before it is asked for again.
+  const void* pc = return_address();
+  auto stack_with = [&](std::uintptr_t second) {
+    void* frames[2] = {const_cast<void*>(pc), reinterpret_cast<void*>(second)};
+    return lg::depot.intern(frames, 2, 2);
+  };
+  const auto base = reinterpret_cast<std::uintptr_t>(pc);
+  const lg::stack_trace* first = stack_with(base + 1);
+  REQUIRE(first != nullptr);
+  const lg::symbolized_stack before = lg::symbolize(first, 2);
+  for (std::uintptr_t i = 2; i < 5002; ++i) (void)lg::symbolize(stack_with(base + i), 2);
+  const lg::symbolized_stack after = lg::symbolize(first, 2);
+  CHECK(after.site == before.site);
+  REQUIRE(after.frames.size() == before.frames.size());
+  for (std::size_t i = 0; i < after.frames.size(); ++i) {
+    CHECK(after.frames[i].function == before.frames[i].function);
+    CHECK(after.frames[i].line == before.frames[i].line);
+  }
+  CHECK(before.frames.front().function.find("DOCTEST_ANON_FUNC") != std::string::npos);
+}
+
 #if LEAKGUARD_HAVE_LIBDW
 TEST_CASE("an inlined call is a frame of its own, at the line it was inlined from") {
   const int line = __LINE__ + 1;
