@@ -135,21 +135,26 @@ constexpr std::array<int* (*)(), sizeof...(N)> sites(std::integer_sequence<int, 
 }
 constexpr auto new_sites = sites(std::make_integer_sequence<int, 1024>{});
 
-void BM_end_new_site(benchmark::State& state) {
+// Each iteration: a scope around one call of the next function of `calls`
+// (a code path no report has seen), whose block is freed after the scope.
+template <std::size_t N>
+void end_scopes_on_new_paths(benchmark::State& state, const std::array<int* (*)(), N>& calls, const char* label) {
   std::size_t next = 0;
   for (auto _ : state) {
-    if (next == new_sites.size()) {
-      state.SkipWithError("no new site left");
+    if (next == calls.size()) {
+      state.SkipWithError("no new path left");
       break;
     }
-    int* leaked;
+    int* block;
     {
-      leakguard::scope s(quiet("new site", std::chrono::milliseconds(0)));
-      leaked = new_sites[next++]();
+      leakguard::scope s(quiet(label, std::chrono::milliseconds(0)));
+      block = calls[next++]();
     }
-    delete leaked;
+    delete block;
   }
 }
+
+void BM_end_new_site(benchmark::State& state) { end_scopes_on_new_paths(state, new_sites, "new site"); }
 BENCHMARK(BM_end_new_site)->Iterations(256)->Unit(benchmark::kMicrosecond);
 
 // A distinct test body for each N, each calling the framework.
@@ -167,19 +172,7 @@ constexpr auto new_tests = test_bodies(std::make_integer_sequence<int, 1024>{});
 
 void BM_end_suppressed_new_test(benchmark::State& state) {
   leakguard::suppress("framework::bookkeeping");
-  std::size_t next = 0;
-  for (auto _ : state) {
-    if (next == new_tests.size()) {
-      state.SkipWithError("no new test left");
-      break;
-    }
-    int* kept;
-    {
-      leakguard::scope s(quiet("test", std::chrono::milliseconds(0)));
-      kept = new_tests[next++]();
-    }
-    delete kept;
-  }
+  end_scopes_on_new_paths(state, new_tests, "test");
   leakguard::unsuppress("framework::bookkeeping");
 }
 BENCHMARK(BM_end_suppressed_new_test)->Iterations(256)->Unit(benchmark::kMicrosecond);
