@@ -365,6 +365,13 @@ class symbolizer {
 
   // REQUIRES: lock. Appends the frames of return address `pc`.
   void frames_of(const void* pc, std::vector<frame>& out) {
+    const std::vector<frame>& frames = frames_at(pc);
+    out.insert(out.end(), frames.begin(), frames.end());
+  }
+
+  // REQUIRES: lock. The frames of `pc`, as frames_of, kept in the cache:
+  // valid until the lock is released.
+  const std::vector<frame>& frames_at(const void* pc) {
     auto [it, made] = cache_.try_emplace(reinterpret_cast<std::uintptr_t>(pc));
     if (made) {
       try {
@@ -374,7 +381,7 @@ class symbolizer {
         throw;
       }
     }
-    out.insert(out.end(), it->second.begin(), it->second.end());
+    return it->second;
   }
 
   // REQUIRES: lock. Changes when the cache is dropped (a module unloaded):
@@ -611,13 +618,9 @@ int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decid
   sym.follow_loader();
   stack_memo& m = memo_of(stack, sym);
   if (m.decided_for == key + 1) return m.decision;
-  std::vector<frame> frames;
   int answer = read_on;
-  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i) {
-    frames.clear();
-    sym.frames_of(stack->frames[i], frames);
-    answer = decide(std::span<const frame>(frames));
-  }
+  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i)
+    answer = decide(std::span<const frame>(sym.frames_at(stack->frames[i])));
   sym.release_pages();
   m.decided_for = key + 1;
   m.decision = answer;
