@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -28,6 +29,18 @@ const void* leaked_return = nullptr;
   return lgt::keep(new int(1));
 }
 }  // namespace lgt_lazy
+
+namespace lgt_quiet {
+// Blocks a global keeps (retained), each from a call site of its own: a
+// return address looked up once stays known to the symbolizer.
+const void* returns[3] = {};
+short* volatile kept[3] = {};
+template <int I>
+[[gnu::noinline]] short* keep() {
+  returns[I] = __builtin_return_address(0);
+  return lgt::keep(new short(I));
+}
+}  // namespace lgt_quiet
 
 namespace lgt_late {
 [[gnu::noinline]] int* make() { return lgt::keep(new int(3)); }
@@ -189,6 +202,40 @@ TEST_CASE("a suppressed stack is looked up only down to the frame a pattern name
   CHECK_FALSE(looked_up(lgt_lazy::kept_return));  // below lgt_lazy::keep_one: not needed
   CHECK(looked_up(lgt_lazy::leaked_return));       // a reported stack is looked up whole
   delete kept;
+  delete leaked;
+}
+
+TEST_CASE("retained blocks are named only in a report that lists them: with a leak, or from check()") {
+  lgt::capture_reports captured;
+  {
+    leakguard::scope s("retained only");
+    lgt_quiet::kept[0] = lgt_quiet::keep<0>();
+  }
+  CHECK(captured.size() == 0);
+  // Deciding that no suppression drops it takes keep<0>'s frame, not its caller's.
+  CHECK_FALSE(looked_up(lgt_quiet::returns[0]));
+  int* leaked = nullptr;
+  {
+    leakguard::scope s("retained and a leak");
+    lgt_quiet::kept[1] = lgt_quiet::keep<1>();
+    leaked = call_user_leak();
+  }
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].leaked_blocks() == 1);
+  REQUIRE(captured.reports[0].retained().size() == 1);
+  CHECK(captured.reports[0].retained()[0].address == lgt_quiet::kept[1]);
+  CHECK(looked_up(lgt_quiet::returns[1]));
+  {
+    leakguard::scope s("checked");
+    lgt_quiet::kept[2] = lgt_quiet::keep<2>();
+    const leakguard::report r = s.check();
+    CHECK(r.empty());
+    REQUIRE(r.retained().size() == 1);
+    CHECK_FALSE(r.retained()[0].stack.empty());
+    CHECK(looked_up(lgt_quiet::returns[2]));
+  }
+  CHECK(captured.size() == 1);
+  for (short* volatile& p : lgt_quiet::kept) delete std::exchange(p, nullptr);
   delete leaked;
 }
 

@@ -255,7 +255,7 @@ scope::~scope() noexcept(false) {
   const bool unwinding = std::uncaught_exceptions() > uncaught_;
   detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
   detail::scope_state* const s = std::exchange(state_, nullptr);
-  detail::verdict_rules rules{.allow_retained = allow_retained_, .opened_from = s->opened_from};
+  detail::verdict_rules rules{.allow_retained = allow_retained_, .opened_from = s->opened_from, .lone_retained = false};
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
   // Taken here, where the scope's function is still on the stack.
   if (open) rules.scope_stack = detail::capture_stack(std::max(detail::stack_depth(), detail::site_frames));

@@ -477,6 +477,11 @@ struct verdict_rules {
   // (its callers) every block of the scope shares: reports write them once.
   const stack_trace* scope_stack = nullptr;
   const stack_trace* opened_from = nullptr;  // scope_state::opened_from
+  // Whether a report that would hold retained blocks alone lists them
+  // (scope::check()). A scope's end delivers no such report, so its
+  // retained blocks are not symbolized: a test's lazily built statics cost
+  // a reachability scan, not a lookup of their stacks.
+  bool lone_retained = true;
 };
 
 // A scope the standard library constructed is named after the first frame
@@ -615,14 +620,7 @@ inline report build_report(std::string label, std::source_location where, const 
   const suppression_snapshot list = suppressions_now();
   const std::vector<std::string>& patterns = list.patterns;
   internal_vector<int> suppression(stacks.size());
-  internal_vector<const stack_trace*> shown;  // in address order, as `stacks`
-  for (std::size_t i = 0; i < stacks.size(); ++i) {
-    suppression[i] = suppression_for(stacks[i], list, depth);
-    if (suppression[i] == suppression_none || (snap.violation.count && stacks[i] == snap.violation.stack))
-      shown.push_back(stacks[i]);
-  }
-  const std::vector<symbolized_stack> symbolized = symbolize_each(shown, depth);
-  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& { return symbolized[index_in(shown, st)]; };
+  for (std::size_t i = 0; i < stacks.size(); ++i) suppression[i] = suppression_for(stacks[i], list, depth);
   const internal_vector<std::uint32_t> order = serial_order(snap);
   // A suppressed block is not judged: dropped from the report and from the
   // books (never retained). A scope whose survivors are all suppressed (a
@@ -667,13 +665,28 @@ inline report build_report(std::string label, std::source_location where, const 
   // A suppressed block takes the blocks it leads (its object graph) with it.
   for (std::size_t k = 0; k < n; ++k)
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
+  auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
+  bool leaks = snap.violation.count || !violations.empty();
+  for (std::size_t k = 0; k < n && !leaks; ++k) leaks = !dropped[k] && !kept(k);
+  const bool list_retained = leaks || rules.lone_retained;
+  // Only the stacks the report shows are symbolized, each once.
+  internal_vector<char> needed(stacks.size(), 0);
+  for (std::size_t k = 0; k < n; ++k)
+    if (!dropped[k] && (list_retained || !kept(k))) needed[index_in(stacks, snap.blocks[order[k]].stack)] = 1;
+  if (snap.violation.count) needed[index_in(stacks, snap.violation.stack)] = 1;
+  internal_vector<const stack_trace*> shown;  // in address order, as `stacks`
+  for (std::size_t i = 0; i < stacks.size(); ++i)
+    if (needed[i]) shown.push_back(stacks[i]);
+  const std::vector<symbolized_stack> symbolized = symbolize_each(shown, depth);
+  auto lookup = [&](const stack_trace* st) -> const symbolized_stack& { return symbolized[index_in(shown, st)]; };
   std::vector<leaked_block> blocks, retained;
   std::vector<std::uint64_t> leaders;
   for (std::size_t k = 0; k < n; ++k) {
     const block_snapshot& b = snap.blocks[order[k]];
     if (dropped[k]) continue;
-    const bool keep = kinds[k].kind == reach_retained && rules.allow_retained;
+    const bool keep = kept(k);
     if (keep && retained_out) retained_out->push_back(reinterpret_cast<std::uintptr_t>(b.address));
+    if (keep && !list_retained) continue;
     const symbolized_stack& st = lookup(b.stack);
     leaked_block block{b.address, b.size, b.alignment, b.serial, site_of(b.stack, st), st.frames,
                        describe_origin(b.origin), static_cast<leak_kind>(kinds[k].kind),
