@@ -42,6 +42,10 @@ template <int I>
 }
 }  // namespace lgt_quiet
 
+namespace lgt_named {
+[[gnu::noinline]] int* make() { return lgt::keep(new int(6)); }
+}  // namespace lgt_named
+
 namespace lgt_late {
 [[gnu::noinline]] int* make() { return lgt::keep(new int(3)); }
 }  // namespace lgt_late
@@ -59,6 +63,12 @@ bool looked_up(const void* pc) {
   leakguard::detail::symbolizer& sym = leakguard::detail::the_symbolizer();
   leakguard::detail::lock_guard g(sym.lock);
   return sym.knows(pc);
+}
+
+std::uint64_t lookups() {
+  leakguard::detail::symbolizer& sym = leakguard::detail::the_symbolizer();
+  leakguard::detail::lock_guard g(sym.lock);
+  return sym.lookups();
 }
 
 // Not the same code as lgt_cache::fill: identical functions may be folded into one.
@@ -203,6 +213,22 @@ TEST_CASE("a suppressed stack is looked up only down to the frame a pattern name
   CHECK(looked_up(lgt_lazy::leaked_return));       // a reported stack is looked up whole
   delete kept;
   delete leaked;
+}
+
+TEST_CASE("a pattern that names the function holding a return address decides without its debug info") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_named::");
+  int* kept = nullptr;
+  const std::uint64_t before = lookups();
+  {
+    leakguard::scope s("named");
+    kept = lgt_named::make();
+  }
+  CHECK(captured.size() == 0);
+  CHECK(use_of("lgt_named::").blocks == 1);
+  CHECK(lookups() == before);  // the symbol table named lgt_named::make: no frame was looked up
+  delete kept;
 }
 
 TEST_CASE("retained blocks are named only in a report that lists them: with a leak, or from check()") {

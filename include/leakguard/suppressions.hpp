@@ -16,6 +16,12 @@
 // are all suppressed ends without the reachability scan. A report left with
 // nothing is no report: the leak handler is not called.
 //
+// Each return address is named by the symbol table first: the function its
+// code belongs to, the outermost of the frames inlined there. A pattern that
+// names that function decides at once, before the debug info is read for
+// the frames inlined into it; so a framework function that a pattern names
+// keeps what it allocates, even through user code inlined into it.
+//
 // A pattern containing '/' is matched against the frame's source file
 // instead (a substring of its path): "/doctest/doctest.h" names doctest's
 // inlined frames, whose debug-info names are unqualified.

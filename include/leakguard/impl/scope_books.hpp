@@ -571,14 +571,19 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
   if (!stack || stack == not_recorded()) return suppression_none;
   std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
   if (left == 0) return suppression_none;
-  bool counting = false;
+  bool counting = false;  // from the first frame that is not leakguard's
+  auto read_on = [&](int a) { return a == suppression_undecided && --left == 0 ? suppression_none : a; };
   const std::uint64_t key = list.generation * (max_frames + 1) + left;
-  const int answer = decide_stack(stack, key, suppression_undecided, [&](std::span<const frame> frames) {
-    counting = counting || std::any_of(frames.begin(), frames.end(),
-                                       [](const frame& f) { return !is_internal_frame(f.function, f.file); });
-    if (!counting) return suppression_undecided;
-    const int a = suppression_of(frames, list.patterns);
-    return a == suppression_undecided && --left == 0 ? suppression_none : a;
+  const int answer = decide_stack(stack, key, suppression_undecided, [&](symbolizer& sym, const void* pc) {
+    // The symbol table's name first: leakguard's own function is passed
+    // over, and one a pattern names (a framework's) decides, without the
+    // debug info that the frames inlined into it take.
+    const std::string& name = sym.symbol_at(pc);
+    if (is_internal_frame(name, {})) return counting ? read_on(suppression_undecided) : suppression_undecided;
+    counting = true;
+    const int by_name = suppression_by_name(name, list.patterns);
+    if (by_name != suppression_undecided) return by_name;
+    return read_on(suppression_of(sym.frames_at(pc), list.patterns));
   });
   return answer == suppression_undecided ? suppression_none : answer;  // the stack ended first
 }

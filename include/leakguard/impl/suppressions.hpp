@@ -74,6 +74,14 @@ inline constexpr int suppression_none = -1;       // the first user frame came f
 inline constexpr int suppression_undecided = -2;  // the frames ended first: read on
 inline constexpr int suppression_c_library = -3;  // the C library's own state: dropped, not counted
 
+// The first pattern without a '/' that names `function`, or
+// suppression_undecided.
+inline int suppression_by_name(std::string_view function, std::span<const std::string> patterns) {
+  for (std::size_t i = 0; i < patterns.size(); ++i)
+    if (patterns[i].find('/') == std::string::npos && pattern_matches(function, patterns[i])) return static_cast<int>(i);
+  return suppression_undecided;
+}
+
 // The answer for `frames` (innermost first, taken up where the previous
 // call left off: each frame decides alone). Patterns name a frame's function
 // at a name boundary, or, with a '/', a part of its file's path; the search

@@ -141,17 +141,17 @@ class dwarf_reader {
  public:
   // Appends the frames of return address `pc` (innermost inlined frame
   // first). False if no module holds it.
-  bool lookup(const void* pc, std::vector<frame>& out) {
+  // `symbol` is the symbol table's name for it (symbol()).
+  bool lookup(const void* pc, const std::string& symbol, std::vector<frame>& out) {
     if (!dwfl_ && !start()) return false;
     const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;  // the call, not the return
     Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
     if (!module) return false;
-    // The symbol table first: leakguard's own frames, on top of every stack
-    // and trimmed from reports, need no more than their name. Their DWARF
-    // is the runtime's, the largest compilation unit of most programs.
-    std::string symbol = demangle(dwfl_module_addrname(module, at));
+    // Leakguard's own frames, on top of every stack and trimmed from
+    // reports, need no more than their name. Their DWARF is the runtime's,
+    // the largest compilation unit of most programs.
     if (is_internal_frame(symbol, {})) {
-      out.push_back(frame{pc, std::move(symbol), {}, 0});
+      out.push_back(frame{pc, symbol, {}, 0});
       return true;
     }
     Dwarf_Addr bias = 0;
@@ -163,8 +163,20 @@ class dwarf_reader {
     }
     read_from(dwfl_module_getelf(module, &bias));  // its symbol table
     if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
-    if (out.back().function.empty()) out.back().function = std::move(symbol);
+    if (out.back().function.empty()) out.back().function = symbol;
     return true;
+  }
+
+  // The symbol table's name for the function holding return address `pc`,
+  // demangled; empty if no module holds it or no symbol covers it.
+  std::string symbol(const void* pc) {
+    if (!dwfl_ && !start()) return {};
+    const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;
+    Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
+    if (!module) return {};
+    Dwarf_Addr bias = 0;
+    read_from(dwfl_module_getelf(module, &bias));
+    return demangle(dwfl_module_addrname(module, at));
   }
 
   // Gives back the pages of the files that lookups read (debug info),
@@ -372,17 +384,28 @@ class symbolizer {
   // REQUIRES: lock. The frames of `pc`, as frames_of, kept in the cache:
   // valid until the lock is released.
   const std::vector<frame>& frames_at(const void* pc) {
-    auto [it, made] = cache_.try_emplace(reinterpret_cast<std::uintptr_t>(pc));
-    if (made) {
-      try {
-        it->second = look_up(pc);
-      } catch (...) {
-        cache_.erase(it);
-        throw;
-      }
-    }
-    return it->second;
+    return cached(cache_, pc, [&] {
+      ++lookups_;
+      return look_up(pc);
+    });
   }
+
+  // REQUIRES: lock. The symbol table's name for the function that holds
+  // `pc` (the outermost of the frames frames_at() gives), demangled. It
+  // reads no debug info: where a name decides alone (a suppression's
+  // pattern), the debug info is not read at all.
+  const std::string& symbol_at(const void* pc) {
+    return cached(names_, pc, [&] {
+#if LEAKGUARD_HAVE_LIBDW
+      std::string name = dwarf_.symbol(pc);
+      if (!name.empty()) return name;
+#endif
+      return symbol_name(pc);
+    });
+  }
+
+  // REQUIRES: lock. How many return addresses' frames were looked up.
+  std::uint64_t lookups() const { return lookups_; }
 
   // REQUIRES: lock. Changes when the cache is dropped (a module unloaded):
   // what was derived from it is stale.
@@ -410,6 +433,7 @@ class symbolizer {
     if (now.adds == adds_ && now.subs == subs_) return;
     if (now.subs != subs_) {
       cache_.clear();
+      names_.clear();
       ++epoch_;
     }
 #if LEAKGUARD_HAVE_LIBDW
@@ -427,16 +451,29 @@ class symbolizer {
   }
 
  private:
+  // The entry of `pc` in `cache`, made by `make` if missing.
+  template <class Map, class Make>
+  static const typename Map::mapped_type& cached(Map& cache, const void* pc, Make make) {
+    auto [it, made] = cache.try_emplace(reinterpret_cast<std::uintptr_t>(pc));
+    if (made) {
+      try {
+        it->second = make();
+      } catch (...) {
+        cache.erase(it);
+        throw;
+      }
+    }
+    return it->second;
+  }
+
   std::vector<frame> look_up(const void* pc) {
+    const std::string& symbol = symbol_at(pc);
     std::vector<frame> out;
 #if LEAKGUARD_HAVE_LIBDW
-    dwarf_.lookup(pc, out);
+    dwarf_.lookup(pc, symbol, out);
 #endif
-    if (out.empty() || out.back().function.empty()) {
-      std::string function = symbol_name(pc);
-      if (out.empty()) out.push_back(frame{pc, std::move(function), {}, 0});
-      else out.back().function = std::move(function);
-    }
+    if (out.empty()) out.push_back(frame{pc, symbol, {}, 0});
+    else if (out.back().function.empty()) out.back().function = symbol;
     if (out.back().file.empty()) out.back().module = module_offset(pc);
     return out;
   }
@@ -478,6 +515,8 @@ class symbolizer {
   }
 
   std::unordered_map<std::uintptr_t, std::vector<frame>> cache_;
+  std::unordered_map<std::uintptr_t, std::string> names_;
+  std::uint64_t lookups_ = 0;
   std::uint64_t epoch_ = 0;
   unsigned long long adds_ = 0, subs_ = 0;
 #if LEAKGUARD_HAVE_LIBDW
@@ -607,10 +646,11 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
   return out;
 }
 
-// The answer `decide` gives for `stack`, given each return address's frames
+// The answer `decide(sym, pc)` gives for `stack`, given each return address
 // (leakguard's own included) in turn until it returns something other than
-// `read_on`: looked up only that far, and once for each `key` (what else the
-// answer depends on; the last one is remembered, memo_of).
+// `read_on`: `decide` looks up what it needs of each (frames_at, symbol_at),
+// and is asked once for each `key` (what else the answer depends on; the
+// last one is remembered, memo_of).
 template <class Decide>
 int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decide decide) {
   symbolizer& sym = the_symbolizer();
@@ -619,8 +659,7 @@ int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decid
   stack_memo& m = memo_of(stack, sym);
   if (m.decided_for == key + 1) return m.decision;
   int answer = read_on;
-  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i)
-    answer = decide(std::span<const frame>(sym.frames_at(stack->frames[i])));
+  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i) answer = decide(sym, stack->frames[i]);
   sym.release_pages();
   m.decided_for = key + 1;
   m.decision = answer;
