@@ -21,6 +21,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -86,6 +87,51 @@ TEST_CASE("a return address names its function, file and line") {
 #else
   (void)line;
 #endif
+}
+
+// Return addresses that are never symbolized: stack `i` of the depot tests.
+const lg::stack_trace* intern_nth(std::uintptr_t i, int user_depth = 2) {
+  void* frames[2] = {reinterpret_cast<void*>(0x7000'0000'0000 + 16 * i), reinterpret_cast<void*>(0x1234)};
+  return lg::depot.intern(frames, 2, user_depth);
+}
+
+TEST_CASE("the stack depot keeps each stack once, at one address, while its table grows") {
+  // More stacks than the first table (65536 slots) holds: it grows, more
+  // than once, and each stack interned before is found at the same address.
+  constexpr std::uintptr_t n = 200'000;
+  std::vector<const lg::stack_trace*> first(n);
+  for (std::uintptr_t i = 0; i < n; ++i) first[i] = intern_nth(i);
+  CHECK(std::count(first.begin(), first.end(), nullptr) == 0);
+  CHECK(std::count(first.begin(), first.end(), lg::not_recorded()) == 0);
+  std::size_t moved = 0;
+  for (std::uintptr_t i = 0; i < n; ++i) moved += intern_nth(i) != first[i];
+  CHECK(moved == 0);
+  std::vector<const lg::stack_trace*> sorted = first;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(std::unique(sorted.begin(), sorted.end()) == sorted.end());
+  CHECK(first[7]->frames[0] == reinterpret_cast<void*>(0x7000'0000'0000 + 16 * 7));
+  // The same frames asked for at another depth are another stack.
+  CHECK(intern_nth(7, 3) != first[7]);
+  CHECK(intern_nth(7, 3) == intern_nth(7, 3));
+}
+
+TEST_CASE("threads interning the same stacks while the depot grows agree on every address") {
+  constexpr std::uintptr_t n = 100'000, offset = 1'000'000;  // not the previous test's stacks
+  constexpr int threads = 4;
+  std::vector<std::vector<const lg::stack_trace*>> seen(threads, std::vector<const lg::stack_trace*>(n));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      for (std::uintptr_t k = 0; k < n; ++k) {
+        const std::uintptr_t i = t % 2 ? n - 1 - k : k;  // half from each end
+        seen[t][i] = intern_nth(offset + i);
+      }
+    });
+  for (std::thread& w : workers) w.join();
+  std::size_t differ = 0;
+  for (int t = 1; t < threads; ++t) differ += seen[t] != seen[0];
+  CHECK(differ == 0);
+  CHECK(std::count(seen[0].begin(), seen[0].end(), lg::not_recorded()) == 0);
 }
 
 TEST_CASE("a stack symbolized again, after more stacks than the symbolizer keeps, reads the same") {

@@ -3,8 +3,8 @@
 // Capture is the dominant cost of a tracked allocation, so a stack is only a
 // list of return addresses here; names and lines are looked up when a report
 // is built (symbolize.hpp). Identical stacks are stored once in a depot that
-// is never freed: a lock-free hash table whose chains only ever grow at the
-// head, so lookups take no lock and a node's address is its identity.
+// is never freed (a node's address is its identity), found through a hash
+// table that lookups read without a lock.
 #pragma once
 
 #include <absl/debugging/stacktrace.h>
@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "code_map.hpp"
 #include "internal_memory.hpp"
@@ -33,7 +34,6 @@ inline constexpr int site_frames = 6;
 inline constexpr int max_frames = 64 + internal_frames;
 
 struct stack_trace {
-  const stack_trace* next;  // depot chain
   std::uint64_t hash;
   std::uint32_t depth;       // frames captured, leakguard's own included
   std::uint32_t user_depth;  // frames asked for: a report shows at most these
@@ -44,39 +44,97 @@ struct stack_trace {
 // never dereferenced.
 inline const stack_trace* not_recorded() noexcept { return reinterpret_cast<const stack_trace*>(2 * alignof(stack_trace)); }
 
+// The table is open-addressed: each slot holds a node's address and, in the
+// bits above the 48 a user address takes, the top of its hash, so that a
+// lookup reads slots in a row and follows a node only when that tag
+// matches: about one cache miss for the slot and one for the node. A stack
+// not found is added under the arena's lock, which also moves the nodes to
+// a table twice as large when it is three quarters full. The old table
+// stays readable for lookups that started in it, and is never freed.
 class stack_depot {
  public:
   // The interned copy of `frames[0..depth)`; null if depth is 0, not_recorded() if memory ran out.
   const stack_trace* intern(void* const* frames, int depth, int user_depth) noexcept {
     if (depth <= 0) return nullptr;
     const std::uint64_t hash = hash_frames(frames, depth) ^ static_cast<std::uint64_t>(user_depth) << 56;
-    std::atomic<const stack_trace*>& bucket = buckets_[hash & (bucket_count - 1)];
-    const stack_trace* head = bucket.load(std::memory_order_acquire);
-    for (;;) {
-      for (const stack_trace* s = head; s; s = s->next) {
-        if (s->hash == hash && s->depth == static_cast<std::uint32_t>(depth) &&
-            s->user_depth == static_cast<std::uint32_t>(user_depth) &&
-            same_frames(*s, frames, depth))
-          return s;
-      }
-      auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
-      if (!fresh) return not_recorded();
-      fresh->next = head;
-      fresh->hash = hash;
-      fresh->depth = static_cast<std::uint32_t>(depth);
-      fresh->user_depth = static_cast<std::uint32_t>(user_depth);
-      std::memcpy(fresh->frames, frames, depth * sizeof(void*));
-      if (bucket.compare_exchange_strong(head, fresh, std::memory_order_acq_rel)) return fresh;
-      // Lost a race: `head` now holds the new chain; search it again. The
-      // node we made is dropped into the arena, a rare few bytes.
-    }
+    if (const stack_trace* s = find(current(), hash, frames, depth, user_depth)) return s;
+    return add(hash, frames, depth, user_depth);
   }
 
   spin_lock& arena_lock() noexcept { return arena_lock_; }  // fork.hpp
 
  private:
-  static constexpr std::size_t bucket_count = std::size_t{1} << 16;
+  struct table {
+    std::atomic<std::uintptr_t>* slots;
+    std::size_t mask;  // slots - 1, a power of two less one
+  };
+  static constexpr std::size_t first_slots = std::size_t{1} << 16;
   static constexpr std::size_t chunk_size = std::size_t{1} << 16;
+  static constexpr std::uintptr_t address_bits = (std::uintptr_t{1} << 48) - 1;
+
+  const table& current() const noexcept {
+    const table* t = current_.load(std::memory_order_acquire);
+    return t ? *t : first_;
+  }
+
+  static const stack_trace* find(const table& t, std::uint64_t hash, void* const* frames, int depth,
+                                 int user_depth) noexcept {
+    const std::uintptr_t tag = hash & ~address_bits;
+    for (std::size_t i = hash & t.mask;; i = (i + 1) & t.mask) {
+      const std::uintptr_t slot = t.slots[i].load(std::memory_order_acquire);
+      if (slot == 0) return nullptr;  // a table is never full
+      if ((slot & ~address_bits) != tag) continue;
+      const auto* s = reinterpret_cast<const stack_trace*>(slot & address_bits);
+      if (s->hash == hash && s->depth == static_cast<std::uint32_t>(depth) &&
+          s->user_depth == static_cast<std::uint32_t>(user_depth) && same_frames(*s, frames, depth))
+        return s;
+    }
+  }
+
+  // REQUIRES: arena_lock_. Puts a node in a slot of `t` that is free.
+  static void place(const table& t, std::uintptr_t node, std::uint64_t hash) noexcept {
+    std::size_t i = hash & t.mask;
+    while (t.slots[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & t.mask;
+    t.slots[i].store(node | (hash & ~address_bits), std::memory_order_release);
+  }
+
+  LEAKGUARD_NOINLINE const stack_trace* add(std::uint64_t hash, void* const* frames, int depth,
+                                            int user_depth) noexcept {
+    lock_guard g(arena_lock_);
+    const table* t = &current();
+    if (const stack_trace* s = find(*t, hash, frames, depth, user_depth)) return s;  // added meanwhile
+    if (4 * (count_ + 1) > 3 * (t->mask + 1)) {
+      t = grow(*t);
+      if (!t) return not_recorded();
+    }
+    auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
+    const auto node = reinterpret_cast<std::uintptr_t>(fresh);
+    if (!fresh || (node & ~address_bits) != 0) return not_recorded();  // (no user address has those bits on Linux)
+    fresh->hash = hash;
+    fresh->depth = static_cast<std::uint32_t>(depth);
+    fresh->user_depth = static_cast<std::uint32_t>(user_depth);
+    std::memcpy(fresh->frames, frames, depth * sizeof(void*));
+    place(*t, node, hash);
+    ++count_;
+    return fresh;
+  }
+
+  // REQUIRES: arena_lock_. A table twice the size of `old`, holding its
+  // nodes, made current; null without memory.
+  const table* grow(const table& old) noexcept {
+    const std::size_t n = 2 * (old.mask + 1);
+    auto* fresh = static_cast<table*>(heap_malloc(sizeof(table) + n * sizeof(std::atomic<std::uintptr_t>)));
+    if (!fresh) return nullptr;
+    auto* slots = reinterpret_cast<std::atomic<std::uintptr_t>*>(fresh + 1);
+    for (std::size_t i = 0; i < n; ++i) new (&slots[i]) std::atomic<std::uintptr_t>(0);
+    new (fresh) table{slots, n - 1};
+    for (std::size_t i = 0; i <= old.mask; ++i) {
+      const std::uintptr_t slot = old.slots[i].load(std::memory_order_relaxed);
+      if (slot != 0) place(*fresh, slot & address_bits, reinterpret_cast<const stack_trace*>(slot & address_bits)->hash);
+    }
+    current_.store(fresh, std::memory_order_release);
+    return fresh;
+  }
 
   static std::uint64_t hash_frames(void* const* frames, int depth) noexcept {
     // This runs on every tracked allocation. Each frame gets its own
@@ -96,10 +154,10 @@ class stack_depot {
     return true;
   }
 
+  // REQUIRES: arena_lock_.
   void* arena_allocate(std::size_t bytes) noexcept {
     bytes = (bytes + 15) & ~std::size_t{15};
     if (out_of_books(book_stack)) return nullptr;
-    lock_guard g(arena_lock_);
     if (arena_left_ < bytes) {
       const std::size_t size = bytes > chunk_size ? bytes : chunk_size;
       arena_next_ = static_cast<char*>(heap_malloc(size));
@@ -115,7 +173,10 @@ class stack_depot {
     return p;
   }
 
-  std::atomic<const stack_trace*> buckets_[bucket_count] = {};
+  std::atomic<std::uintptr_t> first_slots_[first_slots] = {};
+  const table first_{first_slots_, first_slots - 1};
+  std::atomic<const table*> current_{nullptr};  // null: first_
+  std::size_t count_ = 0;                      // nodes; under arena_lock_
   spin_lock arena_lock_;
   char* arena_next_ = nullptr;
   std::size_t arena_left_ = 0;
