@@ -650,7 +650,9 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
 // (leakguard's own included) in turn until it returns something other than
 // `read_on`: `decide` looks up what it needs of each (frames_at, symbol_at),
 // and is asked once for each `key` (what else the answer depends on; the
-// last one is remembered, memo_of).
+// last one is remembered, memo_of). The debug info a lookup read is given
+// back after it, not after the stack: two return addresses in two large
+// compilation units would otherwise hold both units' pages at once.
 template <class Decide>
 int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decide decide) {
   symbolizer& sym = the_symbolizer();
@@ -659,7 +661,11 @@ int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decid
   stack_memo& m = memo_of(stack, sym);
   if (m.decided_for == key + 1) return m.decision;
   int answer = read_on;
-  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i) answer = decide(sym, stack->frames[i]);
+  for (std::uint32_t i = 0; i < stack->depth && answer == read_on; ++i) {
+    const std::uint64_t before = sym.lookups();
+    answer = decide(sym, stack->frames[i]);
+    if (sym.lookups() != before) sym.release_pages();
+  }
   sym.release_pages();
   m.decided_for = key + 1;
   m.decision = answer;
