@@ -32,6 +32,9 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "${work}"' EXIT
 include="-I${include_dir}"
+# As the CMake and Meson targets do when libdw is installed: the runtime then
+# compiles its DWARF reader instead of Abseil's symbolizer.
+if pkg-config --exists libdw 2>/dev/null; then include+=" -DLEAKGUARD_HAVE_LIBDW=1"; fi
 
 # ---- the files ------------------------------------------------------------------
 # A request handler as a user writes it, without and with a scope.
@@ -133,7 +136,7 @@ base_of() {
   esac
 }
 
-echo "compiler: $(${cxx} --version | head -n 1); flags: ${flags}; median of ${runs} runs; headers: ${include_dir}"
+echo "compiler: $(${cxx} --version | head -n 1); flags: ${flags}; median of ${runs} runs; headers: ${include_dir}; ${include#-I${include_dir}}"
 echo
 echo "| file | seconds | preprocessed lines | compiler memory (MB) | added seconds | added lines |"
 echo "|---|---|---|---|---|---|"
