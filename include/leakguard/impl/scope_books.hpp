@@ -581,7 +581,7 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
     const std::string& name = sym.symbol_at(pc);
     if (is_internal_frame(name, {})) return counting ? read_on(suppression_undecided) : suppression_undecided;
     counting = true;
-    const int by_name = suppression_by_name(name, list.patterns);
+    const int by_name = pattern_for(name, {}, list.patterns);
     if (by_name != suppression_undecided) return by_name;
     return read_on(suppression_of(sym.frames_at(pc), list.patterns));
   });

@@ -74,11 +74,15 @@ inline constexpr int suppression_none = -1;       // the first user frame came f
 inline constexpr int suppression_undecided = -2;  // the frames ended first: read on
 inline constexpr int suppression_c_library = -3;  // the C library's own state: dropped, not counted
 
-// The first pattern without a '/' that names `function`, or
+// The first pattern that names a frame of `function` in `file` (empty
+// where only the name is known: the symbol table's), or
 // suppression_undecided.
-inline int suppression_by_name(std::string_view function, std::span<const std::string> patterns) {
-  for (std::size_t i = 0; i < patterns.size(); ++i)
-    if (patterns[i].find('/') == std::string::npos && pattern_matches(function, patterns[i])) return static_cast<int>(i);
+inline int pattern_for(std::string_view function, std::string_view file, std::span<const std::string> patterns) {
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    const std::string& p = patterns[i];
+    if (p.find('/') != std::string::npos ? file.find(p) != std::string_view::npos : pattern_matches(function, p))
+      return static_cast<int>(i);
+  }
   return suppression_undecided;
 }
 
@@ -91,11 +95,7 @@ inline int suppression_of(std::span<const frame> frames, std::span<const std::st
   for (const frame& f : frames) {
     if (is_internal_frame(f.function, f.file)) continue;
     if (f.file.empty() && is_c_library_state(f.function)) return suppression_c_library;
-    for (std::size_t i = 0; i < patterns.size(); ++i) {
-      const std::string& p = patterns[i];
-      if (p.find('/') != std::string::npos ? f.file.find(p) != std::string::npos : pattern_matches(f.function, p))
-        return static_cast<int>(i);
-    }
+    if (const int by = pattern_for(f.function, f.file, patterns); by != suppression_undecided) return by;
     if (!is_library_frame(f.function, f.file) && !(f.file.empty() && f.function.empty())) return suppression_none;
   }
   return suppression_undecided;

@@ -143,9 +143,8 @@ class dwarf_reader {
   // first). False if no module holds it.
   // `symbol` is the symbol table's name for it (symbol()).
   bool lookup(const void* pc, const std::string& symbol, std::vector<frame>& out) {
-    if (!dwfl_ && !start()) return false;
-    const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;  // the call, not the return
-    Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
+    const Dwarf_Addr at = call_of(pc);
+    Dwfl_Module* module = module_at(at);
     if (!module) return false;
     // Leakguard's own frames, on top of every stack and trimmed from
     // reports, need no more than their name. Their DWARF is the runtime's,
@@ -170,9 +169,8 @@ class dwarf_reader {
   // The symbol table's name for the function holding return address `pc`,
   // demangled; empty if no module holds it or no symbol covers it.
   std::string symbol(const void* pc) {
-    if (!dwfl_ && !start()) return {};
-    const Dwarf_Addr at = reinterpret_cast<std::uintptr_t>(pc) - 1;
-    Dwfl_Module* module = dwfl_addrmodule(dwfl_, at);
+    const Dwarf_Addr at = call_of(pc);
+    Dwfl_Module* module = module_at(at);
     if (!module) return {};
     Dwarf_Addr bias = 0;
     read_from(dwfl_module_getelf(module, &bias));
@@ -355,6 +353,15 @@ class dwarf_reader {
     return dwarf_filesrc(files, index, nullptr, nullptr);
   }
 
+  // The call before return address `pc`, not the return.
+  static Dwarf_Addr call_of(const void* pc) { return reinterpret_cast<std::uintptr_t>(pc) - 1; }
+
+  // The module that holds `at`; null if none, or libdw did not start.
+  Dwfl_Module* module_at(Dwarf_Addr at) {
+    if (!dwfl_ && !start()) return nullptr;
+    return dwfl_addrmodule(dwfl_, at);
+  }
+
   void read_from(Elf* elf) {
     if (elf && std::find(read_.begin(), read_.end(), elf) == read_.end()) read_.push_back(elf);
   }
@@ -404,7 +411,8 @@ class symbolizer {
     });
   }
 
-  // REQUIRES: lock. How many return addresses' frames were looked up.
+  // REQUIRES: lock. How many return addresses' frames were looked up
+  // (decide_stack gives pages back after each; tests count them).
   std::uint64_t lookups() const { return lookups_; }
 
   // REQUIRES: lock. Changes when the cache is dropped (a module unloaded):
