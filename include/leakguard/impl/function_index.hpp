@@ -3,11 +3,14 @@
 // walking the unit for every lookup.
 //
 // A C++ unit's top level holds every type and declaration its file
-// included: tens of thousands of DIEs, most of them classes whose members
-// must be stepped over one by one. Each unit is walked once, when an address
-// in it is first looked up, into a table of its functions' code ranges and
-// one of its namespaces', classes' and functions' extents; a function's own
-// DIEs are walked only to qualify a name declared inside it.
+// included: tens of thousands of DIEs, most of them members of classes.
+// Each unit is walked once, when an address in it is first looked up, into
+// a table of its functions' code ranges and one of its namespaces', classes'
+// and functions' extents. Compilers put the code of functions at the top
+// level and in namespaces, never in a class (a member's definition refers
+// to its declaration there), so the walk steps over each class whole; the
+// DIEs of a class or a function are walked only to qualify a name declared
+// inside it.
 #pragma once
 
 #if LEAKGUARD_HAVE_LIBDW
@@ -56,8 +59,8 @@ inline bool die_at(const std::vector<die_range>& table, Dwarf_Addr at, Dwarf_Die
 class function_index {
  public:
   // The function (a DW_TAG_subprogram with code, at the unit's top level or
-  // in its namespaces and classes, where compilers put definitions) whose
-  // code holds `rel`, an address in the unit's terms.
+  // in its namespaces) whose code holds `rel`, an address in the unit's
+  // terms.
   bool function_at(Dwarf_Die* cu, Dwarf_Addr rel, Dwarf_Die& function) {
     return die_at(unit_of(cu).functions, rel, function);
   }
@@ -74,19 +77,18 @@ class function_index {
     std::uint32_t i = after == u.scopes.begin() ? none : static_cast<std::uint32_t>(after - u.scopes.begin() - 1);
     while (i != none && !(at > u.scopes[i].begin && at < u.scopes[i].end)) i = u.scopes[i].parent;
     std::string out;
-    if (i != none && u.scopes[i].function) {  // the index stops at functions: walk this one's DIEs to it
-      Dwarf_Die function;
+    if (i != none && u.scopes[i].kind != scope_kind::space) {  // not walked: walk this class's or function's DIEs to it
+      Dwarf_Die outer;
       std::vector<Dwarf_Die> path;
-      if (!dwarf_offdie(dwarf_cu_getdwarf(cu->cu), u.scopes[i].begin, &function) || !path_to(&function, at, path))
+      if (!dwarf_offdie(dwarf_cu_getdwarf(cu->cu), u.scopes[i].begin, &outer) || !path_to(&outer, at, path))
         return std::nullopt;
       for (auto p = path.rbegin() + 1; p != path.rend(); ++p) {  // from the DIE's parent outwards
         const int tag = dwarf_tag(&*p);
         const char* name = dwarf_diename(&*p);
-        if ((tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type) && name)
-          out.insert(0, std::string(name) + "::");
-        else if (tag != DW_TAG_lexical_block) return out;
+        if (is_class(tag) && name) out.insert(0, std::string(name) + "::");
+        else if (tag != DW_TAG_lexical_block) return out;  // declared in a function's own scope
       }
-      return out;  // declared in the function's own scope
+      if (u.scopes[i].kind == scope_kind::function) return out;
     }
     for (; i != none && u.scopes[i].name; i = u.scopes[i].parent) out.insert(0, std::string(u.scopes[i].name) + "::");
     return out;
@@ -98,14 +100,19 @@ class function_index {
  private:
   static constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
 
-  // A namespace, class or function: its DIE's offset, and where its
-  // children end.
+  // A namespace (whose DIEs are walked), class or function (whose DIEs
+  // are not): its DIE's offset, and where its children end.
+  enum class scope_kind : std::uint8_t { space, type, function };
   struct scope {
     Dwarf_Off begin, end;
     std::uint32_t parent;
     const char* name;  // in the unit's string table; null for an unnamed class or a function
-    bool function;
+    scope_kind kind;
   };
+
+  static bool is_class(int tag) {
+    return tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type;
+  }
   struct unit {
     std::vector<die_range> functions;  // by address
     std::vector<scope> scopes;     // in DIE order, so by offset
@@ -156,30 +163,29 @@ class function_index {
     for (;;) {
       const int tag = dwarf_tag(&child);
       std::uint32_t opened = none;
-      switch (tag) {
-        case DW_TAG_namespace:
-        case DW_TAG_class_type:
-        case DW_TAG_structure_type:
-        case DW_TAG_union_type: {
-          const char* name = dwarf_diename(&child);
-          if (!name && tag == DW_TAG_namespace) name = "(anonymous namespace)";
+      if (tag == DW_TAG_namespace) {
+        const char* name = dwarf_diename(&child);
+        opened = static_cast<std::uint32_t>(u.scopes.size());
+        u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, name ? name : "(anonymous namespace)",
+                            scope_kind::space});
+        walk(&child, opened, u);
+      } else if (is_class(tag)) {
+        if (dwarf_haschildren(&child) == 1) {
           opened = static_cast<std::uint32_t>(u.scopes.size());
-          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, name, false});
-          walk(&child, opened, u);
-          break;
+          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, dwarf_diename(&child), scope_kind::type});
         }
-        case DW_TAG_subprogram: {
+      } else if (tag == DW_TAG_subprogram) {
+        // Most are declarations: asking for their ranges would read all
+        // their attributes.
+        if (dwarf_hasattr(&child, DW_AT_low_pc) || dwarf_hasattr(&child, DW_AT_ranges)) {
           Dwarf_Addr base, low, high;
           for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&child, off, &base, &low, &high)) > 0;)
             if (low < high) u.functions.push_back({low, high, child});
-          if (dwarf_haschildren(&child) == 1) {  // not walked: what it declares is not qualified here
-            opened = static_cast<std::uint32_t>(u.scopes.size());
-            u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, nullptr, true});
-          }
-          break;
         }
-        default:
-          break;
+        if (dwarf_haschildren(&child) == 1) {
+          opened = static_cast<std::uint32_t>(u.scopes.size());
+          u.scopes.push_back({dwarf_dieoffset(&child), 0, parent_scope, nullptr, scope_kind::function});
+        }
       }
       if (dwarf_siblingof(&child, &child) != 0) return;
       if (opened != none) u.scopes[opened].end = dwarf_dieoffset(&child);
