@@ -4,6 +4,7 @@
 #include <leakguard/impl/frame_kind.hpp>
 #include <leakguard/impl/function_index.hpp>
 #include <leakguard/impl/report_format.hpp>
+#include <leakguard/impl/symbol_table.hpp>
 #include <leakguard/impl/symbolize.hpp>
 #include <leakguard/impl/thread_state.hpp>
 
@@ -358,6 +359,64 @@ TEST_CASE("the function index finds each address's function, and qualifies names
   CHECK(nested > 0);  // a class in a namespace, at least
   CHECK(same_qualifier == qualified);
   CHECK(unanswered * 10 < qualified);  // libdw answers for nearly all
+}
+
+TEST_CASE("the sorted symbol table names each address of the program as libdw's own search does") {
+  static constexpr Dwfl_Callbacks callbacks{dwfl_linux_proc_find_elf, dwfl_standard_find_debuginfo, nullptr, nullptr};
+  Dwfl* dwfl = dwfl_begin(&callbacks);
+  REQUIRE(dwfl != nullptr);
+  dwfl_report_begin(dwfl);
+  REQUIRE(dwfl_linux_proc_report(dwfl, getpid()) == 0);
+  dwfl_report_end(dwfl, nullptr, nullptr);
+  const auto here = reinterpret_cast<Dwarf_Addr>(&return_address);
+  Dwfl_Module* module = dwfl_addrmodule(dwfl, here);
+  REQUIRE(module != nullptr);
+  Dwarf_Addr low = 0, high = 0;
+  dwfl_module_info(module, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
+  const lg::symbol_table table(module);
+  long addresses = 0, named = 0, same = 0;
+  std::string first_difference;
+  // About 8 000 addresses over the whole program, at an odd step so that
+  // they fall at every offset within functions, and every address that
+  // several function symbols name (aliases: which one names it). Where
+  // libdw names one outside every sized function (padding, data: no return
+  // address lies there), the table has no name.
+  std::vector<Dwarf_Addr> samples, starts;
+  for (Dwarf_Addr a = low; a < high; a += (high - low) / 8000 | 1) samples.push_back(a);
+  for (int i = 1, n = dwfl_module_getsymtab(module); i < n; ++i) {
+    GElf_Sym sym;
+    GElf_Addr at = 0;
+    if (dwfl_module_getsym_info(module, i, &sym, &at, nullptr, nullptr, nullptr) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+        sym.st_size > 0)
+      starts.push_back(at);
+  }
+  std::sort(starts.begin(), starts.end());
+  long aliased = 0;
+  for (std::size_t i = 1; i < starts.size(); ++i)
+    if (starts[i] == starts[i - 1] && (i == 1 || starts[i - 2] != starts[i])) {
+      samples.push_back(starts[i]);
+      ++aliased;
+    }
+  for (Dwarf_Addr a : samples) {
+    GElf_Sym sym;
+    GElf_Off offset = 0;
+    const char* theirs = dwfl_module_addrinfo(module, a, &offset, &sym, nullptr, nullptr, nullptr);
+    const int type = GELF_ST_TYPE(sym.st_info);
+    if (theirs && (offset >= sym.st_size || (type != STT_FUNC && type != STT_GNU_IFUNC))) theirs = nullptr;
+    const char* mine = table.name_at(a);
+    ++addresses;
+    if (!theirs && !mine) continue;
+    ++named;
+    if (theirs && mine && std::strcmp(theirs, mine) == 0) ++same;
+    else if (first_difference.empty())
+      first_difference = std::to_string(a - low) + ": " + (theirs ? theirs : "(none)") + " vs " + (mine ? mine : "(none)");
+  }
+  dwfl_end(dwfl);
+  INFO("first difference: ", first_difference);
+  CHECK(addresses > 6000);
+  CHECK(named > 1000);
+  CHECK(aliased > 100);
+  CHECK(same == named);
 }
 
 // The resident pages of libelf's mapping of this executable (the debug info

@@ -35,6 +35,7 @@
 #include "line_program.hpp"
 #include "sort.hpp"
 #include "stacks.hpp"
+#include "symbol_table.hpp"
 
 #if !LEAKGUARD_HAVE_LIBDW
 #include <absl/debugging/symbolize.h>
@@ -174,15 +175,17 @@ class dwarf_reader {
     if (!module) return {};
     Dwarf_Addr bias = 0;
     read_from(dwfl_module_getelf(module, &bias));
-    return demangle(dwfl_module_addrname(module, at));
+    auto it = symbols_.find(module);
+    if (it == symbols_.end()) it = symbols_.try_emplace(module, module).first;
+    const char* name = it->second.name_at(at);
+    return demangle(name ? name : dwfl_module_addrname(module, at));  // an unsized symbol: libdw's rules
   }
 
   // Gives back the pages of the files that lookups read (debug info),
   // which would otherwise stay in the process's resident memory for good
   // (give_back_pages). A file's symbol tables, their names and its section
-  // headers stay: every lookup's name reads its module's whole table and
-  // every name in it (dwfl_module_addrname), and they are a small part of
-  // the file.
+  // headers stay: names are read at each lookup, and they are a small part
+  // of the file.
   void release_pages() {
     const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     for (Elf* elf : read_) {
@@ -206,6 +209,7 @@ class dwarf_reader {
   void refresh() {
     read_.clear();
     cu_tables_.clear();
+    symbols_.clear();
     functions_.clear();
     lines_.clear();
     if (!dwfl_) return;
@@ -368,6 +372,7 @@ class dwarf_reader {
 
   Dwfl* dwfl_ = nullptr;
   std::unordered_map<Dwfl_Module*, std::vector<die_range>> cu_tables_;
+  std::unordered_map<Dwfl_Module*, symbol_table> symbols_;
   function_index functions_;
   line_programs lines_;
   std::vector<Elf*> read_;  // files lookups read since pages were last given back
