@@ -3,6 +3,7 @@
 // line, found with the unwind tables where the frame-pointer walk would skip it.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/stacks.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -32,4 +33,41 @@ TEST_CASE("a block allocated inside libstdc++.so for the user is named at the us
   const leakguard::leaked_block& message = r.blocks()[0].size == sizeof(std::runtime_error) ? r.blocks()[1] : r.blocks()[0];
   CHECK(lgt::frame_index(message.stack, "runtime_error") >= 0);
   delete error;
+}
+
+TEST_CASE("a call from libstdc++.so walked once by the unwinder is walked again from what it learnt, to the same frames") {
+  lgt::report_sink sink;
+  std::runtime_error* errors[3] = {};
+  int line = 0;
+  {
+    leakguard::scope s(leakguard::scope_options{.handler = sink.handler()});
+    const std::string message(200, 'm');
+    for (std::runtime_error*& e : errors) {
+      line = __LINE__ + 1;
+      e = lgt::keep(new std::runtime_error(message));  // one call site: one stack, three times
+    }
+    lgt::no_tail_call();
+  }
+  REQUIRE(sink.reports.size() == 1);
+  const leakguard::report& r = sink.reports[0];
+  REQUIRE(r.blocks().size() == 6);
+  std::vector<const leakguard::leaked_block*> messages;
+  for (const leakguard::leaked_block& b : r.blocks()) {
+    CHECK(lgt::site_is(b.site, __FILE__, line));
+    if (b.size != sizeof(std::runtime_error)) messages.push_back(&b);
+  }
+  REQUIRE(messages.size() == 3);
+  const std::vector<leakguard::frame>& first = messages[0]->stack;
+  const int in_library = lgt::frame_index(first, "runtime_error");
+  REQUIRE(in_library >= 0);
+  for (const leakguard::leaked_block* m : messages) {  // the same frames, whichever walk made them
+    REQUIRE(m->stack.size() == first.size());
+    for (std::size_t i = 0; i < first.size(); ++i) CHECK(m->stack[i].pc == first[i].pc);
+  }
+#if defined(__x86_64__)
+  leakguard::detail::library_frames::frame f;
+  CHECK(leakguard::detail::known_library_frames.find(reinterpret_cast<std::uintptr_t>(first[in_library].pc), f));
+  CHECK(f.size > 0);
+#endif
+  for (std::runtime_error* e : errors) delete e;
 }

@@ -248,22 +248,153 @@ inline constexpr int frame_pointer_register = 29;  // x29
 inline constexpr int frame_pointer_register = -1;
 #endif
 
+#if defined(__x86_64__)
+// How each call from a library without frame pointers into code that
+// allocates left the library's frame, by the call's return address: the
+// frame's size at that call (its CFA less the stack pointer at the call),
+// and where it saved its caller's frame pointer, if it changed it. Learnt
+// from the unwinder's walk, the first time a call is seen; the next walks
+// through the same call read two words instead of the unwind tables. An
+// entry is one word: the return address in the low 47 bits, the size and
+// the frame pointer's place below the CFA in 8-byte units above them (0:
+// not saved, the register still holds the caller's). Entries replace each
+// other by slot.
+class library_frames {
+ public:
+  struct frame {
+    std::uintptr_t size = 0;        // CFA - stack pointer at the call
+    std::uintptr_t saved_fp = 0;    // CFA - where the caller's frame pointer is; 0: in the register
+  };
+
+  bool find(std::uintptr_t pc, frame& out) const noexcept {
+    const std::uint64_t e = slots_[slot(pc)].load(std::memory_order_relaxed);
+    if (e == 0 || (e & pc_mask) != pc) return false;
+    out = {(e >> 47 & 511) * 8, (e >> 56) * 8};
+    return true;
+  }
+
+  void learn(std::uintptr_t pc, frame f) noexcept {
+    if (pc > pc_mask || f.size == 0 || f.size % 8 || f.size > 511 * 8 || f.saved_fp % 8 || f.saved_fp > 255 * 8) return;
+    slots_[slot(pc)].store(pc | std::uint64_t{f.size / 8} << 47 | std::uint64_t{f.saved_fp / 8} << 56,
+                           std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::uint64_t pc_mask = (std::uint64_t{1} << 47) - 1;
+  static constexpr int slot_bits = 12;
+  static std::size_t slot(std::uintptr_t pc) noexcept { return pc * 0x9E3779B97F4A7C15ull >> (64 - slot_bits); }
+  std::atomic<std::uint64_t> slots_[std::size_t{1} << slot_bits]{};
+};
+inline constinit library_frames known_library_frames{};
+
+// Whether `pc`, read from a stack, can be a return address: it lies in a
+// loaded object's code, after a call instruction (call rel32, or call
+// through a register or memory, ModRM reg field 2).
+inline bool after_a_call(std::uintptr_t pc) noexcept {
+  const void* at = reinterpret_cast<const void*>(pc);
+  code_range r = code.executable;
+  if (!r.contains(at)) r = code.loader;
+  if (!r.contains(at)) {
+    const code_map::entry* e = find_code(at);
+    if (!e) return false;
+    r = e->range;
+  }
+  if (pc - r.lo < 8) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(pc);
+  if (p[-5] == 0xE8) return true;
+  for (int length : {2, 3, 4, 6, 7})
+    if (p[-length] == 0xFF && (p[-length + 1] & 0x38) == 0x10) return true;
+  return false;
+}
+
+// The frame-pointer walk from `fp` through the first run of library frames
+// it meets, each known (library_frames), on to the first frame with a frame
+// pointer past them; from there the plain walk. -1 where a library frame is
+// not known, or what the entries say does not look like a stack: let the
+// unwinder walk, and learn.
+inline int walk_through_known_libraries(const std::uintptr_t* fp, void** frames, int max_depth) noexcept {
+  stack_bounds& b = this_stack;
+  if (LEAKGUARD_UNLIKELY(!b.known)) find_stack_bounds(b);
+  const std::uintptr_t limit = b.hi - 2 * sizeof(void*);
+  auto on_stack = [&](std::uintptr_t at) { return at >= b.lo && at < limit; };
+  if (b.hi == 0 || !on_stack(reinterpret_cast<std::uintptr_t>(fp))) return -1;
+  int n = 0;
+  while (n < max_depth) {
+    std::uintptr_t next = fp[0];
+    std::uintptr_t pc = fp[1];
+    if (pc == 0) return n;
+    frames[n++] = reinterpret_cast<void*>(pc);
+    if (lacks_frame_pointers(reinterpret_cast<void*>(pc))) {
+      // The library's frame: the return address into it is at fp + 8, the
+      // stack pointer at its call just above; `next` is its frame pointer
+      // register then.
+      std::uintptr_t slot = reinterpret_cast<std::uintptr_t>(fp + 1);
+      do {
+        library_frames::frame f;
+        if (!known_library_frames.find(pc, f)) return -1;
+        const std::uintptr_t cfa = slot + sizeof(void*) + f.size;
+        if (!on_stack(cfa - sizeof(void*)) || (f.saved_fp && !on_stack(cfa - f.saved_fp))) return -1;
+        if (f.saved_fp) next = *reinterpret_cast<const std::uintptr_t*>(cfa - f.saved_fp);
+        slot = cfa - sizeof(void*);
+        pc = *reinterpret_cast<const std::uintptr_t*>(slot);
+        if (!after_a_call(pc)) return -1;
+        if (n == max_depth) return n;
+        frames[n++] = reinterpret_cast<void*>(pc);
+      } while (lacks_frame_pointers(reinterpret_cast<void*>(pc)));
+      if (next <= slot || !on_stack(next)) return n;
+      const int more = walk_frame_pointers(reinterpret_cast<const std::uintptr_t*>(next), frames + n, max_depth - n);
+      return more > 0 ? n + more : n;
+    }
+    if (next <= reinterpret_cast<std::uintptr_t>(fp) || !on_stack(next)) return n;
+    fp = reinterpret_cast<const std::uintptr_t*>(next);
+  }
+  return n;
+}
+#endif
+
 // The unwinder's walk, from the frame that called capture_stack() like the
 // frame-pointer walk, as far as the first frame with a frame pointer past the
 // library's: from there the frame-pointer walk goes on, a few instructions a
 // frame instead of an unwind-table lookup. No lock and no allocation where
-// glibc has _dl_find_object (2.35 and later).
+// glibc has _dl_find_object (2.35 and later). Each library frame it passes
+// is learnt (library_frames) for the walks after it.
 LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
   struct walk {
     void** frames;
     int n, max, skip;
     bool in_library;
     std::uintptr_t frame_pointer;
+    // The library frame waiting for its caller's frame pointer and CFA.
+    std::uintptr_t pending_pc = 0, pending_sp = 0, pending_fp = 0;
   } w{frames, 0, max_depth, 2, false, 0};  // skipped: this function's frame and capture_stack()'s
   _Unwind_Backtrace(
       [](_Unwind_Context* context, void* arg) -> _Unwind_Reason_Code {
         auto& w = *static_cast<walk*>(arg);
         const _Unwind_Ptr pc = _Unwind_GetIP(context);
+#if defined(__x86_64__)
+        // The unwinder's "CFA" of a context is its callee's: the frame's
+        // stack pointer at its call.
+        const std::uintptr_t sp = _Unwind_GetCFA(context);
+        const std::uintptr_t fp = _Unwind_GetGR(context, frame_pointer_register);
+        if (w.pending_pc) {  // the caller of a library frame: that frame ends at `sp`, and kept `fp` where?
+          std::uintptr_t saved = 0;
+          int found = fp == w.pending_fp ? 1 : 0;
+          for (std::uintptr_t at = w.pending_sp; found == 0 && at < sp; at += sizeof(void*))
+            if (*reinterpret_cast<const std::uintptr_t*>(at) == fp) {
+              saved = sp - at;
+              found = 1;
+              for (at += sizeof(void*); at < sp; at += sizeof(void*))  // it must be the only copy
+                if (*reinterpret_cast<const std::uintptr_t*>(at) == fp) found = 2;
+            }
+          if (found == 1) known_library_frames.learn(w.pending_pc, {sp - w.pending_sp, saved});
+          w.pending_pc = 0;
+        }
+        if (w.skip == 0 && pc != 0 && lacks_frame_pointers(reinterpret_cast<void*>(pc))) {
+          w.pending_pc = pc;
+          w.pending_sp = sp;
+          w.pending_fp = fp;
+        }
+#endif
         if (w.skip > 0) {
           --w.skip;
           return _URC_NO_REASON;
@@ -294,7 +425,13 @@ LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
   void* frames[max_frames];
   if (depth > max_frames - internal_frames) depth = max_frames - internal_frames;
   int n = -1;
-  if (LEAKGUARD_UNLIKELY(capture_by_unwinding)) n = unwind_frames(frames, depth + internal_frames);
+  if (LEAKGUARD_UNLIKELY(capture_by_unwinding)) {
+#if defined(__x86_64__)
+    n = walk_through_known_libraries(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
+                                     depth + internal_frames);
+#endif
+    if (n < 0) n = unwind_frames(frames, depth + internal_frames);
+  }
 #if defined(__x86_64__) || defined(__aarch64__)
   else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
                                depth + internal_frames);
