@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,11 @@ template <int I>
 namespace lgt_named {
 [[gnu::noinline]] int* make() { return lgt::keep(new int(6)); }
 }  // namespace lgt_named
+
+namespace lgt_through_libstdcxx {
+// The message is copied inside libstdc++.so, whose frames are symbol names only.
+[[gnu::noinline]] std::runtime_error* make() { return lgt::keep(new std::runtime_error(std::string(100, 'x'))); }
+}  // namespace lgt_through_libstdcxx
 
 namespace lgt_late {
 [[gnu::noinline]] int* make() { return lgt::keep(new int(3)); }
@@ -228,6 +234,24 @@ TEST_CASE("a pattern that names the function holding a return address decides wi
   CHECK(captured.size() == 0);
   CHECK(use_of("lgt_named::").blocks == 1);
   CHECK(lookups() == before);  // the symbol table named lgt_named::make: no frame was looked up
+  delete kept;
+}
+
+TEST_CASE("a pattern naming the function that called a system library decides with no scan and no debug info") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_through_libstdcxx::");
+  std::runtime_error* kept = nullptr;
+  const std::uint64_t before = lookups();
+  const std::uint64_t scans = leakguard::detail::root_scans.load();
+  {
+    leakguard::scope s("through libstdc++");
+    kept = lgt_through_libstdcxx::make();
+  }
+  CHECK(captured.size() == 0);
+  CHECK(use_of("lgt_through_libstdcxx::").blocks == 2);  // the exception and its message
+  CHECK(lookups() == before);
+  CHECK(leakguard::detail::root_scans.load() == scans);
   delete kept;
 }
 

@@ -141,7 +141,7 @@ inline void give_back_pages(std::uintptr_t first, std::uintptr_t last, std::uint
 class dwarf_reader {
  public:
   // Appends the frames of return address `pc` (innermost inlined frame
-  // first). False if no module holds it.
+  // first). True if its unit's debug info was read.
   // `symbol` is the symbol table's name for it (symbol()).
   bool lookup(const void* pc, const std::string& symbol, std::vector<frame>& out) {
     const Dwarf_Addr at = call_of(pc);
@@ -152,19 +152,20 @@ class dwarf_reader {
     // the largest compilation unit of most programs.
     if (is_internal_frame(symbol, {})) {
       out.push_back(frame{pc, symbol, {}, 0});
-      return true;
+      return false;
     }
     Dwarf_Addr bias = 0;
     Dwarf_Die cu;
     const std::size_t before = out.size();
-    if (find_cu(module, at, cu, bias)) {
+    const bool read = find_cu(module, at, cu, bias);
+    if (read) {
       read_from(dwarf_getelf(dwarf_cu_getdwarf(cu.cu)));
       add_frames(&cu, at - bias, pc, out);
     }
     read_from(dwfl_module_getelf(module, &bias));  // its symbol table
     if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
     if (out.back().function.empty()) out.back().function = symbol;
-    return true;
+    return read;
   }
 
   // The symbol table's name for the function holding return address `pc`,
@@ -396,10 +397,7 @@ class symbolizer {
   // REQUIRES: lock. The frames of `pc`, as frames_of, kept in the cache:
   // valid until the lock is released.
   const std::vector<frame>& frames_at(const void* pc) {
-    return cached(cache_, pc, [&] {
-      ++lookups_;
-      return look_up(pc);
-    });
+    return cached(cache_, pc, [&] { return look_up(pc); });
   }
 
   // REQUIRES: lock. The symbol table's name for the function that holds
@@ -416,7 +414,7 @@ class symbolizer {
     });
   }
 
-  // REQUIRES: lock. How many return addresses' frames were looked up
+  // REQUIRES: lock. How many return addresses were looked up in debug info
   // (decide_stack gives pages back after each; tests count them).
   std::uint64_t lookups() const { return lookups_; }
 
@@ -483,7 +481,7 @@ class symbolizer {
     const std::string& symbol = symbol_at(pc);
     std::vector<frame> out;
 #if LEAKGUARD_HAVE_LIBDW
-    dwarf_.lookup(pc, symbol, out);
+    if (dwarf_.lookup(pc, symbol, out)) ++lookups_;
 #endif
     if (out.empty()) out.push_back(frame{pc, symbol, {}, 0});
     else if (out.back().function.empty()) out.back().function = symbol;
