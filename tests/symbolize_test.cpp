@@ -386,8 +386,8 @@ TEST_CASE("the sorted symbol table names each address of the program as libdw's 
   for (int i = 1, n = dwfl_module_getsymtab(module); i < n; ++i) {
     GElf_Sym sym;
     GElf_Addr at = 0;
-    if (dwfl_module_getsym_info(module, i, &sym, &at, nullptr, nullptr, nullptr) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
-        sym.st_size > 0)
+    const char* name = dwfl_module_getsym_info(module, i, &sym, &at, nullptr, nullptr, nullptr);
+    if (name && GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size > 0)
       starts.push_back(at);
   }
   std::sort(starts.begin(), starts.end());
@@ -409,7 +409,8 @@ TEST_CASE("the sorted symbol table names each address of the program as libdw's 
     ++named;
     if (theirs && mine && std::strcmp(theirs, mine) == 0) ++same;
     else if (first_difference.empty())
-      first_difference = std::to_string(a - low) + ": " + (theirs ? theirs : "(none)") + " vs " + (mine ? mine : "(none)");
+      first_difference =
+          std::to_string(a - low) + ": " + (theirs ? theirs : "(none)") + " vs " + (mine ? mine : "(none)");
   }
   dwfl_end(dwfl);
   INFO("first difference: ", first_difference);

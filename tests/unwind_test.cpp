@@ -35,7 +35,7 @@ TEST_CASE("a block allocated inside libstdc++.so for the user is named at the us
   delete error;
 }
 
-TEST_CASE("a call from libstdc++.so walked once by the unwinder is walked again from what it learnt, to the same frames") {
+TEST_CASE("a call from libstdc++.so the unwinder walked once is walked again from what it learnt, to the same frames") {
   lgt::report_sink sink;
   std::runtime_error* errors[3] = {};
   int line = 0;
@@ -71,3 +71,26 @@ TEST_CASE("a call from libstdc++.so walked once by the unwinder is walked again 
 #endif
   for (std::runtime_error* e : errors) delete e;
 }
+
+#if defined(__x86_64__)
+TEST_CASE("a learnt library frame is one word: what does not fit is not learnt, a return address finds only its own") {
+  static leakguard::detail::library_frames frames;  // large: not on the stack
+  using frame = leakguard::detail::library_frames::frame;
+  frame f;
+  frames.learn(0x401234, {48, 16});
+  REQUIRE(frames.find(0x401234, f));
+  CHECK(f.size == 48);
+  CHECK(f.saved_fp == 16);
+  CHECK_FALSE(frames.find(0x401235, f));
+  frames.learn(0x401234, {64, 0});  // learnt again: the newer answer
+  REQUIRE(frames.find(0x401234, f));
+  CHECK(f.size == 64);
+  CHECK(f.saved_fp == 0);
+  for (frame bad : {frame{0, 0}, frame{12, 0}, frame{8 * 512, 0}, frame{48, 4}, frame{48, 8 * 256}}) {
+    frames.learn(0x502000, bad);
+    CHECK_FALSE(frames.find(0x502000, f));
+  }
+  frames.learn(std::uintptr_t{1} << 47, {48, 0});  // beyond the 47 bits a word keeps
+  CHECK_FALSE(frames.find(std::uintptr_t{1} << 47, f));
+}
+#endif

@@ -274,7 +274,8 @@ class library_frames {
   }
 
   void learn(std::uintptr_t pc, frame f) noexcept {
-    if (pc > pc_mask || f.size == 0 || f.size % 8 || f.size > 511 * 8 || f.saved_fp % 8 || f.saved_fp > 255 * 8) return;
+    if (pc > pc_mask || f.size == 0 || f.size % 8 || f.size > 511 * 8 || f.saved_fp % 8 || f.saved_fp > 255 * 8)
+      return;  // not what one word holds
     slots_[slot(pc)].store(pc | std::uint64_t{f.size / 8} << 47 | std::uint64_t{f.saved_fp / 8} << 56,
                            std::memory_order_relaxed);
   }

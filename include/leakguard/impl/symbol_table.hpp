@@ -36,8 +36,8 @@ class symbol_table {
     // Aliases share an address: the first by binding (global, weak, local)
     // names it, as libdw prefers. Addresses leave the key's top bits free.
     sort_by(entries_, [](const entry& e) { return e.low << 2 | e.rank; });
-    entries_.erase(std::unique(entries_.begin(), entries_.end(), [](const entry& a, const entry& b) { return a.low == b.low; }),
-                   entries_.end());
+    auto same_address = [](const entry& a, const entry& b) { return a.low == b.low; };
+    entries_.erase(std::unique(entries_.begin(), entries_.end(), same_address), entries_.end());
     entries_.shrink_to_fit();
   }
 
