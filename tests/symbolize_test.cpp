@@ -416,7 +416,7 @@ TEST_CASE("the sorted symbol table names each address of the program as libdw's 
   INFO("first difference: ", first_difference);
   CHECK(addresses > 6000);
   CHECK(named > 1000);
-  CHECK(aliased > 100);
+  CHECK(aliased > 10);  // g++ -O2 makes hundreds, clang -O0 tens
   CHECK(same == named);
 }
 
