@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <map>
+#include <string>
 #include <memory>
 #include <new>
 #include <string_view>
@@ -82,9 +83,25 @@ void map_loop(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
+// A string given its buffer by reserve(), which libstdc++.so compiles (an
+// explicit instantiation, built without frame pointers): its operator new
+// is called from a library, whose frame leakguard's stack walk must step
+// over to reach the caller.
+inline void string_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    std::string s;
+    s.reserve(64);
+    benchmark::DoNotOptimize(s.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace bench
 
 // ---- rows present in both binaries ------------------------------------------------
+
+static void BM_string_reserve(benchmark::State& state) { bench::string_loop(state); }
+BENCHMARK(BM_string_reserve);
 
 static void BM_malloc_free(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
@@ -175,6 +192,15 @@ static void BM_std_allocator_scoped(benchmark::State& state) {
   bench::set_depth(16);
 }
 BENCHMARK(BM_std_allocator_scoped)->ArgNames({"size", "depth"})->ArgsProduct({{64}, {0, 16}});
+
+// The same inside a scope: 16-frame stacks through libstdc++.so's frame.
+static void BM_string_reserve_scoped(benchmark::State& state) {
+  bench::deep([&] {
+    leakguard::scope s("BM_string_reserve_scoped");
+    bench::string_loop(state);
+  });
+}
+BENCHMARK(BM_string_reserve_scoped)->Name("BM_string_reserve_scoped/depth:16");
 
 static void BM_map_leakguard_allocator(benchmark::State& state) {
   bench::map_loop<leakguard::allocator<std::pair<const int, int>>>(state);
