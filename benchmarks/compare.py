@@ -350,8 +350,8 @@ def micro_table(med):
             return "BM_std_allocator/size:64"
         if name.startswith("BM_map_"):
             return "BM_map_std_allocator"
-        if name.startswith("BM_string_reserve"):
-            return "BM_string_reserve"
+        if name.startswith("BM_library_new"):
+            return "BM_library_new"
         return name
 
     for (variant, name), v in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][0])):
