@@ -19,10 +19,10 @@
 #include <cstddef>
 #include <cstdlib>
 #include <map>
-#include <string>
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 
 #if LEAKGUARD_BENCH_WITH_LEAKGUARD

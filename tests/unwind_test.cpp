@@ -99,4 +99,16 @@ TEST_CASE("a learnt library frame is one word: what does not fit is not learnt, 
   frames.learn(std::uintptr_t{1} << 47, {48, 0});  // beyond the 47 bits a word keeps
   CHECK_FALSE(frames.find(std::uintptr_t{1} << 47, f));
 }
+
+TEST_CASE("a library frame's saved frame pointer is learnt only from the one slot that holds it") {
+  using leakguard::detail::no_single_slot;
+  using leakguard::detail::saved_frame_pointer;
+  std::uintptr_t frame[6] = {11, 22, 33, 44, 55, 66};  // [sp, cfa)
+  const auto sp = reinterpret_cast<std::uintptr_t>(frame), cfa = sp + sizeof frame;
+  CHECK(saved_frame_pointer(sp, cfa, 7, 7) == 0);                     // the register still holds it
+  CHECK(saved_frame_pointer(sp, cfa, 7, 55) == cfa - (sp + 4 * 8));  // one slot
+  CHECK(saved_frame_pointer(sp, cfa, 7, 99) == no_single_slot);      // none
+  frame[1] = 55;
+  CHECK(saved_frame_pointer(sp, cfa, 7, 55) == no_single_slot);  // two copies
+}
 #endif

@@ -353,6 +353,25 @@ inline int walk_through_known_libraries(const std::uintptr_t* fp, void** frames,
 }
 #endif
 
+#if defined(__x86_64__)
+inline constexpr std::uintptr_t no_single_slot = ~std::uintptr_t{0};
+
+// Where a library frame occupying [sp, cfa) kept its caller's frame pointer
+// `caller_fp`, as cfa less that slot: 0 if its own register still held it at
+// the call (`fp_at_call`), no_single_slot if no slot or more than one does.
+inline std::uintptr_t saved_frame_pointer(std::uintptr_t sp, std::uintptr_t cfa, std::uintptr_t fp_at_call,
+                                          std::uintptr_t caller_fp) noexcept {
+  if (fp_at_call == caller_fp) return 0;
+  std::uintptr_t saved = no_single_slot;
+  for (std::uintptr_t at = sp; at < cfa; at += sizeof(void*)) {
+    if (*reinterpret_cast<const std::uintptr_t*>(at) != caller_fp) continue;
+    if (saved != no_single_slot) return no_single_slot;  // two copies: which one is the save?
+    saved = cfa - at;
+  }
+  return saved;
+}
+#endif
+
 // The unwinder's walk, from the frame that called capture_stack() like the
 // frame-pointer walk, as far as the first frame with a frame pointer past the
 // library's: from there the frame-pointer walk goes on, a few instructions a
@@ -372,25 +391,18 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
       [](_Unwind_Context* context, void* arg) -> _Unwind_Reason_Code {
         auto& w = *static_cast<walk*>(arg);
         const _Unwind_Ptr pc = _Unwind_GetIP(context);
+        const bool in_library = pc != 0 && lacks_frame_pointers(reinterpret_cast<void*>(pc));
 #if defined(__x86_64__)
         // The unwinder's "CFA" of a context is its callee's: the frame's
         // stack pointer at its call.
         const std::uintptr_t sp = _Unwind_GetCFA(context);
         const std::uintptr_t fp = _Unwind_GetGR(context, frame_pointer_register);
-        if (w.pending_pc) {  // the caller of a library frame: that frame ends at `sp`, and kept `fp` where?
-          std::uintptr_t saved = 0;
-          int found = fp == w.pending_fp ? 1 : 0;
-          for (std::uintptr_t at = w.pending_sp; found == 0 && at < sp; at += sizeof(void*))
-            if (*reinterpret_cast<const std::uintptr_t*>(at) == fp) {
-              saved = sp - at;
-              found = 1;
-              for (at += sizeof(void*); at < sp; at += sizeof(void*))  // it must be the only copy
-                if (*reinterpret_cast<const std::uintptr_t*>(at) == fp) found = 2;
-            }
-          if (found == 1) known_library_frames.learn(w.pending_pc, {sp - w.pending_sp, saved});
+        if (w.pending_pc) {  // the caller of a library frame: that frame ends at `sp`
+          const library_frames::frame f{sp - w.pending_sp, saved_frame_pointer(w.pending_sp, sp, w.pending_fp, fp)};
+          if (f.saved_fp != no_single_slot) known_library_frames.learn(w.pending_pc, f);
           w.pending_pc = 0;
         }
-        if (w.skip == 0 && pc != 0 && lacks_frame_pointers(reinterpret_cast<void*>(pc))) {
+        if (w.skip == 0 && in_library) {
           w.pending_pc = pc;
           w.pending_sp = sp;
           w.pending_fp = fp;
@@ -402,7 +414,7 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
         }
         if (pc == 0 || w.n == w.max) return _URC_END_OF_STACK;
         w.frames[w.n++] = reinterpret_cast<void*>(pc);
-        if (lacks_frame_pointers(reinterpret_cast<void*>(pc))) {
+        if (in_library) {
           w.in_library = true;
         } else if (w.in_library && frame_pointer_register >= 0) {
           w.frame_pointer = _Unwind_GetGR(context, frame_pointer_register);

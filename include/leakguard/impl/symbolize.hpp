@@ -176,9 +176,7 @@ class dwarf_reader {
     if (!module) return {};
     Dwarf_Addr bias = 0;
     read_from(dwfl_module_getelf(module, &bias));
-    auto it = symbols_.find(module);
-    if (it == symbols_.end()) it = symbols_.try_emplace(module, module).first;
-    const char* name = it->second.name_at(at);
+    const char* name = symbols_.try_emplace(module, module).first->second.name_at(at);
     return demangle(name ? name : dwfl_module_addrname(module, at));  // an unsized symbol: libdw's rules
   }
 
