@@ -2,13 +2,16 @@
 // allow_retained, grace periods, flush(), release(). (scope.hpp, "The verdict")
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/memory_reads.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <semaphore>
+#include <signal.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -215,6 +218,85 @@ TEST_CASE("a block a thread_local points to is retained, on this thread and on a
   thread_pointer = nullptr;
   delete mine;
   delete theirs;
+}
+
+// How the scan reads (impl/memory_reads.hpp): in place while this thread is
+// the process's only one, through the kernel otherwise; the verdicts agree.
+namespace {
+struct verdict_of_graph {
+  std::array<leak_kind, 5> kinds{};  // retained head, retained tail, direct, indirect, indirect
+  std::uint64_t in_place_scans = 0;
+};
+
+verdict_of_graph judge_graph(bool allow_in_place) {
+  namespace d = leakguard::detail;
+  d::in_place_reads_allowed = allow_in_place;
+  const std::uint64_t before = d::in_place_scans.load();
+  verdict_of_graph v;
+  {
+    leakguard::scope s("two graphs");
+    node* kept = new node;
+    kept->next = new node;
+    global_pointer = reinterpret_cast<int*>(kept);
+    list_node* leaked = make_list(3);
+    const leakguard::report checked = s.check();
+    auto kind_of = [&](const void* p) {
+      if (const leakguard::leaked_block* b = lgt::find_block(checked, p)) return b->kind;
+      for (const leakguard::leaked_block& b : checked.retained())
+        if (b.address == p) return b.kind;
+      FAIL("no verdict for a block");
+      return leak_kind::direct;
+    };
+    v = {{kind_of(kept), kind_of(kept->next), kind_of(leaked), kind_of(leaked->next), kind_of(leaked->next->next)},
+         d::in_place_scans.load() - before};
+    global_pointer = nullptr;  // nothing survives the scope: no report holds these addresses
+    free_list(kept);
+    free_list(leaked);
+  }
+  d::in_place_reads_allowed = true;
+  return v;
+}
+}  // namespace
+
+TEST_CASE("the scan reads in place when this thread is alone, through the kernel otherwise: one verdict") {
+  namespace d = leakguard::detail;
+  const std::array<leak_kind, 5> expected{leak_kind::retained, leak_kind::retained, leak_kind::direct,
+                                        leak_kind::indirect, leak_kind::indirect};
+  const bool alone = d::process_threads() == 1;  // CTest runs each case in a process of its own
+  const bool may_read_in_place = !lgt::under_asan && !lgt::under_tsan;
+  const verdict_of_graph in_place = judge_graph(true);
+  CHECK(in_place.kinds == expected);
+  CHECK(in_place.in_place_scans == (alone && may_read_in_place ? 1u : 0u));
+  const verdict_of_graph kernel = judge_graph(false);
+  CHECK(kernel.kinds == expected);
+  CHECK(kernel.in_place_scans == 0);
+
+  // With another thread alive, memory is read through the kernel.
+  std::binary_semaphore judged{0};
+  std::thread other([&] { judged.acquire(); });
+  CHECK(d::process_threads() >= 2);
+  const verdict_of_graph shared = judge_graph(true);
+  judged.release();
+  other.join();
+  CHECK(shared.kinds == expected);
+  CHECK(shared.in_place_scans == 0);
+}
+
+TEST_CASE("a scan blocks this thread's signals while it reads, and gives its signal mask back") {
+  sigset_t mask, during, after;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGUSR2);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);  // the caller's own mask, to be given back
+  {
+    const leakguard::detail::sole_thread alone;
+    pthread_sigmask(SIG_SETMASK, nullptr, &during);
+    if (!lgt::under_asan && !lgt::under_tsan) CHECK(sigismember(&during, SIGUSR1) == 1);
+  }
+  pthread_sigmask(SIG_SETMASK, nullptr, &after);
+  CHECK(sigismember(&after, SIGUSR2) == 1);
+  CHECK(sigismember(&after, SIGUSR1) == 0);
+  sigemptyset(&mask);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
 }
 
 TEST_CASE("a pointer into the middle of a block keeps it retained") {

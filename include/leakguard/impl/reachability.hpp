@@ -21,9 +21,9 @@
 // copied without being set) does count: such a leak looks retained.
 //
 // Other threads keep running, and may free (and unmap) a block while it is
-// read: all memory is read with process_vm_readv on our own process, which
-// fails on an unmapped page instead of faulting. Where that call is not
-// allowed (some sandboxes), nothing is scanned and every survivor is direct.
+// read: memory_reads.hpp says how it is read. Where the kernel does not
+// allow those reads (some sandboxes), nothing is scanned and every survivor
+// is direct.
 #pragma once
 
 #include <fcntl.h>
@@ -41,6 +41,7 @@
 
 #include "block.hpp"
 #include "internal_memory.hpp"
+#include "memory_reads.hpp"
 #include "sort.hpp"
 #include "stacks.hpp"
 #include "thread_state.hpp"
@@ -57,59 +58,6 @@ inline constexpr std::uint8_t reach_direct = 0, reach_indirect = 1, reach_retain
 
 // Scans of the roots made so far: what a verdict costs, seen by tests.
 inline constinit std::atomic<std::uint64_t> root_scans{0};
-
-// ---- reading memory that may vanish ----------------------------------------------
-
-struct read_request {
-  std::uintptr_t address;
-  std::size_t size;
-  void* into;
-  bool ok;
-};
-
-// 0: untried, 1: works, -1: not allowed here (scan nothing).
-inline std::atomic<int> safe_reads_state{0};
-
-// Reads every request, setting `ok`; up to IOV_MAX requests per system call.
-inline void read_all(std::span<read_request> rs) noexcept {
-  constexpr std::size_t batch = 1024;
-  iovec local[batch], remote[batch];
-  const pid_t self = getpid();
-  for (std::size_t i = 0; i < rs.size();) {
-    const std::size_t n = std::min(batch, rs.size() - i);
-    for (std::size_t k = 0; k < n; ++k) {
-      local[k] = {rs[i + k].into, rs[i + k].size};
-      remote[k] = {reinterpret_cast<void*>(rs[i + k].address), rs[i + k].size};
-    }
-    const ssize_t got = process_vm_readv(self, local, n, remote, n, 0);
-    if (got < 0 && errno != EFAULT) {  // ENOSYS, EPERM: no safe reads here
-      safe_reads_state.store(-1, std::memory_order_relaxed);
-      for (; i < rs.size(); ++i) rs[i].ok = false;
-      return;
-    }
-    // Transfers stop at the first element that failed, never inside one.
-    std::size_t left = got < 0 ? 0 : static_cast<std::size_t>(got);
-    std::size_t k = 0;
-    for (; k < n && left >= rs[i + k].size; ++k) {
-      left -= rs[i + k].size;
-      rs[i + k].ok = true;
-    }
-    if (k < n) rs[i + k++].ok = false;
-    i += k;
-  }
-}
-
-inline bool safe_reads_work() noexcept {
-  int state = safe_reads_state.load(std::memory_order_relaxed);
-  if (state == 0) {
-    std::uint64_t probe = 1, copy = 0;
-    read_request r{reinterpret_cast<std::uintptr_t>(&probe), sizeof probe, &copy, false};
-    read_all({&r, 1});
-    state = r.ok && copy == 1 ? 1 : -1;
-    safe_reads_state.store(state, std::memory_order_relaxed);
-  }
-  return state == 1;
-}
 
 // ---- where pointers may point -------------------------------------------------------------
 
@@ -248,6 +196,8 @@ class reachability {
     for (const survivor& s : by_address_) at_index[s.index] = &s;
     reached_[first] = 1;
     if (!safe_reads_work()) return out;
+    const sole_thread alone;
+    in_place_ = alone.alone();
     for (std::size_t k = 0; k < out.size(); ++k) {
       if (!at_index[out[k]]) continue;
       const survivor* s = at_index[out[k]];
@@ -265,6 +215,8 @@ class reachability {
   std::span<const reach_result> classify() {
     if (by_address_.empty() || !safe_reads_work() || !memory_.load()) return results_;
     root_scans.fetch_add(1, std::memory_order_relaxed);
+    const sole_thread alone;
+    in_place_ = alone.alone();
     scan_roots();
     for (std::size_t i = 0; i < results_.size(); ++i)
       if (reached_[i]) results_[i].kind = reach_retained;
@@ -280,6 +232,7 @@ class reachability {
   struct region {
     std::uintptr_t begin;
     std::size_t size;
+    bool mapped;  // known to stay mapped while this thread is alone (memory_reads.hpp)
   };
   static constexpr std::size_t chunk_bytes = 256 * 1024;  // read at a time
 
@@ -303,11 +256,11 @@ class reachability {
     const auto own_begin = reinterpret_cast<std::uintptr_t>(&depot), own_end = own_begin + sizeof depot;
     for (const address_range& s : roots.segments) {
       if (own_end <= s.begin || s.end <= own_begin) {
-        queue_.push_back({s.begin, s.end - s.begin});
+        queue_.push_back({s.begin, s.end - s.begin, true});
         continue;
       }
-      if (s.begin < own_begin) queue_.push_back({s.begin, own_begin - s.begin});
-      if (own_end < s.end) queue_.push_back({own_end, s.end - own_end});
+      if (s.begin < own_begin) queue_.push_back({s.begin, own_begin - s.begin, true});
+      if (own_end < s.end) queue_.push_back({own_end, s.end - own_end, true});
     }
     internal_vector<std::uintptr_t> pointers;
     {
@@ -321,26 +274,38 @@ class reachability {
     if (!LEAKGUARD_TSAN)
       for (std::uintptr_t tp : pointers)
         for (std::size_t m = 0; m < roots.tls_offsets.size(); ++m)
-          queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m]});
+          queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m], tp == thread_pointer()});
     // The survivors' own start addresses must not be queued as plain blocks.
     for (const survivor& s : by_address_) seen_.insert(s.begin);
     drain();
   }
 
-  // Scans queued regions in batches: one system call reads many small ones.
+  // Scans the queued regions: in place where it can, else in batches read
+  // through the kernel (one system call reads many small ones).
   void drain() {
     internal_vector<read_request> reads;
-    while (!queue_.empty()) {
+    for (;;) {
+      if (queue_.empty()) {
+        if (candidates_.empty()) return;
+        resolve_candidates();
+        continue;
+      }
+      if (in_place_ && queue_.back().mapped) {
+        const region r = queue_.back();
+        queue_.pop_back();
+        scan_words(reinterpret_cast<const char*>(r.begin), r.size);
+        continue;
+      }
       reads.clear();
       std::size_t used = 0;
-      while (!queue_.empty() && reads.size() < 1024) {
+      while (!queue_.empty() && reads.size() < 1024 && !(in_place_ && queue_.back().mapped)) {
         region& r = queue_.back();
         const std::size_t take = std::min(r.size, chunk_bytes);
         if (used + take > chunk_bytes && !reads.empty()) break;
         reads.push_back({r.begin, take, buffer_.data() + used, false});
         used += take;
         if (take == r.size) queue_.pop_back();
-        else r = {r.begin + take, r.size - take};
+        else r = {r.begin + take, r.size - take, r.mapped};
       }
       read_all(reads);
       for (const read_request& r : reads)
@@ -357,7 +322,7 @@ class reachability {
       if (const survivor* s = survivor_at(w)) {  // any byte of a survivor
         if (!reached_[s->index]) {
           reached_[s->index] = 1;
-          queue_.push_back({s->begin, s->end - s->begin});
+          queue_.push_back({s->begin, s->end - s->begin, true});
         }
         continue;
       }
@@ -395,7 +360,7 @@ class reachability {
         if (!r->ok) continue;
         block_header h;
         std::memcpy(&h, static_cast<const char*>(r->into) + (at - r->address), sizeof h);
-        if (is_block(user, h)) queue_.push_back({user, h.size});
+        if (is_block(user, h)) queue_.push_back({user, h.size, true});
       }
     }
     candidates_.clear();
@@ -426,24 +391,29 @@ class reachability {
     internal_vector<read_request> reads;
     internal_vector<const survivor*> whose;
     std::size_t used = 0;
+    auto targets = [&](const survivor& s, const void* at, std::size_t size) {
+      const auto* bytes = static_cast<const unsigned char*>(at);
+      for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= size; off += sizeof(std::uintptr_t)) {
+        std::uintptr_t w;
+        std::memcpy(&w, bytes + off, sizeof w);
+        const survivor* t = survivor_at(w);
+        if (t && t != &s) f(s, *t);
+      }
+    };
     auto read_batch = [&] {
       read_all(reads);
-      for (std::size_t k = 0; k < reads.size(); ++k) {
-        if (!reads[k].ok) continue;
-        const auto* bytes = static_cast<const unsigned char*>(reads[k].into);
-        for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= reads[k].size; off += sizeof(std::uintptr_t)) {
-          std::uintptr_t w;
-          std::memcpy(&w, bytes + off, sizeof w);
-          const survivor* t = survivor_at(w);
-          if (t && t != whose[k]) f(*whose[k], *t);
-        }
-      }
+      for (std::size_t k = 0; k < reads.size(); ++k)
+        if (reads[k].ok) targets(*whose[k], reads[k].into, reads[k].size);
       reads.clear();
       whose.clear();
       used = 0;
     };
     for (const survivor* s : from) {
       if (s->end - s->begin < sizeof(std::uintptr_t)) continue;
+      if (in_place_) {  // a survivor is a live block
+        targets(*s, reinterpret_cast<const void*>(s->begin), s->end - s->begin);
+        continue;
+      }
       for (std::uintptr_t at = s->begin; at < s->end; at += chunk_bytes) {
         const std::size_t take = std::min<std::size_t>(chunk_bytes, s->end - at);
         if (used + take > chunk_bytes) read_batch();
@@ -507,6 +477,7 @@ class reachability {
   const std::uint32_t* groups_;
   internal_vector<survivor> by_address_;
   internal_vector<region> queue_;
+  bool in_place_ = false;  // this thread is alone: mapped regions are read in place
   internal_vector<std::uintptr_t> candidates_;
   internal_buffer buffer_{chunk_bytes};
   internal_buffer pages_{max_pages * read_page};
