@@ -568,6 +568,7 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
 // those a report shows (trimmed()): from the first that is not leakguard's,
 // `depth` return addresses at most.
 inline int suppression_for(const stack_trace* stack, const suppression_snapshot& list, int depth) {
+  constexpr int internal_function = suppression_c_library - 1;  // a frame of leakguard's own function
   if (!stack || stack == not_recorded()) return suppression_none;
   std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
   if (left == 0) return suppression_none;
@@ -575,15 +576,19 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
   auto read_on = [&](int a) { return a == suppression_undecided && --left == 0 ? suppression_none : a; };
   const std::uint64_t key = list.generation * (max_frames + 1) + left;
   const int answer = decide_stack(stack, key, suppression_undecided, [&](symbolizer& sym, const void* pc) {
-    // The symbol table's name first: leakguard's own function is passed
-    // over, and one a pattern names (a framework's) decides, without the
-    // debug info that the frames inlined into it take.
-    const std::string& name = sym.symbol_at(pc);
-    if (is_internal_frame(name, {})) return counting ? read_on(suppression_undecided) : suppression_undecided;
+    const int said = sym.remembered(pc, list.generation, [&] {
+      // The symbol table's name first: leakguard's own function is passed
+      // over, and one a pattern names (a framework's) decides, without the
+      // debug info that the frames inlined into it take.
+      const std::string& name = sym.symbol_at(pc);
+      if (is_internal_frame(name, {})) return internal_function;
+      const int by_name = pattern_for(name, {}, list.patterns);
+      if (by_name != suppression_undecided) return by_name;
+      return suppression_of(sym.frames_at(pc), list.patterns);
+    });
+    if (said == internal_function) return counting ? read_on(suppression_undecided) : suppression_undecided;
     counting = true;
-    const int by_name = pattern_for(name, {}, list.patterns);
-    if (by_name != suppression_undecided) return by_name;
-    return read_on(suppression_of(sym.frames_at(pc), list.patterns));
+    return read_on(said);
   });
   return answer == suppression_undecided ? suppression_none : answer;  // the stack ended first
 }

@@ -412,6 +412,19 @@ class symbolizer {
     });
   }
 
+  // REQUIRES: lock. What `decide()` says of return address `pc` when
+  // that depends on `pc` and `key` alone: asked once per address and key.
+  // A stack's decision (decide_stack) takes each of its frames in turn, and
+  // stacks share most frames: a framework's, the test runner's.
+  template <class Decide>
+  int remembered(const void* pc, std::uint64_t key, Decide decide) {
+    if (key != remembered_key_) {
+      remembered_.clear();
+      remembered_key_ = key;
+    }
+    return cached(remembered_, pc, decide);
+  }
+
   // REQUIRES: lock. How many return addresses were looked up in debug info
   // (decide_stack gives pages back after each; tests count them).
   std::uint64_t lookups() const { return lookups_; }
@@ -443,6 +456,7 @@ class symbolizer {
     if (now.subs != subs_) {
       cache_.clear();
       names_.clear();
+      remembered_.clear();
       ++epoch_;
     }
 #if LEAKGUARD_HAVE_LIBDW
@@ -525,6 +539,8 @@ class symbolizer {
 
   std::unordered_map<std::uintptr_t, std::vector<frame>> cache_;
   std::unordered_map<std::uintptr_t, std::string> names_;
+  std::unordered_map<std::uintptr_t, int> remembered_;
+  std::uint64_t remembered_key_ = 0;
   std::uint64_t lookups_ = 0;
   std::uint64_t epoch_ = 0;
   unsigned long long adds_ = 0, subs_ = 0;
