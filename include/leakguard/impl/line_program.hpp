@@ -27,6 +27,7 @@
 #include <gelf.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -35,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "../config.hpp"
 #include "sort.hpp"
 
 namespace leakguard::detail {
@@ -199,6 +201,13 @@ class line_programs {
     const unsigned char* end = nullptr;
     unsigned min_instruction_length = 1, line_range = 1, opcode_base = 1;
     int line_base = 0;
+    // What each special opcode (opcode_base and above) adds to the address
+    // and to the line: most of a program's bytes are special opcodes.
+    struct advance {
+      std::uint32_t address = 0;
+      std::int32_t line = 0;
+    };
+    std::array<advance, 256> special{};
     std::vector<unsigned char> operand_counts;  // of standard opcodes 1 .. opcode_base-1
     std::vector<std::string> files;            // by the program's file number
     std::vector<sequence> sequences;           // by address, made on the first lookup
@@ -213,19 +222,18 @@ class line_programs {
   // the next opcode starts. False if the program is malformed.
   template <class F>
   static bool run(const unit& u, const unsigned char* from, line_row state, F&& row) {
-    dwarf_cursor in(from, u.end);
     // The registers of the state machine (DWARF 5, 6.2.2) that rows need.
     std::uint64_t address = state.address, file = state.file;
     std::int64_t line = state.line;
-    while (!in.at_end() && in.ok()) {
-      const unsigned op = static_cast<unsigned>(in.fixed(1));
-      if (op >= u.opcode_base) {  // special opcode
-        const unsigned adjusted = op - u.opcode_base;
-        address += (adjusted / u.line_range) * u.min_instruction_length;
-        line += u.line_base + static_cast<int>(adjusted % u.line_range);
-        if (!row(line_row{address, file, line, false}, in.position())) return true;
+    for (const unsigned char* at = from; at < u.end;) {
+      const unsigned op = *at++;
+      if (op >= u.opcode_base) {  // a special opcode: one byte, one row
+        address += u.special[op].address;
+        line += u.special[op].line;
+        if (!row(line_row{address, file, line, false}, at)) return true;
         continue;
       }
+      dwarf_cursor in(at, u.end);
       switch (op) {
         case 0: {  // extended
           const std::uint64_t length = in.uleb();
@@ -251,12 +259,18 @@ class line_programs {
         case DW_LNS_set_file: file = in.uleb(); break;
         case DW_LNS_const_add_pc: address += ((255 - u.opcode_base) / u.line_range) * u.min_instruction_length; break;
         case DW_LNS_fixed_advance_pc: address += in.fixed(2); break;
+        case DW_LNS_negate_stmt:  // frequent, and without operands
+        case DW_LNS_set_basic_block:
+        case DW_LNS_set_prologue_end:
+        case DW_LNS_set_epilogue_begin: break;
         default:  // other standard opcodes: skip their operands
           for (unsigned n = op - 1 < u.operand_counts.size() ? u.operand_counts[op - 1] : 0; n > 0; --n) in.uleb();
           break;
       }
+      if (!in.ok()) return false;
+      at = in.position();
     }
-    return in.ok();
+    return true;
   }
 
   // One pass over the whole program: where each sequence starts and what
@@ -266,7 +280,7 @@ class line_programs {
     std::uint64_t low = 0;
     std::uint32_t rows = 0;       // of the sequence being run
     std::size_t first_checkpoint = 0;  // its first
-    const bool ok = run(u, u.program, sequence_start, [&](const line_row& r, const unsigned char* after) {
+    const bool ok = run(u, u.program, sequence_start, [&](const line_row& r, const unsigned char* after) LEAKGUARD_LAMBDA_INLINE {
       if (rows == 0) low = r.address;
       if (!r.ends) {
         if (++rows % checkpoint_rows == 0) u.checkpoints.push_back({r, after});
@@ -326,6 +340,11 @@ class line_programs {
     u.line_range = static_cast<unsigned>(in.fixed(1));
     u.opcode_base = static_cast<unsigned>(in.fixed(1));
     if (!in.ok() || u.line_range == 0 || u.opcode_base == 0) return u;
+    for (unsigned op = u.opcode_base; op < u.special.size(); ++op) {
+      const unsigned adjusted = op - u.opcode_base;
+      u.special[op] = {(adjusted / u.line_range) * u.min_instruction_length,
+                       u.line_base + static_cast<int>(adjusted % u.line_range)};
+    }
     for (unsigned i = 1; i < u.opcode_base; ++i) u.operand_counts.push_back(static_cast<unsigned char>(in.fixed(1)));
 
     Dwarf_Attribute attr;
