@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <semaphore>
 #include <signal.h>
+#include <sys/mman.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -402,6 +403,66 @@ TEST_CASE("random object graphs: the same verdicts read in place and through the
     CHECK(kinds_seen[0] > 0);  // the graphs have all three kinds
     CHECK(kinds_seen[1] > 0);
     CHECK(kinds_seen[2] > 0);
+  }
+}
+
+// A page a program protects inside a block (a guard page) is not readable:
+// the scan reads the rest, in place where it can, and never faults.
+namespace {
+void* volatile guarded_root = nullptr;
+}  // namespace
+
+TEST_CASE("a block with a protected page inside is scanned around it, in place and through the kernel") {
+  namespace d = leakguard::detail;
+  constexpr std::size_t page = 4096;
+  const bool in_place_possible = d::process_threads() == 1 && !lgt::under_asan && !lgt::under_tsan;
+  for (const bool in_place : {true, false}) {
+    CAPTURE(in_place);
+    d::in_place_reads_allowed = in_place;
+    const std::uint64_t scans_before = d::in_place_scans.load();
+    leakguard::report checked;
+    std::uintptr_t addresses[4] = {};  // kept, leaked, before_guard, after_guard: compared after they are freed
+    void** kept = nullptr;
+    void** leaked = nullptr;
+    int* before_guard = nullptr;
+    int* after_guard = nullptr;
+    {
+      leakguard::scope s("guard page");
+      kept = static_cast<void**>(::operator new(3 * page, std::align_val_t(page)));
+      leaked = static_cast<void**>(::operator new(3 * page, std::align_val_t(page)));
+      before_guard = new int(1);
+      after_guard = new int(2);
+      kept[0] = before_guard;
+      kept[2 * page / sizeof(void*)] = after_guard;
+      leaked[0] = new int(3);
+      guarded_root = kept;
+      REQUIRE(mprotect(reinterpret_cast<char*>(kept) + page, page, PROT_NONE) == 0);
+      REQUIRE(mprotect(reinterpret_cast<char*>(leaked) + page, page, PROT_NONE) == 0);
+      checked = s.check();
+      for (std::size_t i = 0; const void* p : {static_cast<const void*>(kept), static_cast<const void*>(leaked),
+                                              static_cast<const void*>(before_guard), static_cast<const void*>(after_guard)})
+        addresses[i++] = reinterpret_cast<std::uintptr_t>(p);
+      REQUIRE(mprotect(reinterpret_cast<char*>(kept) + page, page, PROT_READ | PROT_WRITE) == 0);
+      REQUIRE(mprotect(reinterpret_cast<char*>(leaked) + page, page, PROT_READ | PROT_WRITE) == 0);
+      guarded_root = nullptr;
+      delete static_cast<int*>(leaked[0]);
+      for (void** b : {kept, leaked}) ::operator delete(b, std::align_val_t(page));
+      delete before_guard;
+      delete after_guard;
+    }
+    d::in_place_reads_allowed = true;
+    auto retained = [&](std::uintptr_t p) {
+      const auto& r = checked.retained();
+      return std::any_of(r.begin(), r.end(), [&](const auto& b) { return reinterpret_cast<std::uintptr_t>(b.address) == p; });
+    };
+    CHECK(retained(addresses[0]));
+    CHECK(retained(addresses[2]));  // pointed to from the page before the guard
+    CHECK(retained(addresses[3]));  // and from the page after it
+    bool leaked_direct = false;
+    for (const leakguard::leaked_block& b : checked.blocks())
+      leaked_direct |= reinterpret_cast<std::uintptr_t>(b.address) == addresses[1] && b.kind == leak_kind::direct;
+    CHECK(leaked_direct);
+    CHECK(d::in_place_scans.load() - scans_before == (in_place && in_place_possible ? 1u : 0u));
   }
 }
 

@@ -96,6 +96,17 @@ class writable_memory {
     return !ranges_.empty();
   }
 
+  // How many bytes from `p` on are all readable and writable, or all not
+  // (as far as the next such mapping): the kernel fails a read that meets a
+  // protected page whole, so reads stop at the edge. Unlimited if nothing
+  // was loaded.
+  std::size_t same_access(std::uintptr_t p) const noexcept {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
+                               [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
+    if (it != ranges_.begin() && p < (it - 1)->end) return (it - 1)->end - p;
+    return it == ranges_.end() ? ~std::size_t{0} : it->begin - p;
+  }
+
   // The end of the mapping holding `p`, or 0.
   LEAKGUARD_NO_COVERAGE std::uintptr_t end_of(std::uintptr_t p) const noexcept {
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
@@ -197,7 +208,7 @@ class reachability {
     reached_[first] = 1;
     if (!safe_reads_work()) return out;
     const sole_thread alone;
-    in_place_ = alone.alone();
+    in_place_ = alone.alone() && memory_.load();
     for (std::size_t k = 0; k < out.size(); ++k) {
       if (!at_index[out[k]]) continue;
       const survivor* s = at_index[out[k]];
@@ -280,6 +291,17 @@ class reachability {
     drain();
   }
 
+  // How much of region `r`, from its start, is read in place: while this
+  // thread is alone, of a region that stays mapped, the part that was
+  // readable and writable when the scan began (a segment starts with its
+  // read-only relocations; a program may protect a guard page inside its
+  // data or inside a block). The rest goes through the kernel.
+  std::size_t in_place(const region& r) const noexcept {
+    if (!in_place_ || !r.mapped) return 0;
+    const std::uintptr_t end = memory_.end_of(r.begin);
+    return end == 0 ? 0 : std::min<std::size_t>(r.size, end - r.begin);
+  }
+
   // Scans the queued regions: in place where it can, else in batches read
   // through the kernel (one system call reads many small ones).
   void drain() {
@@ -290,17 +312,18 @@ class reachability {
         resolve_candidates();
         continue;
       }
-      if (in_place_ && queue_.back().mapped) {
+      if (const std::size_t n = in_place(queue_.back())) {
         const region r = queue_.back();
-        queue_.pop_back();
-        scan_words(reinterpret_cast<const char*>(r.begin), r.size);
+        if (n == r.size) queue_.pop_back();
+        else queue_.back() = {r.begin + n, r.size - n, r.mapped};
+        scan_words(reinterpret_cast<const char*>(r.begin), n);
         continue;
       }
       reads.clear();
       std::size_t used = 0;
-      while (!queue_.empty() && reads.size() < 1024 && !(in_place_ && queue_.back().mapped)) {
+      while (!queue_.empty() && reads.size() < 1024 && !in_place(queue_.back())) {
         region& r = queue_.back();
-        const std::size_t take = std::min(r.size, chunk_bytes);
+        const std::size_t take = std::min({r.size, chunk_bytes, memory_.same_access(r.begin)});
         if (used + take > chunk_bytes && !reads.empty()) break;
         reads.push_back({r.begin, take, buffer_.data() + used, false});
         used += take;
@@ -410,12 +433,12 @@ class reachability {
     };
     for (const survivor* s : from) {
       if (s->end - s->begin < sizeof(std::uintptr_t)) continue;
-      if (in_place_) {  // a survivor is a live block
+      if (in_place({s->begin, s->end - s->begin, true}) == s->end - s->begin) {  // a survivor is a live block
         targets(*s, reinterpret_cast<const void*>(s->begin), s->end - s->begin);
         continue;
       }
-      for (std::uintptr_t at = s->begin; at < s->end; at += chunk_bytes) {
-        const std::size_t take = std::min<std::size_t>(chunk_bytes, s->end - at);
+      for (std::uintptr_t at = s->begin, take; at < s->end; at += take) {
+        take = std::min<std::size_t>({chunk_bytes, s->end - at, memory_.same_access(at)});
         if (used + take > chunk_bytes) read_batch();
         reads.push_back({at, take, buffer_.data() + used, false});
         whose.push_back(s);
