@@ -101,22 +101,26 @@ class writable_memory {
   // protected page whole, so reads stop at the edge. Unlimited if nothing
   // was loaded.
   std::size_t same_access(std::uintptr_t p) const noexcept {
-    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
-                               [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
-    if (it != ranges_.begin() && p < (it - 1)->end) return (it - 1)->end - p;
-    return it == ranges_.end() ? ~std::size_t{0} : it->begin - p;
+    if (const std::uintptr_t end = end_of(p)) return end - p;
+    const auto next = above(p);
+    return next == ranges_.end() ? ~std::size_t{0} : next->begin - p;
   }
 
   // The end of the mapping holding `p`, or 0.
   LEAKGUARD_NO_COVERAGE std::uintptr_t end_of(std::uintptr_t p) const noexcept {
-    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), p,
-                               [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
+    auto it = above(p);
     if (it == ranges_.begin()) return 0;
     --it;
     return p < it->end ? it->end : 0;
   }
 
  private:
+  // The first mapping that starts above `p`.
+  internal_vector<address_range>::const_iterator above(std::uintptr_t p) const noexcept {
+    return std::upper_bound(ranges_.begin(), ranges_.end(), p,
+                            [](std::uintptr_t v, const address_range& r) { return v < r.begin; });
+  }
+
   internal_vector<address_range> ranges_;
 };
 
