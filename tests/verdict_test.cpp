@@ -496,6 +496,33 @@ TEST_CASE("a pointer into the middle of a block keeps it retained") {
   delete[] p;
 }
 
+TEST_CASE("a block of 0 bytes is reached by its address: retained from a global, indirect from a leak") {
+  lgt::capture_reports captured;
+  char* kept = nullptr;
+  char** holder = nullptr;
+  {
+    leakguard::scope s("zero bytes");
+    kept = new char[0];
+    global_pointer = reinterpret_cast<int*>(kept);
+    holder = keep(new char*[1]{new char[0]});
+  }
+  REQUIRE(captured.reports.size() == 1);
+  const leakguard::report& r = captured.reports[0];
+  REQUIRE(r.leaked_blocks() == 2);  // not the global's block
+  CHECK(lgt::find_block(r, kept) == nullptr);
+  const leakguard::leaked_block* direct = lgt::find_block(r, holder);
+  const leakguard::leaked_block* inside = lgt::find_block(r, holder[0]);
+  REQUIRE(direct != nullptr);
+  REQUIRE(inside != nullptr);
+  CHECK(direct->kind == leak_kind::direct);
+  CHECK(inside->kind == leak_kind::indirect);
+  CHECK(inside->size == 0);
+  global_pointer = nullptr;
+  delete[] kept;
+  delete[] holder[0];
+  delete[] holder;
+}
+
 TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block is a direct leak") {
   lgt::capture_reports captured;
   int* p = nullptr;

@@ -198,7 +198,9 @@ class reachability {
       : results_(n), reached_(n, 0), groups_(groups) {
     for (std::size_t i = 0; i < n; ++i) {
       results_[i].leader = static_cast<std::uint32_t>(i);
-      if (sizes[i]) by_address_.push_back({begins[i], begins[i] + sizes[i], static_cast<std::uint32_t>(i)});
+      // A block of 0 bytes (`new char[0]`) is reached by its address.
+      const std::uintptr_t end = begins[i] + std::max<std::size_t>(sizes[i], 1);
+      by_address_.push_back({begins[i], end, static_cast<std::uint32_t>(i)});
     }
     sort_by(by_address_, [](const survivor& s) { return s.begin; });
   }
