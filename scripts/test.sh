@@ -13,7 +13,7 @@ suites=("$@")
 
 # What the suites need on a fresh Debian 12 (only the missing ones are installed).
 scripts/install-deps.sh g++ cmake ninja-build meson pkg-config python3 doctest-dev libabsl-dev libdw-dev \
-  libgtest-dev catch2 libbenchmark-dev clang-16 libclang-rt-16-dev zlib1g-dev libtcmalloc-minimal4 libjemalloc2 \
+  libgtest-dev libgmock-dev catch2 libbenchmark-dev clang-16 libclang-rt-16-dev zlib1g-dev libtcmalloc-minimal4 libjemalloc2 \
   libcrypt1
 
 run_meson() {

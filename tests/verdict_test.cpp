@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <pthread.h>
 #include <semaphore>
 #include <signal.h>
 #include <sys/mman.h>
@@ -521,6 +522,32 @@ TEST_CASE("a block of 0 bytes is reached by its address: retained from a global,
   delete[] kept;
   delete[] holder[0];
   delete[] holder;
+}
+
+TEST_CASE("a block this thread's pthread_setspecific keeps is retained, and a leak once the value is cleared") {
+  lgt::capture_reports captured;
+  pthread_key_t key;
+  REQUIRE(pthread_key_create(&key, nullptr) == 0);
+  long* p = nullptr;
+  {
+    leakguard::scope s("thread-specific");
+    p = keep(new long(7));
+    REQUIRE(pthread_setspecific(key, p) == 0);
+  }
+  CHECK(captured.reports.empty());
+  REQUIRE(pthread_setspecific(key, nullptr) == 0);
+  long* q = nullptr;
+  {
+    leakguard::scope s("cleared");
+    q = keep(new long(8));
+    REQUIRE(pthread_setspecific(key, q) == 0);
+    REQUIRE(pthread_setspecific(key, nullptr) == 0);
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
+  pthread_key_delete(key);
+  delete p;
+  delete q;
 }
 
 TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block is a direct leak") {

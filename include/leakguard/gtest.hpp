@@ -101,10 +101,13 @@ inline void ignore_bookkeeping(const ::testing::TestResult& result) {
 }
 
 // SCOPED_TRACE pushes onto a per-thread stack whose buffer is kept: build
-// the main thread's, deep enough, before the first test.
+// the main thread's, deep enough, before the first test. The message fits
+// in the string itself: a popped trace's bytes stay in the buffer, which
+// thread-specific data keeps, and a pointer to a freed message there would
+// retain whatever block is made at its address next.
 inline void warm_up_gtest() {
   std::optional<::testing::ScopedTrace> traces[32];
-  for (auto& t : traces) t.emplace(__FILE__, __LINE__, "leakguard warm-up");
+  for (auto& t : traces) t.emplace(__FILE__, __LINE__, "leakguard");
   for (int i = 31; i >= 0; --i) traces[i].reset();
 }
 

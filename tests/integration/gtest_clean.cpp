@@ -1,6 +1,7 @@
 // A leak-free GoogleTest suite doing what test programs normally do, linked
-// with gtest_main: including <leakguard/gtest.hpp> is the whole setup. Every
-// test must pass (driver: integration_test.cpp).
+// with gtest_main and gMock: including <leakguard/gtest.hpp> is the whole
+// setup. Every test must pass, in any order (driver: integration_test.cpp).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <leakguard/gtest.hpp>
@@ -154,4 +155,48 @@ TYPED_TEST_SUITE(Typed, types);
 TYPED_TEST(Typed, Vector) {
   std::vector<TypeParam> v(10);
   EXPECT_EQ(v.size(), 10u);
+}
+
+// gMock keeps state of its own from a test's first use on: the per-thread
+// implicit sequence InSequence makes (thread-specific data), the registry of
+// live mocks, the reactions NiceMock and StrictMock register.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::string get(const std::string& key) = 0;
+  virtual void put(const std::string& key, const std::string& value) = 0;
+};
+
+class MockStore : public Store {
+ public:
+  MOCK_METHOD(std::string, get, (const std::string& key), (override));
+  MOCK_METHOD(void, put, (const std::string& key, const std::string& value), (override));
+};
+
+TEST(Mocks, StrictMockExpectations) {
+  testing::StrictMock<MockStore> store;
+  EXPECT_CALL(store, put("k", std::string(40, 'v'))).Times(1);
+  EXPECT_CALL(store, get("k")).WillOnce(testing::Return(std::string(40, 'v')));
+  store.put("k", std::string(40, 'v'));
+  EXPECT_EQ(store.get("k").size(), 40u);
+}
+
+TEST(Mocks, NiceMockDefaults) {
+  testing::NiceMock<MockStore> store;
+  ON_CALL(store, get(testing::_)).WillByDefault(testing::Return(std::string(50, 'd')));
+  EXPECT_EQ(store.get("x").size(), 50u);
+  store.put("a", "b");  // uninteresting, and allowed
+}
+
+// Each of these may be the first InSequence of the run, which makes it (in
+// the test's body, as users write it: its stack then shows no gMock frame
+// below InSequence's own).
+TEST(Mocks, InSequence) { testing::InSequence in_order; }
+TEST(Mocks, InSequenceWithCalls) {
+  MockStore store;
+  testing::InSequence in_order;
+  EXPECT_CALL(store, put("a", "1"));
+  EXPECT_CALL(store, put("b", "2"));
+  store.put("a", "1");
+  store.put("b", "2");
 }

@@ -9,7 +9,8 @@
 // Conservative, like LeakSanitizer: any word that holds the address of a
 // live leakguard block (its start; for a survivor, any byte inside it) is a
 // pointer. The roots are the writable segments of every loaded module and
-// the static thread_local storage of every registered thread; not stacks or
+// the static thread_local storage of every registered thread (and the
+// scanning thread's pthread_setspecific values); not stacks or
 // registers: the ending scope's own frames hold stale copies of what it
 // leaked, and a pointer held by a caller's frame is an escape, which the
 // grace period judges. From the roots the scan follows every leakguard block
@@ -28,12 +29,14 @@
 
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -294,6 +297,14 @@ class reachability {
           queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m], tp == thread_pointer()});
     // The survivors' own start addresses must not be queued as plain blocks.
     for (const survivor& s : by_address_) seen_.insert(s.begin);
+    // This thread's thread-specific data (pthread_setspecific: a
+    // framework's per-thread state), which lives in its descriptor, not in
+    // its static TLS: each key's value, asked by key, as the descriptor
+    // itself would also hold stale copies of freed pointers.
+    internal_vector<std::uintptr_t> specific;
+    for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
+      if (void* value = pthread_getspecific(key)) specific.push_back(reinterpret_cast<std::uintptr_t>(value));
+    scan_words(reinterpret_cast<const char*>(specific.data()), specific.size() * sizeof(std::uintptr_t));
     drain();
   }
 
