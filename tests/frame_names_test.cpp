@@ -79,6 +79,41 @@ TEST_CASE("qualified_name: the library and internal frame rules see through retu
   CHECK_FALSE(is_internal_frame("void ns::apply<leakguard::scope>(leakguard::scope&)", ""));
 }
 
+TEST_CASE("names_only_the_library: standard library functions instantiated with its own and built-in types") {
+  using leakguard::detail::names_only_the_library;
+  // Real symbol names (g++ 12, libstdc++ 12), as the symbol table gives them.
+  for (const char* library : {
+           "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >::basic_string(char const*, std::allocator<char> const&)",
+           "void std::vector<std::string, std::allocator<std::string > >::_M_range_initialize<std::string const*>(std::string const*, std::string const*, std::forward_iterator_tag)",
+           "std::pair<std::__detail::_Node_iterator<unsigned long long, true, false>, bool> std::_Hashtable<unsigned long long, unsigned long long, std::allocator<unsigned long long>, std::__detail::_Identity, std::equal_to<unsigned long long>, std::hash<unsigned long long>, std::__detail::_Mod_range_hashing, std::__detail::_Default_ranged_hash, std::__detail::_Prime_rehash_policy, std::__detail::_Hashtable_traits<false, true, true> >::_M_insert<unsigned long long const&, std::__detail::_AllocNode<std::allocator<std::__detail::_Hash_node<unsigned long long, false> > > >(unsigned long long const&, std::__detail::_AllocNode<std::allocator<std::__detail::_Hash_node<unsigned long long, false> > > const&, std::integral_constant<bool, true>)",
+           "std::vector<int, std::allocator<int> >::operator=(std::vector<int, std::allocator<int> > const&)",
+           "void std::sort<long*>(long*, long*)",
+           "std::vector<std::string, std::allocator<std::string > >::vector(std::initializer_list<std::string >, std::allocator<std::string > const&) [clone .isra.0]",
+           "std::_Sp_counted_ptr_inplace<std::string, std::allocator<void>, (__gnu_cxx::_Lock_policy)2>::_M_dispose()",
+           "std::array<char, 16ul>::fill(char const&)",
+           "__gnu_cxx::__normal_iterator<int*, std::vector<int, std::allocator<int> > >::operator++()",
+       }) {
+    CAPTURE(library);
+    CHECK(names_only_the_library(library));
+  }
+  for (const char* not_only : {
+           "std::_Function_handler<std::any (std::string const&), DOCTEST_ANON_FUNC_2()::{lambda(std::string const&)#1}>::_M_invoke(std::_Any_data const&, std::string const&)",
+           "void std::vector<YAML::Node, std::allocator<YAML::Node> >::_M_realloc_insert<YAML::Node const&>(__gnu_cxx::__normal_iterator<YAML::Node*, std::vector<YAML::Node, std::allocator<YAML::Node> > >, YAML::Node const&)",
+           "std::_Sp_counted_ptr_inplace<(anonymous namespace)::widget, std::allocator<void>, (__gnu_cxx::_Lock_policy)2>::_M_dispose()",
+           "std::thread::_State_impl<std::thread::_Invoker<std::tuple<main::{lambda()#1}> > >::_M_run()",
+           "std::unique_ptr<ns::cache, std::default_delete<ns::cache> > std::make_unique<ns::cache>()",
+           "void std::sort<long*, bool (*)(long, long)>(long*, long*, bool (*)(long, long))",
+           "void std::sort<long*, bool (*)(long, long)>(long*, long*, bool (*)(long, long)) [clone .constprop.0]",
+           "std::vector<int, std::allocator<int> > ns::make_vector(int)",
+           "stdx::vector<int>::push_back(int const&)",
+           "ns::f(std::string const&)",
+           "",
+       }) {
+    CAPTURE(not_only);
+    CHECK_FALSE(names_only_the_library(not_only));
+  }
+}
+
 TEST_CASE("suppression patterns start at a name boundary, or right after an anonymous namespace") {
   using leakguard::detail::pattern_matches;
   CHECK(pattern_matches("doctest::detail::Subcase::Subcase(doctest::String const&)", "doctest::"));

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 #include <leakguard/impl/reachability.hpp>
+#include <leakguard/impl/scope_books.hpp>
 #include <leakguard/impl/symbolize.hpp>
 
 #include <algorithm>
@@ -51,6 +52,11 @@ namespace lgt_through_libstdcxx {
 // The message is copied inside libstdc++.so, whose frames are symbol names only.
 [[gnu::noinline]] std::runtime_error* make() { return lgt::keep(new std::runtime_error(std::string(100, 'x'))); }
 }  // namespace lgt_through_libstdcxx
+
+namespace lgt_framework {
+// A test framework's function, named by a pattern its integration adds.
+[[gnu::noinline]] int run() { return 1; }
+}  // namespace lgt_framework
 
 namespace lgt_late {
 [[gnu::noinline]] int* make() { return lgt::keep(new int(3)); }
@@ -253,6 +259,34 @@ TEST_CASE("a pattern naming the function that called a system library decides wi
   CHECK(lookups() == before);
   CHECK(leakguard::detail::root_scans.load() == scans);
   delete kept;
+}
+
+TEST_CASE("a standard library function made with its own types alone is passed over without its debug info") {
+  namespace lg = leakguard::detail;
+  // Inside the code of a library function this program instantiates, then
+  // inside the framework's: the stack of a framework's std::sort.
+  auto inside = [](auto* function) {
+    return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(function) + 1);
+  };
+  void* library = inside(&std::sort<long*>);
+  void* frames[] = {library, inside(&lgt_framework::run)};
+  const lg::stack_trace* stack = lg::depot.intern(frames, 2, 2);
+  REQUIRE(stack != nullptr);
+  lg::add_suppression("lgt_framework::", false);  // as a framework's integration adds it
+  const lg::suppression_snapshot framework_only = lg::suppressions_now();
+  CHECK_FALSE(framework_only.from_user);
+  const int by = lg::suppression_for(stack, framework_only, 16);
+  REQUIRE(by >= 0);
+  CHECK(framework_only.patterns[static_cast<std::size_t>(by)] == "lgt_framework::");
+  CHECK_FALSE(looked_up(library));
+  // A pattern of the user's may name a library function's inlined code: it is looked up.
+  pattern_guard patterns;
+  patterns.add("lgt_unrelated::");
+  const lg::suppression_snapshot with_user = lg::suppressions_now();
+  CHECK(with_user.from_user);
+  CHECK(with_user.patterns[static_cast<std::size_t>(lg::suppression_for(stack, with_user, 16))] == "lgt_framework::");
+  CHECK(looked_up(library));
+  lg::remove_suppression("lgt_framework::");
 }
 
 TEST_CASE("retained blocks are named only in a report that lists them: with a leak, or from check()") {

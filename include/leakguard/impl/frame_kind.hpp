@@ -2,7 +2,10 @@
 // the standard library's, or the user's (the one a report should point at).
 #pragma once
 
+#include <algorithm>
+#include <cctype>
 #include <initializer_list>
+#include <iterator>
 #include <string_view>
 
 namespace leakguard::detail {
@@ -95,6 +98,41 @@ inline bool qualified_starts_with_any(std::string_view function, std::initialize
   bool anywhere = false;
   for (std::string_view p : prefixes) anywhere = anywhere || function.find(p) != std::string_view::npos;
   return anywhere && starts_with_any(qualified_name(function), prefixes);
+}
+
+// Whether every name in `function`, a demangled symbol-table name (return
+// type, qualified name, template arguments, parameters), is the standard
+// library's or a built-in one's. Such a function can inline no code but the
+// library's and global functions (the C library's, operator new), so every
+// frame its debug info would show is a library frame. Not one that takes
+// a function: a clone of it (" [clone .constprop.0]") may have a constant
+// callback inlined; a clone of any other is that function's code.
+inline bool names_only_the_library(std::string_view function) {
+  if (!qualified_starts_with_any(function, {"std::", "__gnu_cxx::"})) return false;
+  function = function.substr(0, function.find(" [clone "));
+  for (std::string_view takes_function : {"(*", "(&"})
+    if (function.find(takes_function) != std::string_view::npos) return false;
+  static constexpr std::string_view builtin[] = {
+      "void", "bool",     "char",     "wchar_t",  "char8_t",  "char16_t", "char32_t", "short", "int",
+      "long", "signed",   "unsigned", "float",    "double",   "const",    "volatile", "true",  "false",
+      "abi",  "cxx11",    "decltype", "__int128", "operator", "new",      "delete"};
+  const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (std::size_t i = 0; i < function.size();) {
+    if (!word(function[i])) {
+      ++i;
+      continue;
+    }
+    const bool member = i >= 2 && function.compare(i - 2, 2, "::") == 0;  // of the name before it
+    const std::size_t begin = i;
+    while (i < function.size() && (word(function[i]) || function.compare(i, 2, "::") == 0))
+      i += word(function[i]) ? 1 : 2;
+    const std::string_view name = function.substr(begin, i - begin);
+    if (member || std::isdigit(static_cast<unsigned char>(name[0])) ||
+        starts_with_any(name, {"std::", "__gnu_cxx::"}))
+      continue;
+    if (std::find(std::begin(builtin), std::end(builtin), name) == std::end(builtin)) return false;
+  }
+  return true;
 }
 
 // leakguard's own frames: trimmed from the top of every stack (where a

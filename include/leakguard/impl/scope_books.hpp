@@ -584,6 +584,12 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
       if (is_internal_frame(name, {})) return internal_function;
       const int by_name = pattern_for(name, {}, list.patterns);
       if (by_name != suppression_undecided) return by_name;
+      // A standard library function instantiated with the library's types
+      // alone (a framework's bookkeeping goes through std::string and
+      // hash tables made in its large unit) inlines only library frames,
+      // which suppression_of passes over: read on, unless a pattern of the
+      // user's might name one of them.
+      if (!list.from_user && names_only_the_library(name)) return suppression_undecided;
       return suppression_of(sym.frames_at(pc), list.patterns);
     });
     if (said == internal_function) return counting ? read_on(suppression_undecided) : suppression_undecided;

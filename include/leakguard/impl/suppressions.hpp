@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -43,6 +44,9 @@ struct suppression_list {
     std::uint64_t blocks = 0, bytes = 0;
   };
   std::vector<use> uses = std::vector<use>(patterns.size());
+  // Whether the user added each pattern (suppress(), a suppressions file),
+  // not leakguard or a test framework's integration.
+  std::vector<char> from_user = std::vector<char>(patterns.size(), 0);
   std::uint64_t generation = 0;  // changes with `patterns`
 };
 
@@ -118,17 +122,20 @@ inline void count_suppressed(std::span<const std::string> patterns, std::span<co
   }
 }
 
-// leakguard::suppress.
-inline void add_suppression(std::string_view function_pattern) {
+// leakguard::suppress, and a test framework's integration (`from_user`
+// false: its patterns name only the framework's own code).
+inline void add_suppression(std::string_view function_pattern, bool from_user = true) {
   if (function_pattern.empty()) return;
   internal_guard guard;  // the list is leakguard's, never a leak
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
   for (const std::string& p : list.patterns)
     if (p == function_pattern) return;
-  list.uses.reserve(list.patterns.size() + 1);  // both grow, or neither
+  list.uses.reserve(list.patterns.size() + 1);  // all grow, or none
+  list.from_user.reserve(list.patterns.size() + 1);
   list.patterns.emplace_back(function_pattern);
   list.uses.emplace_back();
+  list.from_user.push_back(from_user);
   ++list.generation;
 }
 
@@ -140,6 +147,7 @@ inline bool remove_suppression(std::string_view function_pattern) {
   for (auto it = list.patterns.begin(); it != list.patterns.end(); ++it) {
     if (*it == function_pattern) {
       list.uses.erase(list.uses.begin() + (it - list.patterns.begin()));
+      list.from_user.erase(list.from_user.begin() + (it - list.patterns.begin()));
       list.patterns.erase(it);
       ++list.generation;
       return true;
@@ -223,11 +231,12 @@ inline std::vector<std::string> suppression_patterns() {
 struct suppression_snapshot {
   std::vector<std::string> patterns;
   std::uint64_t generation = 0;
+  bool from_user = false;  // some pattern is the user's: it may name the standard library's code
 };
 inline suppression_snapshot suppressions_now() {
   suppression_list& list = suppressions_storage();
   lock_guard g(list.lock);
-  return {list.patterns, list.generation};
+  return {list.patterns, list.generation, std::find(list.from_user.begin(), list.from_user.end(), 1) != list.from_user.end()};
 }
 
 // leakguard::suppression_uses.

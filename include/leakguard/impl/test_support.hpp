@@ -328,7 +328,7 @@ inline void start(const framework_hooks& h) {
     fw.frame_boundaries.clear();
     for (const char* const* b = h.frame_boundaries; b && *b; ++b) fw.frame_boundaries.emplace_back(*b);
   }
-  for (const char* const* p = h.suppressions; p && *p; ++p) leakguard::detail::add_suppression(*p);
+  for (const char* const* p = h.suppressions; p && *p; ++p) leakguard::detail::add_suppression(*p, false);
   warm_up_runtime();
   previous_handler() = leakguard::detail::leak_handler_slot().exchange(&global_handler);
 }
