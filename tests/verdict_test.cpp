@@ -303,7 +303,7 @@ void model_of(const std::vector<void**>& blocks, const std::vector<std::size_t>&
     for (std::size_t j = 0; j < n; ++j) {
       const auto* b = reinterpret_cast<const char*>(blocks[j]);
       const auto* p = static_cast<const char*>(w);
-      if (p >= b && p < b + lengths[j] * sizeof(void*)) return j;
+      if (p >= b && p < b + std::max<std::size_t>(lengths[j] * sizeof(void*), 1)) return j;  // 0 bytes: its address
     }
     return n;
   };
@@ -374,16 +374,19 @@ TEST_CASE("random object graphs: the same verdicts read in place and through the
     {
       leakguard::scope s("graph");
       for (std::size_t i = 0; i < n; ++i) {
-        lengths.push_back(1 + next(8));
+        lengths.push_back(next(9));  // some of 0 bytes
         blocks.push_back(new void*[lengths.back()]());
       }
       for (std::size_t i = 0; i < n; ++i)
         for (std::size_t k = 0; k < lengths[i]; ++k)
           if (next(3) == 0) {  // a third of the slots point somewhere: to a start, or inside
             const std::size_t j = next(n);
-            blocks[i][k] = blocks[j] + next(lengths[j]);
+            blocks[i][k] = blocks[j] + (lengths[j] ? next(lengths[j]) : 0);
           }
-      for (void** volatile& r : graph_roots) r = next(2) ? blocks[next(n)] + 1 : nullptr;
+      for (void** volatile& r : graph_roots) {
+        const std::size_t j = next(n);
+        r = next(2) ? blocks[j] + (lengths[j] > 1) : nullptr;
+      }
       model_of(blocks, lengths, model);
       verdicts_of(s, blocks, true, in_place);
       verdicts_of(s, blocks, false, kernel);
