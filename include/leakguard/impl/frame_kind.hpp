@@ -108,8 +108,8 @@ inline bool qualified_starts_with_any(std::string_view function, std::initialize
 // a function: a clone of it (" [clone .constprop.0]") may have a constant
 // callback inlined; a clone of any other is that function's code.
 inline bool names_only_the_library(std::string_view function) {
-  if (!qualified_starts_with_any(function, {"std::", "__gnu_cxx::"})) return false;
   function = function.substr(0, function.find(" [clone "));
+  if (!qualified_starts_with_any(function, {"std::", "__gnu_cxx::"})) return false;
   for (std::string_view takes_function : {"(*", "(&"})
     if (function.find(takes_function) != std::string_view::npos) return false;
   static constexpr std::string_view builtin[] = {
