@@ -298,9 +298,9 @@ class reachability {
     // The survivors' own start addresses must not be queued as plain blocks.
     for (const survivor& s : by_address_) seen_.insert(s.begin);
     // This thread's thread-specific data (pthread_setspecific: a
-    // framework's per-thread state), which lives in its descriptor, not in
-    // its static TLS: each key's value, asked by key, as the descriptor
-    // itself would also hold stale copies of freed pointers.
+    // framework's per-thread state) lives in its descriptor, not in its
+    // static TLS. Each key's value is asked for by key: the descriptor
+    // itself also holds stale copies of freed pointers.
     internal_vector<std::uintptr_t> specific;
     for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
       if (void* value = pthread_getspecific(key)) specific.push_back(reinterpret_cast<std::uintptr_t>(value));
