@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
 #include <leakguard/impl/memory_reads.hpp>
+#include <leakguard/impl/scope_books.hpp>
+#include <leakguard/impl/thread_stacks.hpp>
 
 #include <algorithm>
 #include <array>
@@ -10,12 +12,15 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <pthread.h>
 #include <semaphore>
 #include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -551,6 +556,92 @@ TEST_CASE("a block this thread's pthread_setspecific keeps is retained, and a le
   pthread_key_delete(key);
   delete p;
   delete q;
+}
+
+// Another thread's live frames (impl/thread_stacks.hpp): a worker blocked in
+// the kernel holds what it works on there.
+namespace {
+// A worker that receives pointers through a pipe (no root sees them on the
+// way), keeps the last one in its frame and waits in read() for the next;
+// null ends it.
+class holding_worker {
+ public:
+  holding_worker() {
+    REQUIRE(::pipe(in_) == 0);
+    REQUIRE(::pipe(out_) == 0);
+    thread_ = std::thread([this] {
+      delete keep(new int(0));  // registers the thread
+      const pid_t tid = gettid();
+      // The pointer read() stores in `next` stays in this frame while the
+      // thread waits in read() for the next one.
+      for (long* next = nullptr; ::write(out_[1], &tid, sizeof tid) == sizeof tid;)
+        if (::read(in_[0], &next, sizeof next) != sizeof next || !next) return;
+    });
+    REQUIRE(::read(out_[0], &tid_, sizeof tid_) == sizeof tid_);
+  }
+  ~holding_worker() {
+    long* none = nullptr;
+    CHECK(::write(in_[1], &none, sizeof none) == sizeof none);
+    thread_.join();
+    for (int fd : {in_[0], in_[1], out_[0], out_[1]}) ::close(fd);
+  }
+  // Hands `p` over; returns once the worker holds it and waits again.
+  void hold(long* p) {
+    REQUIRE(::write(in_[1], &p, sizeof p) == sizeof p);
+    pid_t ack;
+    REQUIRE(::read(out_[0], &ack, sizeof ack) == sizeof ack);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (leakguard::detail::blocked_stack_pointer(tid_) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  }
+
+ private:
+  int in_[2], out_[2];
+  pid_t tid_ = 0;
+  std::thread thread_;
+};
+}  // namespace
+
+namespace {
+// Ends `s` as a test integration ends a test's scope.
+void end_as_a_test(std::optional<leakguard::scope>& s) {
+  const bool saved = std::exchange(leakguard::detail::ending_a_test, true);
+  s.reset();
+  leakguard::detail::ending_a_test = saved;
+}
+}  // namespace
+
+TEST_CASE("another thread's frames, while it waits, are roots of a test's verdict, not of a scope's") {
+  lgt::capture_reports captured;
+  holding_worker worker;
+  long* first = nullptr;
+  {
+    leakguard::scope s("a scope");
+    first = keep(new long(7));
+    worker.hold(first);
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(lgt::find_block(captured.reports[0], first) != nullptr);
+  long* second = nullptr;
+  long* lost = nullptr;
+  {
+    std::optional<leakguard::scope> s(std::in_place, "a test's");
+    second = keep(new long(8));
+    worker.hold(second);
+    end_as_a_test(s);
+  }
+  CHECK(captured.reports.size() == 1);  // held by the worker: retained
+  {
+    std::optional<leakguard::scope> s(std::in_place, "a test's leak");
+    lost = keep(new long(9));
+    end_as_a_test(s);  // the worker still waits, holding `second` only
+  }
+  REQUIRE(captured.reports.size() == 2);
+  REQUIRE(captured.reports[1].leaked_blocks() == 1);
+  CHECK(captured.reports[1].blocks()[0].address == lost);
+  delete lost;
+  delete second;
+  delete first;
 }
 
 TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block is a direct leak") {

@@ -255,7 +255,10 @@ scope::~scope() noexcept(false) {
   const bool unwinding = std::uncaught_exceptions() > uncaught_;
   detail::scope_snapshot snapshot;  // internal memory: malloc, not operator new
   detail::scope_state* const s = std::exchange(state_, nullptr);
-  detail::verdict_rules rules{.allow_retained = allow_retained_, .opened_from = s->opened_from, .lone_retained = false};
+  detail::verdict_rules rules{.allow_retained = allow_retained_,
+                              .opened_from = s->opened_from,
+                              .lone_retained = false,
+                              .other_threads_frames = detail::ending_a_test};
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
   // Taken here, where the scope's function is still on the stack.
   if (open) rules.scope_stack = detail::capture_stack(std::max(detail::stack_depth(), detail::site_frames));
@@ -271,6 +274,7 @@ scope::~scope() noexcept(false) {
                                                                  : std::chrono::milliseconds(0);
     detail::verdict_rules later = rules;
     later.thread = static_cast<std::uint64_t>(gettid());
+    later.other_threads_frames = false;  // given elsewhere, the reading would include this thread's frames
     later.grace_ms = grace.count();
     detail::pending_verdict v{s,     detail::verdict_clock::now() + grace, std::move(label_), detail::lasting(where_),
                               std::move(handler_), later, detail::total_scope_ends()};

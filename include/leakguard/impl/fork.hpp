@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <utility>
@@ -122,6 +123,7 @@ inline int scope_depth(const scope_state* s) noexcept {
 // In the child, with every lock held: only this thread survived the fork.
 inline void retire_vanished_threads() noexcept {
   thread_state* self = &tls;
+  if (self->tid) self->tid = gettid();  // the child's own
   for (thread_state* t = registry.head; t;) {
     thread_state* next = t->next;
     if (t != self) {

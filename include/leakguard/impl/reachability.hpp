@@ -8,12 +8,15 @@
 //
 // Conservative, like LeakSanitizer: any word that holds the address of a
 // live leakguard block (its start; for a survivor, any byte inside it) is a
-// pointer. The roots are the writable segments of every loaded module and
-// the static thread_local storage of every registered thread (and the
-// scanning thread's pthread_setspecific values); not stacks or
-// registers: the ending scope's own frames hold stale copies of what it
-// leaked, and a pointer held by a caller's frame is an escape, which the
-// grace period judges. From the roots the scan follows every leakguard block
+// pointer. The roots are the writable segments of every loaded module, the
+// static thread_local storage of every registered thread and the scanning
+// thread's pthread_setspecific values; for a test's verdict also the live
+// frames of the other threads blocked in the kernel (thread_stacks.hpp).
+// Not the stack or registers of the thread that ended the scope: its own
+// frames hold stale copies of what it leaked, and a pointer held by a
+// caller's frame is an escape, which the grace period judges. Nor, for a
+// scope's verdict, other threads' stacks: the contract's roots are globals,
+// statics and thread_locals. From the roots the scan follows every leakguard block
 // it reaches, tracked or not (its header gives its size), so a survivor
 // stored in a global container whose storage predates the scope is retained.
 // Pointers leakguard cannot see (in malloc'd memory that is not a leakguard
@@ -47,6 +50,7 @@
 #include "memory_reads.hpp"
 #include "sort.hpp"
 #include "stacks.hpp"
+#include "thread_stacks.hpp"
 #include "thread_state.hpp"
 
 namespace leakguard::detail {
@@ -231,13 +235,22 @@ class reachability {
     return out;
   }
 
+  // `other_threads_frames`: the live frames of the other threads, for a
+  // test's verdict given on the thread that ends it (a pool's workers hold
+  // their work there); not for a scope's.
   // REQUIRES: no leakguard lock held (it takes the registry's).
-  std::span<const reach_result> classify() {
+  std::span<const reach_result> classify(bool other_threads_frames = false) {
     if (by_address_.empty() || !safe_reads_work() || !memory_.load()) return results_;
     root_scans.fetch_add(1, std::memory_order_relaxed);
     const sole_thread alone;
     in_place_ = alone.alone();
     scan_roots();
+    // Other threads' frames cost a file read per thread: only for what the
+    // rest of the roots left unreached. A thread alone has no others.
+    if (other_threads_frames && !alone.alone() && std::find(reached_.begin(), reached_.end(), 0) != reached_.end()) {
+      scan_thread_stacks();
+      drain();
+    }
     for (std::size_t i = 0; i < results_.size(); ++i)
       if (reached_[i]) results_[i].kind = reach_retained;
     find_indirect();
@@ -306,6 +319,20 @@ class reachability {
       if (void* value = pthread_getspecific(key)) specific.push_back(reinterpret_cast<std::uintptr_t>(value));
     scan_words(reinterpret_cast<const char*>(specific.data()), specific.size() * sizeof(std::uintptr_t));
     drain();
+  }
+
+  // Blocked threads' live frames (thread_stacks.hpp), read through the
+  // kernel: the thread may wake, return and exit meanwhile. A stack pointer
+  // outside its thread's stack mapping (a fiber, a signal stack) is passed
+  // over. The 128 bytes under it are a leaf function's red zone.
+  void scan_thread_stacks() {
+    constexpr std::uintptr_t red_zone = 128;
+    for (const live_frames& f : blocked_threads_frames()) {
+      const std::uintptr_t end = memory_.end_of(f.sp);
+      if (end == 0 || end != memory_.end_of(f.top - 1)) continue;
+      const std::uintptr_t from = memory_.end_of(f.sp - red_zone) == end ? f.sp - red_zone : f.sp;
+      queue_.push_back({from, f.top - from, false});
+    }
   }
 
   // How much of region `r`, from its start, is read in place: while this

@@ -482,7 +482,12 @@ struct verdict_rules {
   // retained blocks are not symbolized: a test's lazily built statics cost
   // a reachability scan, not a lookup of their stacks.
   bool lone_retained = true;
+  bool other_threads_frames = false;  // other threads' frames are roots (reachability::classify)
 };
+
+// Set while a test integration ends a test's scope (test_support.hpp): its
+// verdict reads other threads' frames.
+inline constinit thread_local bool ending_a_test = false;
 
 // A scope the standard library constructed is named after the first frame
 // of the user's code that led to it, not the library's line.
@@ -523,7 +528,8 @@ using verdict_kinds = internal_vector<reach_result>;
 // Judges the blocks of several snapshots with one scan of the roots
 // (reachability.hpp): a block is indirect only through blocks of its own
 // snapshot. REQUIRES: no leakguard lock held.
-inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdict_kinds> out) {
+inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdict_kinds> out,
+                  bool other_threads_frames = false) {
   internal_vector<std::uintptr_t> begins;
   internal_vector<std::size_t> sizes;
   internal_vector<std::uint32_t> groups;
@@ -539,7 +545,7 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
   }
   if (begins.empty()) return;
   reachability scan(begins.data(), sizes.data(), begins.size(), snaps.size() > 1 ? groups.data() : nullptr);
-  const std::span<const reach_result> found = scan.classify();
+  const std::span<const reach_result> found = scan.classify(other_threads_frames);
   std::uint32_t offset = 0;
   for (verdict_kinds& kinds : out) {
     for (std::uint32_t k = 0; k < kinds.size(); ++k)
@@ -660,7 +666,7 @@ inline report build_report(std::string label, std::source_location where, const 
     kinds = *judged;
   } else if (rules.classify && !all_dropped) {
     const scope_snapshot* one = &snap;
-    judge({&one, 1}, {&kinds, 1});
+    judge({&one, 1}, {&kinds, 1}, rules.other_threads_frames);
   } else {
     kinds.resize(n);
     for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;

@@ -24,6 +24,7 @@
 #include "handler.hpp"
 #include "internal_memory.hpp"
 #include "report_format.hpp"
+#include "scope_books.hpp"
 #include "suppressions.hpp"
 
 namespace leakguard::test::detail {
@@ -306,7 +307,13 @@ inline void close_test(bool check) {
     return;
   }
   wait_for_frees(*s.scope, s.config.grace);
-  s.scope.reset();  // the check: the handler keeps the report
+  {
+    // Other threads still running (a pool the test started) hold their work
+    // in their frames: those are roots of this verdict.
+    const bool saved = std::exchange(leakguard::detail::ending_a_test, true);
+    s.scope.reset();  // the check: the handler keeps the report
+    leakguard::detail::ending_a_test = saved;
+  }
   if (!s.captured) return;
   report r;
   {

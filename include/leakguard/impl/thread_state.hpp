@@ -10,6 +10,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -73,6 +74,7 @@ struct thread_state {
   std::uint64_t random_state = 0;
   serial_state serials;
   std::uintptr_t thread_pointer = 0;  // for reachability.hpp: its static TLS is a root
+  pid_t tid = 0;                      // kernel thread id, for thread_stacks.hpp
   // Tracked blocks freed by a signal handler that interrupted leakguard on
   // this thread: settled once the thread holds no lock (tracking.hpp). Pushed
   // by handlers only, popped by the thread only; atomic for the handlers.
@@ -242,6 +244,7 @@ LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
       registry.exit_key_made = pthread_key_create(&registry.exit_key, on_thread_exit) == 0;
     }
     t.thread_pointer = thread_pointer();
+    t.tid = gettid();
     t.next = registry.head;
     if (t.next) t.next->prev = &t;
     registry.head = &t;

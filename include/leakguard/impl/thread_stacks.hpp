@@ -1,0 +1,110 @@
+// leakguard/impl/thread_stacks.hpp — other threads' live stack frames, a
+// root of the reachability scan.
+//
+// A worker blocked in the kernel (waiting for a task, a lock, I/O) holds what
+// it is working on in its frames: a thread pool's current task, a promise.
+// Its live frames are those from its stack pointer up, and the kernel tells
+// that pointer for a thread that is blocked (/proc/self/task/<tid>/syscall,
+// readable within the process) without stopping it. A thread that is
+// running has no such answer; it is asked again for about a millisecond,
+// then passed over: its whole stack would hold the stale frames under its
+// stack pointer.
+//
+// Not read: the scanning thread (the one whose scope is judged: its frames
+// hold stale copies of what the scope leaked), a thread inside leakguard
+// (its own thread, a thread building a report), and registers.
+#pragma once
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "internal_memory.hpp"
+#include "thread_state.hpp"
+
+// The main thread's stack end, as the program started (glibc's ld.so).
+extern "C" __attribute__((weak)) void* __libc_stack_end;
+
+namespace leakguard::detail {
+
+// A thread's live frames, [sp, top), as far as the kernel and its thread
+// pointer tell: `top` is a thread's thread pointer (the stack ends below its
+// static TLS; on AArch64 below its descriptor, which the range then
+// includes) and the main thread's stack end. The scan checks that both lie
+// in one mapping before it reads.
+struct live_frames {
+  std::uintptr_t sp, top;
+};
+
+// The stack pointer of thread `tid` while it is blocked in the kernel, or 0
+// (running after every attempt, gone, or a kernel without the file).
+inline std::uintptr_t blocked_stack_pointer(pid_t tid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    if (attempt) {
+      const timespec pause{0, 100'000};
+      nanosleep(&pause, nullptr);
+    }
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[256];
+    ssize_t n;
+    do n = ::read(fd, text, sizeof text - 1);
+    while (n < 0 && errno == EINTR);
+    ::close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    if (std::strncmp(text, "running", 7) == 0) continue;
+    // "nr arg1 .. arg6 sp pc", or "-1 sp pc" when blocked outside a system
+    // call: the stack pointer is the next to last number.
+    std::uintptr_t last[2] = {0, 0};
+    int count = 0;
+    for (char* p = text; *p;) {
+      char* end;
+      const std::uintptr_t v = std::strtoull(p, &end, 0);
+      if (end == p) break;
+      last[0] = last[1];
+      last[1] = v;
+      ++count;
+      p = end;
+    }
+    return count >= 3 ? last[0] : 0;
+  }
+  return 0;
+}
+
+// The live frames of every registered thread that is blocked now, but the
+// calling thread and threads inside leakguard.
+inline internal_vector<live_frames> blocked_threads_frames() {
+  struct candidate {
+    pid_t tid;
+    std::uintptr_t thread_pointer;
+  };
+  internal_vector<candidate> threads;
+  {
+    lock_guard g(registry.lock);
+    for (thread_state* t = registry.head; t; t = t->next)
+      if (t->tid && !(t->slow.load(std::memory_order_relaxed) & slow_internal)) threads.push_back({t->tid, t->thread_pointer});
+  }
+  const pid_t self = gettid(), process = getpid();
+  internal_vector<live_frames> out;
+  for (const candidate& c : threads) {
+    if (c.tid == self) continue;
+    const std::uintptr_t sp = blocked_stack_pointer(c.tid);
+    if (sp == 0) continue;
+    const std::uintptr_t top =
+        c.tid == process ? reinterpret_cast<std::uintptr_t>(&__libc_stack_end ? __libc_stack_end : nullptr)
+                         : c.thread_pointer;
+    if (top > sp) out.push_back({sp, top});
+  }
+  return out;
+}
+
+}  // namespace leakguard::detail
