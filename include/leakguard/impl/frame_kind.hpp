@@ -125,7 +125,7 @@ inline bool names_only_the_library(std::string_view function) {
     const bool member = i >= 2 && function.compare(i - 2, 2, "::") == 0;  // of the name before it
     const std::size_t begin = i;
     while (i < function.size() && (word(function[i]) || function.compare(i, 2, "::") == 0))
-      i += word(function[i]) ? 1 : 2;
+      i += word(function[i]) ? 1u : 2u;
     const std::string_view name = function.substr(begin, i - begin);
     if (member || std::isdigit(static_cast<unsigned char>(name[0])) ||
         starts_with_any(name, {"std::", "__gnu_cxx::"}))

@@ -99,7 +99,7 @@ class location_table {
                           std::uint32_t column) noexcept {
     std::uint64_t h = 1469598103934665603ull;  // FNV-1a
     for (std::string_view s : {file, function})
-      for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+      for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     for (std::uint32_t n : {line, column}) h = (h ^ n) * 1099511628211ull;
     return static_cast<std::size_t>(h);
   }

@@ -87,7 +87,8 @@ class dwarf_cursor {
       ok_ = false;
       return {};
     }
-    std::string_view s(reinterpret_cast<const char*>(at_), static_cast<const unsigned char*>(nul) - at_);
+    std::string_view s(reinterpret_cast<const char*>(at_),
+                       static_cast<std::size_t>(static_cast<const unsigned char*>(nul) - at_));
     at_ += s.size() + 1;
     return s;
   }
@@ -389,10 +390,10 @@ class line_programs {
               case DW_FORM_string: text = in.string(); break;
               case DW_FORM_line_strp:
               case DW_FORM_strp: {
-                const std::string_view pool = form == DW_FORM_line_strp ? line_str : str;
+                const std::string_view strings = form == DW_FORM_line_strp ? line_str : str;
                 const std::uint64_t at = in.fixed(offset_size);
-                if (at >= pool.size()) return false;
-                text = pool.data() + at;  // NUL-terminated within the section
+                if (at >= strings.size()) return false;
+                text = strings.data() + at;  // NUL-terminated within the section
                 break;
               }
               case DW_FORM_udata: value = in.uleb(); break;

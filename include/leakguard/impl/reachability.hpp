@@ -307,7 +307,8 @@ class reachability {
     if (!LEAKGUARD_TSAN)
       for (std::uintptr_t tp : pointers)
         for (std::size_t m = 0; m < roots.tls_offsets.size(); ++m)
-          queue_.push_back({tp + roots.tls_offsets[m], roots.tls_sizes[m], tp == thread_pointer()});
+          queue_.push_back(
+              {tp + static_cast<std::uintptr_t>(roots.tls_offsets[m]), roots.tls_sizes[m], tp == thread_pointer()});
     // The survivors' own start addresses must not be queued as plain blocks.
     for (const survivor& s : by_address_) seen_.insert(s.begin);
     // This thread's thread-specific data (pthread_setspecific: a

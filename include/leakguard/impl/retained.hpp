@@ -97,7 +97,7 @@ inline scope_state* retained_owner() {
 // seen; -1 while it is warming up.
 inline int growth_window(std::uint64_t elapsed) noexcept {
   if (elapsed < growth_first_window) return -1;
-  return std::bit_width(elapsed / growth_first_window) - 1;
+  return static_cast<int>(std::bit_width(elapsed / growth_first_window)) - 1;
 }
 
 // REQUIRES: owner->lock. Counts a block moved into the retained books.

@@ -434,7 +434,7 @@ inline void release_graph(block_header* h) noexcept {
       const std::size_t n = live.blocks.size();
       internal_vector<std::uintptr_t> begins(n);
       internal_vector<std::size_t> sizes(n);
-      std::uint32_t first = n;
+      std::uint32_t first = static_cast<std::uint32_t>(n);
       for (std::size_t i = 0; i < n; ++i) {
         begins[i] = reinterpret_cast<std::uintptr_t>(live.blocks[i].address);
         sizes[i] = live.blocks[i].size;

@@ -33,12 +33,16 @@ inline constexpr int internal_frames = 4;
 inline constexpr int site_frames = 6;
 inline constexpr int max_frames = 64 + internal_frames;
 
+// A flexible array member: a GNU extension, which a user's -Wpedantic names.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
 struct stack_trace {
   std::uint64_t hash;
   std::uint32_t depth;       // frames captured, leakguard's own included
   std::uint32_t user_depth;  // frames asked for: a report shows at most these
   void* frames[];  // return addresses, innermost first
 };
+#pragma GCC diagnostic pop
 
 // Stands for the stack of a tracked block that the depot had no memory for;
 // never dereferenced.
@@ -107,13 +111,14 @@ class stack_depot {
       t = grow(*t);
       if (!t) return not_recorded();
     }
-    auto* fresh = static_cast<stack_trace*>(arena_allocate(sizeof(stack_trace) + depth * sizeof(void*)));
+    const std::size_t bytes = sizeof(stack_trace) + static_cast<std::size_t>(depth) * sizeof(void*);
+    auto* fresh = static_cast<stack_trace*>(arena_allocate(bytes));
     const auto node = reinterpret_cast<std::uintptr_t>(fresh);
     if (!fresh || (node & ~address_bits) != 0) return not_recorded();  // (no user address has those bits on Linux)
     fresh->hash = hash;
     fresh->depth = static_cast<std::uint32_t>(depth);
     fresh->user_depth = static_cast<std::uint32_t>(user_depth);
-    std::memcpy(fresh->frames, frames, depth * sizeof(void*));
+    std::memcpy(fresh->frames, frames, static_cast<std::size_t>(depth) * sizeof(void*));
     place(*t, node, hash);
     ++count_;
     return fresh;
@@ -386,7 +391,7 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
     std::uintptr_t frame_pointer;
     // The library frame waiting for its caller's frame pointer and CFA.
     std::uintptr_t pending_pc = 0, pending_sp = 0, pending_fp = 0;
-  } w{frames, 0, max_depth, 2, false, 0};  // skipped: this function's frame and capture_stack()'s
+  } state{frames, 0, max_depth, 2, false, 0};  // skipped: this function's frame and capture_stack()'s
   _Unwind_Backtrace(
       [](_Unwind_Context* context, void* arg) -> _Unwind_Reason_Code {
         auto& w = *static_cast<walk*>(arg);
@@ -422,13 +427,13 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
         }
         return _URC_NO_REASON;
       },
-      &w);
-  if (w.frame_pointer != 0 && w.n < w.max) {
-    const int more = walk_frame_pointers(reinterpret_cast<const std::uintptr_t*>(w.frame_pointer), frames + w.n,
-                                         w.max - w.n);
-    if (more > 0) w.n += more;
+      &state);
+  if (state.frame_pointer != 0 && state.n < state.max) {
+    const int more = walk_frame_pointers(reinterpret_cast<const std::uintptr_t*>(state.frame_pointer),
+                                         frames + state.n, state.max - state.n);
+    if (more > 0) state.n += more;
   }
-  return w.n;
+  return state.n;
 }
 
 // Captures `depth` frames of the calling thread below leakguard's own (see

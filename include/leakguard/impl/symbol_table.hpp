@@ -31,7 +31,7 @@ class symbol_table {
       const int type = GELF_ST_TYPE(sym.st_info);
       if (!name || !*name || section == SHN_UNDEF || (type != STT_FUNC && type != STT_GNU_IFUNC)) continue;
       entries_.push_back({address, static_cast<std::uint32_t>(std::min<GElf_Xword>(sym.st_size, UINT32_MAX)),
-                          static_cast<std::uint32_t>(i), rank(GELF_ST_BIND(sym.st_info))});
+                          static_cast<std::uint32_t>(i) & index_mask, rank(GELF_ST_BIND(sym.st_info)) & 3u});
     }
     // Aliases share an address: the first by binding (global, weak, local)
     // names it, as libdw prefers. Addresses leave the key's top bits free.
@@ -59,9 +59,10 @@ class symbol_table {
   struct entry {
     GElf_Addr low;
     std::uint32_t size;
-    std::uint32_t index : 30;
+    std::uint32_t index : 30;  // no symbol table holds 2^30 symbols
     std::uint32_t rank : 2;
   };
+  static constexpr std::uint32_t index_mask = (1u << 30) - 1;
 
   static std::uint32_t rank(int binding) { return binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2; }
 

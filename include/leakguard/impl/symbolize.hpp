@@ -273,7 +273,8 @@ class dwarf_reader {
   std::string function_name(Dwarf_Die* die) {
     Dwarf_Attribute attr;
     for (int name : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
-      if (const char* s = dwarf_formstring(dwarf_attr_integrate(die, name, &attr))) return demangle(s);
+      if (const char* s = dwarf_formstring(dwarf_attr_integrate(die, static_cast<unsigned>(name), &attr)))
+        return demangle(s);
     Dwarf_Die decl = *die, next;
     for (int hops = 0; hops < 8; ++hops) {  // to the declaration
       if (!dwarf_formref_die(dwarf_attr(&decl, DW_AT_abstract_origin, &attr), &next) &&

@@ -90,8 +90,10 @@ inline internal_vector<live_frames> blocked_threads_frames() {
   internal_vector<candidate> threads;
   {
     lock_guard g(registry.lock);
-    for (thread_state* t = registry.head; t; t = t->next)
-      if (t->tid && !(t->slow.load(std::memory_order_relaxed) & slow_internal)) threads.push_back({t->tid, t->thread_pointer});
+    for (thread_state* t = registry.head; t; t = t->next) {
+      const bool inside = t->slow.load(std::memory_order_relaxed) & slow_internal;
+      if (t->tid && !inside) threads.push_back({t->tid, t->thread_pointer});
+    }
   }
   const pid_t self = gettid(), process = getpid();
   internal_vector<live_frames> out;
