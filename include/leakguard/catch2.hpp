@@ -45,9 +45,12 @@
 // records any leak as an assertion of the test case.
 #pragma once
 
+// v2's single header defines the version; v3's <catch2/catch_test_macros.hpp>
+// does not: its own header does.
 #ifndef CATCH_VERSION_MAJOR
 #if __has_include(<catch2/catch_version_macros.hpp>)
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/catch_version_macros.hpp>
 #elif __has_include(<catch2/catch.hpp>)
 #include <catch2/catch.hpp>
 #else
@@ -57,6 +60,7 @@
 
 #if CATCH_VERSION_MAJOR >= 3
 #ifndef CATCH_AMALGAMATED_HPP_INCLUDED  // the single-file build has them all
+#include <catch2/catch_test_case_info.hpp>
 #include <catch2/reporters/catch_reporter_event_listener.hpp>
 #include <catch2/reporters/catch_reporter_registrars.hpp>
 #endif
