@@ -644,6 +644,33 @@ TEST_CASE("another thread's frames, while it waits, are roots of a test's verdic
   delete first;
 }
 
+TEST_CASE("a block freed while its scope's verdict is given (another thread's work ending) is not reported") {
+  namespace d = leakguard::detail;
+  std::uint64_t generation = 0;
+  d::scope_state* s = d::open_scope({leakguard::scope_options{}.max_allocations, leakguard::scope_options{}.max_bytes,
+                                     false},
+                                    generation);
+  REQUIRE(s != nullptr);
+  long* freed = keep(new long(1));
+  long* left = keep(new long(2));
+  d::scope_snapshot snapshot;
+  REQUIRE(d::end_scope(s, &snapshot));  // kept open for the verdict
+  REQUIRE(snapshot.blocks.size() == 2);
+  delete freed;  // after the snapshot, before the report
+  d::verdict_rules rules;
+  rules.ended = s;
+  d::internal_vector<std::uintptr_t> retained;
+  leakguard::report r;
+  {
+    d::internal_guard guard;
+    r = d::build_report("verdict", std::source_location::current(), snapshot, {}, rules, &retained);
+  }
+  d::finish_scope(s, retained);
+  REQUIRE(r.leaked_blocks() == 1);
+  CHECK(r.blocks()[0].address == left);
+  delete left;
+}
+
 TEST_CASE("a pointer leakguard cannot see (scrambled) does not retain: the block is a direct leak") {
   lgt::capture_reports captured;
   int* p = nullptr;

@@ -260,6 +260,7 @@ scope::~scope() noexcept(false) {
                               .lone_retained = false,
                               .other_threads_frames = detail::ending_a_test};
   const bool open = detail::end_scope(s, &snapshot, unwinding && grace_.count() == 0);
+  if (open) rules.ended = s;  // kept open until close_verdict
   // Taken here, where the scope's function is still on the stack.
   if (open) rules.scope_stack = detail::capture_stack(std::max(detail::stack_depth(), detail::site_frames));
   // Survivors wait out a grace period on leakguard's thread; in on_leak=log

@@ -483,6 +483,10 @@ struct verdict_rules {
   // a reachability scan, not a lookup of their stacks.
   bool lone_retained = true;
   bool other_threads_frames = false;  // other threads' frames are roots (reachability::classify)
+  // The ended scope, kept open for its verdict: frees still settle its
+  // books, so a block another thread frees while the verdict is given (its
+  // work ending) is seen to be gone. Null: judge the snapshot as it is.
+  scope_state* ended = nullptr;
 };
 
 // Set while a test integration ends a test's scope (test_support.hpp): its
@@ -684,7 +688,18 @@ inline report build_report(std::string label, std::source_location where, const 
     if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
     return "(no frames: built without frame pointers?)" + in_scope;
   };
-  // A suppressed block takes the blocks it leads (its object graph) with it.
+  // A block freed while the verdict was given (by another thread, its work
+  // ending) is no leak: the ended scope's books say which are live now.
+  if (rules.ended) {
+    scope_snapshot now;
+    collect_survivors(rules.ended, now);
+    internal_vector<std::uint64_t> live;
+    for (const block_snapshot& b : now.blocks) live.push_back(b.serial);
+    std::sort(live.begin(), live.end());
+    for (std::size_t k = 0; k < n; ++k)
+      if (!std::binary_search(live.begin(), live.end(), snap.blocks[order[k]].serial)) dropped[k] = 1;
+  }
+  // A dropped block takes the blocks it leads (its object graph) with it.
   for (std::size_t k = 0; k < n; ++k)
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
   auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
