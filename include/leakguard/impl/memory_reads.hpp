@@ -93,17 +93,24 @@ inline constinit std::atomic<bool> in_place_reads_allowed{true};
 // Scans that read in place: what tests see.
 inline constinit std::atomic<std::uint64_t> in_place_scans{0};
 
-// The process's thread count from /proc/self/stat, or 0 if unknown.
-inline long process_threads() noexcept {
-  const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char text[1024];
+// Reads a small /proc file (one read) into `text`, NUL-terminated; false
+// if it cannot be read or is empty.
+inline bool read_proc_file(const char* path, char* text, std::size_t size) noexcept {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   ssize_t n;
-  do n = ::read(fd, text, sizeof text - 1);
+  do n = ::read(fd, text, size - 1);
   while (n < 0 && errno == EINTR);
   ::close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return false;
   text[n] = '\0';
+  return true;
+}
+
+// The process's thread count from /proc/self/stat, or 0 if unknown.
+inline long process_threads() noexcept {
+  char text[1024];
+  if (!read_proc_file("/proc/self/stat", text, sizeof text)) return 0;
   // "pid (comm) state ppid ...": the command may hold spaces and parentheses;
   // num_threads is the 18th field after its closing one.
   const char* p = std::strrchr(text, ')');

@@ -15,17 +15,16 @@
 // (its own thread, a thread building a report), and registers.
 #pragma once
 
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "internal_memory.hpp"
+#include "memory_reads.hpp"
 #include "thread_state.hpp"
 
 // The main thread's stack end, as the program started (glibc's ld.so).
@@ -52,15 +51,8 @@ inline std::uintptr_t blocked_stack_pointer(pid_t tid) noexcept {
       const timespec pause{0, 100'000};
       nanosleep(&pause, nullptr);
     }
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
     char text[256];
-    ssize_t n;
-    do n = ::read(fd, text, sizeof text - 1);
-    while (n < 0 && errno == EINTR);
-    ::close(fd);
-    if (n <= 0) return 0;
-    text[n] = '\0';
+    if (!read_proc_file(path, text, sizeof text)) return 0;
     if (std::strncmp(text, "running", 7) == 0) continue;
     // "nr arg1 .. arg6 sp pc", or "-1 sp pc" when blocked outside a system
     // call: the stack pointer is the next to last number.
