@@ -15,6 +15,7 @@
 #include <optional>
 #include <pthread.h>
 #include <semaphore>
+#include <span>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -301,8 +302,9 @@ void** volatile graph_roots[16];
 enum class model_kind { retained, indirect, direct };
 
 // `kinds` has room for every block: nothing it keeps is allocated in the scope.
+// `extra`: roots besides graph_roots (what a waiting thread holds).
 void model_of(const std::vector<void**>& blocks, const std::vector<std::size_t>& lengths,
-              std::vector<model_kind>& kinds) {
+              std::vector<model_kind>& kinds, std::span<void* const> extra = {}) {
   const std::size_t n = blocks.size();
   auto target = [&](void* w) -> std::size_t {
     for (std::size_t j = 0; j < n; ++j) {
@@ -314,8 +316,11 @@ void model_of(const std::vector<void**>& blocks, const std::vector<std::size_t>&
   };
   std::vector<char> reached(n, 0);
   std::vector<std::size_t> todo;
-  for (void** r : graph_roots)
+  auto root = [&](void* r) {
     if (const std::size_t j = target(r); j < n && !reached[j]) reached[j] = 1, todo.push_back(j);
+  };
+  for (void** r : graph_roots) root(r);
+  for (void* r : extra) root(r);
   while (!todo.empty()) {
     const std::size_t i = todo.back();
     todo.pop_back();
@@ -642,6 +647,61 @@ TEST_CASE("another thread's frames, while it waits, are roots of a test's verdic
   delete lost;
   delete second;
   delete first;
+}
+
+TEST_CASE("random object graphs partly held by a waiting thread: a test's verdict, as the graph says") {
+  lgt::capture_reports captured;
+  holding_worker worker;
+  std::uint64_t state = 0x2545f4914f6cdd1dull;
+  auto next = [&](std::uint64_t bound) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % bound;
+  };
+  constexpr std::size_t n = 120, held_count = 8;
+  void** held = new void*[held_count]();  // the worker's own list: no root but its frame reaches it
+  for (int round = 0; round < 6; ++round) {
+    CAPTURE(round);
+    captured.reports.clear();
+    std::vector<void**> blocks;
+    std::vector<std::size_t> lengths;
+    std::vector<model_kind> model, without_worker;
+    blocks.reserve(n);
+    lengths.reserve(n);
+    {
+      std::optional<leakguard::scope> s(std::in_place, "graph");
+      for (std::size_t i = 0; i < n; ++i) {
+        lengths.push_back(next(6));
+        blocks.push_back(new void*[lengths.back()]());
+      }
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < lengths[i]; ++k)
+          if (next(4) == 0) blocks[i][k] = blocks[next(n)];
+      for (std::size_t k = 0; k < 4; ++k) graph_roots[k] = next(2) ? blocks[next(n)] : nullptr;
+      for (std::size_t k = 0; k < held_count; ++k) {
+        const std::size_t j = next(n);
+        held[k] = blocks[j] + (lengths[j] > 1);  // at its start, or inside
+      }
+      model_of(blocks, lengths, without_worker);
+      model_of(blocks, lengths, model, {held, held_count});
+      worker.hold(reinterpret_cast<long*>(held));
+      end_as_a_test(s);
+    }
+    std::size_t only_through_worker = 0, reported = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(i);
+      const bool leaked = !captured.reports.empty() && lgt::find_block(captured.reports.back(), blocks[i]);
+      if (model[i] == model_kind::retained) CHECK(!leaked);
+      only_through_worker += model[i] == model_kind::retained && without_worker[i] != model_kind::retained;
+      reported += leaked;
+    }
+    CHECK(only_through_worker > 0);  // the worker's frame mattered
+    CHECK(reported > 0);             // and what no one holds is still reported
+    for (void** volatile& r : graph_roots) r = nullptr;
+    for (void** b : blocks) delete[] b;
+  }
+  delete[] held;
 }
 
 TEST_CASE("a block freed while its scope's verdict is given (another thread's work ending) is not reported") {

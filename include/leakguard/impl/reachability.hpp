@@ -16,9 +16,10 @@
 // frames hold stale copies of what it leaked, and a pointer held by a
 // caller's frame is an escape, which the grace period judges. Nor, for a
 // scope's verdict, other threads' stacks: the contract's roots are globals,
-// statics and thread_locals. From the roots the scan follows every leakguard block
-// it reaches, tracked or not (its header gives its size), so a survivor
-// stored in a global container whose storage predates the scope is retained.
+// statics and thread_locals. From the roots the scan follows every
+// leakguard block it reaches, tracked or not (its header gives its size), so
+// a survivor stored in a global container whose storage predates the scope
+// is retained.
 // Pointers leakguard cannot see (in malloc'd memory that is not a leakguard
 // block, in a file, XOR-ed) do not count: such a block is judged a leak.
 // A stale copy of a pointer that a root still holds (unused capacity, bytes
