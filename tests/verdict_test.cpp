@@ -301,6 +301,17 @@ void** volatile graph_roots[16];
 
 enum class model_kind { retained, indirect, direct };
 
+// xorshift64: the graphs' shapes, the same in every run.
+struct graph_random {
+  std::uint64_t state;
+  std::uint64_t operator()(std::uint64_t bound) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % bound;
+  }
+};
+
 // `kinds` has room for every block: nothing it keeps is allocated in the scope.
 // `extra`: roots besides graph_roots (what a waiting thread holds).
 void model_of(const std::vector<void**>& blocks, const std::vector<std::size_t>& lengths,
@@ -361,13 +372,7 @@ void verdicts_of(leakguard::scope& s, const std::vector<void**>& blocks, bool in
 TEST_CASE("random object graphs: the same verdicts read in place and through the kernel, as the graph says") {
   namespace d = leakguard::detail;
   const bool in_place_possible = d::process_threads() == 1 && !lgt::under_asan && !lgt::under_tsan;
-  std::uint64_t state = 0x9e3779b97f4a7c15ull;
-  auto next = [&](std::uint64_t bound) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state % bound;
-  };
+  graph_random next{0x9e3779b97f4a7c15ull};
   for (int round = 0; round < 8; ++round) {
     CAPTURE(round);
     constexpr std::size_t n = 200;
@@ -652,13 +657,7 @@ TEST_CASE("another thread's frames, while it waits, are roots of a test's verdic
 TEST_CASE("random object graphs partly held by a waiting thread: a test's verdict, as the graph says") {
   lgt::capture_reports captured;
   holding_worker worker;
-  std::uint64_t state = 0x2545f4914f6cdd1dull;
-  auto next = [&](std::uint64_t bound) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state % bound;
-  };
+  graph_random next{0x2545f4914f6cdd1dull};
   constexpr std::size_t n = 120, held_count = 8;
   void** held = new void*[held_count]();  // the worker's own list: no root but its frame reaches it
   for (int round = 0; round < 6; ++round) {
