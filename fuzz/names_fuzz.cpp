@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view unsuffixed = name.substr(0, name.find(" [clone "));
   if (!d::is_library_frame(unsuffixed, {})) fail("a library-only name is not a library frame", name);
   if (!d::names_only_the_library(std::string(name) + " [clone .isra.0]")) fail("a clone's suffix changed the answer", name);
-  const std::size_t open = name.substr(0, name.find(" [clone ")).find('<');
+  const std::size_t open = unsuffixed.find('<');
   if (open != std::string_view::npos) {
     const std::string with_user = std::string(name.substr(0, open + 1)) + "user_type, " + std::string(name.substr(open + 1));
     if (d::names_only_the_library(with_user)) fail("a user's type in the template arguments went unnoticed", name);

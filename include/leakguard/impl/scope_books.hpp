@@ -688,9 +688,17 @@ inline report build_report(std::string label, std::source_location where, const 
     if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
     return "(no frames: built without frame pointers?)" + in_scope;
   };
+  auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
+  auto any_leaked = [&] {
+    for (std::size_t k = 0; k < n; ++k)
+      if (!dropped[k] && !kept(k)) return true;
+    return false;
+  };
   // A block freed while the verdict was given (by another thread, its work
   // ending) is no leak: the ended scope's books say which are live now.
-  if (rules.ended) {
+  // Read only when a block would be reported: a test's end that leaves
+  // only suppressed bookkeeping and retained statics pays nothing for it.
+  if (rules.ended && any_leaked()) {
     scope_snapshot now;
     collect_survivors(rules.ended, now);
     internal_vector<std::uint64_t> live;
@@ -702,9 +710,7 @@ inline report build_report(std::string label, std::source_location where, const 
   // A dropped block takes the blocks it leads (its object graph) with it.
   for (std::size_t k = 0; k < n; ++k)
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
-  auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
-  bool leaks = snap.violation.count || !violations.empty();
-  for (std::size_t k = 0; k < n && !leaks; ++k) leaks = !dropped[k] && !kept(k);
+  const bool leaks = snap.violation.count || !violations.empty() || any_leaked();
   const bool list_retained = leaks || rules.lone_retained;
   // Only the stacks the report shows are symbolized, each once.
   internal_vector<char> needed(stacks.size(), 0);
