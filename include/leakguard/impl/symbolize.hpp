@@ -176,8 +176,7 @@ class dwarf_reader {
     if (!module) return {};
     Dwarf_Addr bias = 0;
     read_from(dwfl_module_getelf(module, &bias));
-    const char* name = symbols_.try_emplace(module, module).first->second.name_at(at);
-    return demangle(name ? name : dwfl_module_addrname(module, at));  // an unsized symbol: libdw's rules
+    return demangle(symbols_.try_emplace(module, module).first->second.name_at(at));
   }
 
   // Gives back the pages of the files that lookups read (debug info),
