@@ -2,6 +2,7 @@
 // other threads, cross-thread frees, all_threads, current_context() + adopt.
 #include <doctest/doctest.h>
 #include <leakguard.hpp>
+#include <leakguard/impl/scope_state.hpp>  // which threads take the all_threads path, checked directly
 
 #include <atomic>
 #include <semaphore>
@@ -175,6 +176,124 @@ TEST_CASE("all_threads stops attributing once the scope has ended") {
   }
   CHECK(captured.reports.empty());
   delete q;
+}
+
+// Whether the calling thread's allocations are also offered to all_threads
+// scopes (a lock and a larger record each).
+bool offers_to_all_threads() {
+  namespace d = leakguard::detail;
+  return (d::tls.slow.load(std::memory_order_relaxed) & d::slow_all_threads) != 0;
+}
+
+TEST_CASE("the thread that opened an all_threads scope books its own blocks through its chain alone") {
+  lgt::capture_reports captured;
+  bool worker_offers = false;
+  stepper worker([&] {
+    delete keep(new int(0));  // registers the thread
+    worker_offers = offers_to_all_threads();
+  });
+  delete keep(new int(0));  // registered before the check
+  int* mine = nullptr;
+  {
+    leakguard::scope_options o;
+    o.label = "everyone";
+    o.all_threads = true;
+    leakguard::scope s(o);
+    CHECK_FALSE(offers_to_all_threads());
+    mine = keep(new int(1));
+    worker.run();
+    CHECK(worker_offers);  // its blocks reach the scope only that way
+    {
+      leakguard::adopt a{leakguard::context{}};  // another chain: this scope is not in it
+      CHECK(offers_to_all_threads());
+    }
+    CHECK_FALSE(offers_to_all_threads());
+  }
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(lgt::find_block(captured.reports[0], mine) != nullptr);
+  delete mine;
+}
+
+TEST_CASE("all_threads: the opener's allocations under adopt of another thread's context belong to both scopes") {
+  lgt::capture_reports captured;
+  std::binary_semaphore shared_ready{0}, adopted{0};
+  const leakguard::context* shared = nullptr;
+  std::thread worker([&] {
+    leakguard::scope s("worker scope");
+    leakguard::context ctx = leakguard::current_context();
+    shared = &ctx;
+    shared_ready.release();
+    adopted.acquire();
+  });
+  shared_ready.acquire();
+  int* q = nullptr;
+  {
+    leakguard::scope_options o;
+    o.label = "everyone";
+    o.all_threads = true;
+    leakguard::scope s(o);
+    {
+      leakguard::adopt a{*shared};
+      q = keep(new int(1));
+    }
+    adopted.release();
+    worker.join();
+  }
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[0].label() == "worker scope");
+  CHECK(captured.reports[1].label() == "everyone");
+  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  delete q;
+}
+
+TEST_CASE("all_threads: once a scope of the opener's chain ends on another thread, its allocations still belong") {
+  namespace d = leakguard::detail;
+  lgt::capture_reports captured;
+  int* q = nullptr;
+  {
+    leakguard::scope_options o;
+    o.label = "everyone";
+    o.all_threads = true;
+    leakguard::scope s(o);
+    auto* inner = new leakguard::scope("inner, ended elsewhere");
+    std::thread([&] { delete inner; }).join();
+    q = keep(new int(1));  // this thread's innermost scope is gone: no chain books it
+  }
+  // The inner scope's verdict, on the other thread, has that thread's state.
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[1].label() == "everyone");
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  delete q;
+  // The verdict is conservative from then on; later tests check the fast path.
+  d::lock_guard g(d::registry.lock);
+  d::registry.chain_left_behind = false;
+}
+
+TEST_CASE("all_threads: a thread that exits with its all_threads scope open leaves every thread offering") {
+  // A thread born later at the exited one's address is not the scope's
+  // opener, though the scope names that address.
+  namespace d = leakguard::detail;
+  lgt::capture_reports captured;
+  delete keep(new int(0));  // registered before the check
+  leakguard::scope* left = nullptr;
+  std::thread([&] {
+    leakguard::scope_options o;
+    o.all_threads = true;
+    left = new leakguard::scope(o);
+  }).join();
+  CHECK(offers_to_all_threads());
+  {
+    d::lock_guard g(d::registry.lock);
+    CHECK(d::registry.chain_left_behind);
+    d::registry.chain_left_behind = false;  // as if it had not happened: checked below
+    d::refresh_all_threads();
+  }
+  CHECK(offers_to_all_threads());  // still: the scope is open, and this thread did not open it
+  delete left;
+  CHECK_FALSE(offers_to_all_threads());
+  d::lock_guard g(d::registry.lock);
+  d::registry.chain_left_behind = false;
 }
 
 TEST_CASE("current_context() + adopt attributes a worker's allocations to the scope") {

@@ -411,10 +411,18 @@ adopt::adopt(const context& ctx) noexcept {
   t.innermost_generation = ctx.generation_;
   if (t.innermost) t.set(detail::slow_scoped);
   else t.clear(detail::slow_scoped);
+  detail::lock_guard g(detail::registry.lock);
+  ++t.adopting;
+  detail::refresh_all_threads();
 }
 
 adopt::~adopt() {
   detail::thread_state& t = detail::tls;
+  {
+    detail::lock_guard g(detail::registry.lock);
+    --t.adopting;
+    detail::refresh_all_threads();
+  }
   t.innermost = saved_;
   t.innermost_generation = saved_generation_;
   if (t.innermost) t.set(detail::slow_scoped);

@@ -228,8 +228,9 @@ inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& ge
     lock_guard g(registry.lock);
     s->next_all_threads = registry.all_threads;
     registry.all_threads = s;
-    if (registry.all_threads_count++ == 0)
-      for (thread_state* other = registry.head; other; other = other->next) other->set(slow_all_threads);
+    ++registry.all_threads_count;
+    ++t.opened_all_threads;
+    refresh_all_threads();
   }
   return s;
 }
@@ -274,9 +275,12 @@ inline bool end_scope(scope_state* s, scope_snapshot* out, bool hand_up = false)
   thread_state& t = tls;
   settle_deferred_if_any(t);  // a signal handler's frees count before the verdict
   if (t.innermost != s || s->waiting_children.load(std::memory_order_relaxed)) bypass(s, t.innermost != s);
-  if (s->all_threads) {
+  if (s->all_threads || s->opener != &t) {
     lock_guard g(registry.lock);
-    unlist_all_threads(s);
+    if (s->opener != &t) registry.chain_left_behind = true;
+    else --t.opened_all_threads;
+    if (s->all_threads) unlist_all_threads(s);
+    else refresh_all_threads();
   }
   bool keep_open = false;
   {

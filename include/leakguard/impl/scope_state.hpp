@@ -244,14 +244,36 @@ inline void release_spare_scope(thread_state& t) noexcept {
 
 // ---- ending a scope's books (scope_books.hpp, and fork.hpp in a child) ----------
 
+// REQUIRES: registry.lock. Whether `t`'s allocations must also be offered
+// to the all_threads scopes (attribute_to_all_threads), which costs each of
+// them a lock and a larger record. A thread's own all_threads scopes are in
+// its chain, which books its blocks to them already, unless it adopts
+// another context or its chain may be gone.
+inline bool offers_to_all_threads(const thread_state& t) noexcept {
+  if (!registry.all_threads) return false;
+  if (t.adopting || registry.chain_left_behind) return true;
+  for (const scope_state* a = registry.all_threads; a; a = a->next_all_threads)
+    if (a->opener != &t) return true;
+  return false;
+}
+
+// REQUIRES: registry.lock. Sets each thread's slow_all_threads bit, after
+// the all_threads list or what offers_to_all_threads reads changed.
+inline void refresh_all_threads() noexcept {
+  for (thread_state* t = registry.head; t; t = t->next) {
+    if (offers_to_all_threads(*t)) t->set(slow_all_threads);
+    else t->clear(slow_all_threads);
+  }
+}
+
 // REQUIRES: registry.lock. Takes `s` off the all_threads list, if it is on it.
 inline void unlist_all_threads(scope_state* s) noexcept {
   for (scope_state** link = &registry.all_threads; *link; link = &(*link)->next_all_threads) {
     if (*link != s) continue;
     *link = s->next_all_threads;
     s->next_all_threads = nullptr;
-    if (--registry.all_threads_count == 0)
-      for (thread_state* other = registry.head; other; other = other->next) other->clear(slow_all_threads);
+    --registry.all_threads_count;
+    refresh_all_threads();
     return;
   }
 }

@@ -26,7 +26,7 @@ enum slow_reason : std::uint32_t {
   slow_unregistered = 1,  // first allocation of the thread: register it
   slow_scoped = 2,        // a scope (own or adopted) watches this thread
   slow_no_alloc = 4,      // a no_alloc_scope is active
-  slow_all_threads = 8,   // some thread opened an all_threads scope (set by that thread)
+  slow_all_threads = 8,   // an all_threads scope may be outside this thread's chain (refresh_all_threads)
   slow_exited = 16,       // past thread exit: count into the registry directly
   slow_internal = 32,     // leakguard itself is running: its blocks are not counted
   slow_hooked = 64,       // a test hook (failing_books) is set: take the general path
@@ -75,6 +75,10 @@ struct thread_state {
   serial_state serials;
   std::uintptr_t thread_pointer = 0;  // for reachability.hpp: its static TLS is a root
   pid_t tid = 0;                      // kernel thread id, for thread_stacks.hpp
+  // Under registry.lock: adopts active on the thread, and all_threads
+  // scopes it opened that are still open (see offers_to_all_threads).
+  std::uint32_t adopting = 0;
+  std::uint32_t opened_all_threads = 0;
   // Tracked blocks freed by a signal handler that interrupted leakguard on
   // this thread: settled once the thread holds no lock (tracking.hpp). Pushed
   // by handlers only, popped by the thread only; atomic for the handlers.
@@ -136,6 +140,11 @@ struct thread_registry {
   // Active all_threads scopes, newest first (under lock).
   scope_state* all_threads = nullptr;
   std::uint32_t all_threads_count = 0;
+  // A scope ended on a thread other than the one that opened it (that
+  // thread's innermost scope may be gone, and its chain with it), or a
+  // thread exited with an all_threads scope open (a thread born at its
+  // address is not its opener). Never cleared.
+  bool chain_left_behind = false;
   bool exit_key_made = false;
   pthread_key_t exit_key{};
 };
@@ -222,6 +231,7 @@ inline void retire_thread(thread_state& t) noexcept {
   registry.retired_bytes_freed.fetch_add(t.bytes_freed.load(std::memory_order_relaxed), std::memory_order_relaxed);
   registry.retired_scope_ends.fetch_add(t.scope_ends.load(std::memory_order_relaxed), std::memory_order_relaxed);
   flush_live_bytes(t);
+  if (t.opened_all_threads) registry.chain_left_behind = true;
   (t.prev ? t.prev->next : registry.head) = t.next;
   if (t.next) t.next->prev = t.prev;
   t.prev = t.next = nullptr;
