@@ -207,6 +207,42 @@ TEST_CASE("on_leak=log: verdicts whose survivors are all suppressed scan nothing
   delete leaked;
 }
 
+namespace lgt_stop {
+short* volatile held = nullptr;  // a root, read early: this program's own data
+}
+
+TEST_CASE("a verdict's scan stops once every survivor that is not suppressed is reached") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_named::");
+  int* suppressed[2] = {};
+  const std::uint64_t before = leakguard::detail::bytes_scanned.load();
+  {
+    leakguard::scope s("retained and suppressed");
+    lgt_stop::held = lgt::keep(new short(1));
+    suppressed[0] = lgt_named::make();  // reached by nothing: a full scan would look for it
+  }
+  const std::uint64_t stopped = leakguard::detail::bytes_scanned.load() - before;
+  CHECK(captured.size() == 0);
+  long* leaked = nullptr;
+  {
+    leakguard::scope s("leaked and suppressed");
+    leaked = user_leak(3);
+    suppressed[1] = lgt_named::make();
+  }
+  const std::uint64_t whole = leakguard::detail::bytes_scanned.load() - before - stopped;
+  REQUIRE(captured.size() == 1);
+  CHECK(captured.reports[0].leaked_blocks() == 1);
+  CHECK(lgt::find_block(captured.reports[0], leaked) != nullptr);
+  MESSAGE("bytes scanned: ", stopped, " stopping, ", whole, " reading every root");
+  CHECK(stopped > 0);
+  CHECK(stopped * 2 < whole);
+  delete lgt_stop::held;
+  lgt_stop::held = nullptr;
+  delete leaked;
+  for (int* p : suppressed) delete p;
+}
+
 TEST_CASE("a suppressed stack is looked up only down to the frame a pattern names") {
   lgt::capture_reports captured;
   pattern_guard patterns;

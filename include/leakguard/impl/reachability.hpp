@@ -64,8 +64,10 @@ struct reach_result {
 };
 inline constexpr std::uint8_t reach_direct = 0, reach_indirect = 1, reach_retained = 2;
 
-// Scans of the roots made so far: what a verdict costs, seen by tests.
+// Scans of the roots made so far, and the bytes they read (roots and the
+// blocks they reach): what verdicts cost, seen by tests.
 inline constinit std::atomic<std::uint64_t> root_scans{0};
+inline constinit std::atomic<std::uint64_t> bytes_scanned{0};
 
 // ---- where pointers may point -------------------------------------------------------------
 
@@ -198,12 +200,15 @@ inline int collect_module_roots(dl_phdr_info* info, std::size_t, void* data) {
 // Classifies `n` survivors, given by start address and size, in serial order.
 // Several verdicts may share one scan (the roots are the same for all): then
 // `groups` gives each survivor's verdict, and a block is indirect only
-// through blocks of its own verdict.
+// through blocks of its own verdict. `wanted`, where given, names the
+// survivors whose verdict matters (a suppressed one's does not): the scan
+// of the roots stops once each of them is reached.
 class reachability {
  public:
   reachability(const std::uintptr_t* begins, const std::size_t* sizes, std::size_t n,
-               const std::uint32_t* groups = nullptr)
-      : results_(n), reached_(n, 0), groups_(groups) {
+               const std::uint32_t* groups = nullptr, const char* wanted = nullptr)
+      : results_(n), reached_(n, 0), groups_(groups), wanted_(wanted) {
+    unreached_wanted_ = wanted ? static_cast<std::size_t>(std::count(wanted, wanted + n, 1)) : n;
     for (std::size_t i = 0; i < n; ++i) {
       results_[i].leader = static_cast<std::uint32_t>(i);
       // A block of 0 bytes (`new char[0]`) is reached by its address.
@@ -248,13 +253,14 @@ class reachability {
     scan_roots();
     // Other threads' frames cost a file read per thread: only for what the
     // rest of the roots left unreached. A thread alone has no others.
-    if (other_threads_frames && !alone.alone() && std::find(reached_.begin(), reached_.end(), 0) != reached_.end()) {
+    if (other_threads_frames && !alone.alone() && unreached_wanted_ > 0) {
       scan_thread_stacks();
       drain();
     }
     for (std::size_t i = 0; i < results_.size(); ++i)
       if (reached_[i]) results_[i].kind = reach_retained;
     find_indirect();
+    bytes_scanned.fetch_add(scanned_, std::memory_order_relaxed);
     return results_;
   }
 
@@ -288,7 +294,8 @@ class reachability {
     // The stack depot is a large table of pointers to leakguard's own
     // records, none to a block: not a root, or each such word is a candidate.
     const auto own_begin = reinterpret_cast<std::uintptr_t>(&depot), own_end = own_begin + sizeof depot;
-    for (const address_range& s : roots.segments) {
+    for (auto it = roots.segments.rbegin(); it != roots.segments.rend(); ++it) {
+      const address_range& s = *it;
       if (own_end <= s.begin || s.end <= own_begin) {
         queue_.push_back({s.begin, s.end - s.begin, true});
         continue;
@@ -353,6 +360,11 @@ class reachability {
   void drain() {
     internal_vector<read_request> reads;
     for (;;) {
+      if (unreached_wanted_ == 0) {  // nothing more to learn
+        queue_.clear();
+        candidates_.clear();
+        return;
+      }
       if (queue_.empty()) {
         if (candidates_.empty()) return;
         resolve_candidates();
@@ -384,6 +396,7 @@ class reachability {
   }
 
   LEAKGUARD_NO_COVERAGE void scan_words(const char* bytes, std::size_t size) {
+    scanned_ += size;
     for (std::size_t off = 0; off + sizeof(std::uintptr_t) <= size; off += sizeof(std::uintptr_t)) {
       std::uintptr_t w;
       std::memcpy(&w, bytes + off, sizeof w);
@@ -391,6 +404,7 @@ class reachability {
       if (const survivor* s = survivor_at(w)) {  // any byte of a survivor
         if (!reached_[s->index]) {
           reached_[s->index] = 1;
+          if (!wanted_ || wanted_[s->index]) --unreached_wanted_;
           queue_.push_back({s->begin, s->end - s->begin, true});
         }
         continue;
@@ -544,6 +558,9 @@ class reachability {
   internal_vector<reach_result> results_;
   internal_vector<char> reached_;
   const std::uint32_t* groups_;
+  const char* wanted_;
+  std::size_t unreached_wanted_;
+  std::uint64_t scanned_ = 0;
   internal_vector<survivor> by_address_;
   internal_vector<region> queue_;
   bool in_place_ = false;  // this thread is alone: mapped regions are read in place

@@ -535,9 +535,10 @@ using verdict_kinds = internal_vector<reach_result>;
 
 // Judges the blocks of several snapshots with one scan of the roots
 // (reachability.hpp): a block is indirect only through blocks of its own
-// snapshot. REQUIRES: no leakguard lock held.
+// snapshot. `wanted`, for one snapshot, names the blocks (in serial order)
+// whose verdict matters. REQUIRES: no leakguard lock held.
 inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdict_kinds> out,
-                  bool other_threads_frames = false) {
+                  bool other_threads_frames = false, const char* wanted = nullptr) {
   internal_vector<std::uintptr_t> begins;
   internal_vector<std::size_t> sizes;
   internal_vector<std::uint32_t> groups;
@@ -552,7 +553,7 @@ inline void judge(std::span<const scope_snapshot* const> snaps, std::span<verdic
     }
   }
   if (begins.empty()) return;
-  reachability scan(begins.data(), sizes.data(), begins.size(), snaps.size() > 1 ? groups.data() : nullptr);
+  reachability scan(begins.data(), sizes.data(), begins.size(), snaps.size() > 1 ? groups.data() : nullptr, wanted);
   const std::span<const reach_result> found = scan.classify(other_threads_frames);
   std::uint32_t offset = 0;
   for (verdict_kinds& kinds : out) {
@@ -673,8 +674,12 @@ inline report build_report(std::string label, std::source_location where, const 
   if (judged) {
     kinds = *judged;
   } else if (rules.classify && !all_dropped) {
+    // A suppressed block's verdict does not matter: the scan stops once the
+    // others are reached.
+    internal_vector<char> wanted(n);
+    for (std::size_t k = 0; k < n; ++k) wanted[k] = !dropped[k];
     const scope_snapshot* one = &snap;
-    judge({&one, 1}, {&kinds, 1}, rules.other_threads_frames);
+    judge({&one, 1}, {&kinds, 1}, rules.other_threads_frames, wanted.data());
   } else {
     kinds.resize(n);
     for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
