@@ -294,6 +294,9 @@ class reachability {
     // The stack depot is a large table of pointers to leakguard's own
     // records, none to a block: not a root, or each such word is a candidate.
     const auto own_begin = reinterpret_cast<std::uintptr_t>(&depot), own_end = own_begin + sizeof depot;
+    // Queued in reverse, as the queue is read from its end: the program's
+    // own data (listed first) holds most of what its code keeps, and once
+    // each wanted survivor is reached the scan stops.
     for (auto it = roots.segments.rbegin(); it != roots.segments.rend(); ++it) {
       const address_range& s = *it;
       if (own_end <= s.begin || s.end <= own_begin) {
