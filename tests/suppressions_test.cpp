@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "support.hpp"
+#include "units/put_off.hpp"
 
 namespace lgt_cache {
 // Kept on purpose by "a library": suppressed by its namespace.
@@ -241,6 +243,88 @@ TEST_CASE("a verdict's scan stops once every survivor that is not suppressed is 
   lgt_stop::held = nullptr;
   delete leaked;
   for (int* p : suppressed) delete p;
+}
+
+// The unit of the function at `code` if no lookup has read its debug info.
+std::optional<leakguard::detail::unread_unit> unread_unit_of(const void* code) {
+  leakguard::detail::symbolizer& sym = leakguard::detail::the_symbolizer();
+  leakguard::detail::lock_guard g(sym.lock);
+  sym.follow_loader();  // as a verdict does first
+  return sym.unread_unit_at(static_cast<const char*>(code) + 1);  // as a return address into it
+}
+
+TEST_CASE("a static built by the user's code is judged retained without reading its unit's debug info") {
+  namespace d = leakguard::detail;
+  lgt::capture_reports captured;
+  const void* in_unit = reinterpret_cast<const void*>(&lgt_put_off::first_static);
+  const std::optional<d::unread_unit> unit = unread_unit_of(in_unit);
+  REQUIRE(unit.has_value());  // no test case but this one reads it
+  const std::uint64_t before = lookups();
+  {
+    leakguard::scope s("a static");
+    lgt::keep(lgt_put_off::first_static());
+  }
+  CHECK(captured.size() == 0);
+  CHECK(lookups() == before);
+  CHECK(unread_unit_of(in_unit).has_value());
+  // That verdict's scan was for this unit's block alone, and read more than
+  // the unit's debug info holds: the next decision reads the unit instead.
+  std::uint64_t charged = 0;
+  {
+    d::symbolizer& sym = d::the_symbolizer();
+    d::lock_guard g(sym.lock);
+    charged = sym.scanned_instead_of(unit->id);
+  }
+  INFO("scanned instead: ", charged, " bytes; the unit's debug info: ", unit->bytes);
+  REQUIRE(charged >= unit->bytes);
+  {
+    leakguard::scope s("another static");
+    lgt::keep(lgt_put_off::second_static());
+  }
+  CHECK(captured.size() == 0);
+  CHECK(lookups() > before);
+  CHECK_FALSE(unread_unit_of(in_unit).has_value());
+}
+
+TEST_CASE("a block whose decision was put off and that nothing reaches is looked up and reported at its line") {
+  lgt::capture_reports captured;
+  const void* in_unit = reinterpret_cast<const void*>(&lgt_put_off::leak);
+  REQUIRE(unread_unit_of(in_unit).has_value());
+  int* leaked = nullptr;
+  {
+    leakguard::scope s("put off");
+    leaked = lgt_put_off::leak();
+  }
+  REQUIRE(captured.size() == 1);
+  const leakguard::leaked_block* b = lgt::find_block(captured.reports[0], leaked);
+  REQUIRE(b != nullptr);
+  INFO("site: ", b->site);
+  CHECK(b->site.find("put_off_b.cpp") != std::string::npos);
+  CHECK_FALSE(unread_unit_of(in_unit).has_value());
+  delete leaked;
+}
+
+TEST_CASE("a block whose decision was put off is dropped once the scan finds nothing reaches it and a pattern names it") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_put_off::make_inline");
+  const void* in_unit = reinterpret_cast<const void*>(&lgt_put_off::suppressed_leak);
+  const void* in_static_unit = reinterpret_cast<const void*>(&lgt_put_off::third_static);
+  REQUIRE(unread_unit_of(in_unit).has_value());
+  REQUIRE(unread_unit_of(in_static_unit).has_value());
+  const std::uint64_t scans = leakguard::detail::root_scans.load();
+  int* leaked = nullptr;
+  {
+    leakguard::scope s("put off, then suppressed");
+    leaked = lgt_put_off::suppressed_leak();
+    lgt::keep(lgt_put_off::third_static());
+  }
+  CHECK(leakguard::detail::root_scans.load() > scans);  // what put them off
+  CHECK(captured.size() == 0);
+  CHECK(use_of("lgt_put_off::make_inline").blocks == 1);
+  CHECK_FALSE(unread_unit_of(in_unit).has_value());
+  CHECK(unread_unit_of(in_static_unit).has_value());  // retained: its decision was not needed
+  delete leaked;
 }
 
 TEST_CASE("a suppressed stack is looked up only down to the frame a pattern names") {

@@ -94,6 +94,9 @@ class function_index {
     return out;
   }
 
+  // Whether unit `cu` was walked (a lookup in it is cheap).
+  bool has(Dwarf_Die* cu) const { return units_.contains(cu->cu); }
+
   // Modules were loaded or unloaded: units may be gone.
   void clear() { units_.clear(); }
 

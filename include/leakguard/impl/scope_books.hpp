@@ -575,6 +575,13 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
   return stacks;
 }
 
+// The answer of suppression_for when it was put off (see there).
+inline constexpr int suppression_put_off = answer_not_kept;
+
+// The units whose debug info decisions were put off for, to be read instead
+// when the scan that settles them costs more than reading them would.
+using put_off_units = internal_vector<unit_key>;
+
 // The suppression that drops the blocks of `stack` (suppression_of: a
 // pattern's index, suppression_c_library or suppression_none), found by
 // looking up only as many return addresses as the answer needs: a test
@@ -582,7 +589,16 @@ inline internal_vector<const stack_trace*> distinct_stacks(const scope_snapshot&
 // each looked up once, not each test's whole stack. The frames read are
 // those a report shows (trimmed()): from the first that is not leakguard's,
 // `depth` return addresses at most.
-inline int suppression_for(const stack_trace* stack, const suppression_snapshot& list, int depth) {
+//
+// With `put_off`, a frame whose function's name does not decide and whose
+// compilation unit's debug info nobody has read yet is not looked up: the
+// answer is suppression_put_off, and the unit is added to `put_off`. A
+// verdict's scan decides instead: most such blocks are a static's, built
+// once by the user's code, which the scan finds retained; only those it
+// does not are looked up. A unit is read anyway once the scans that its
+// blocks caused have read as many bytes as its debug info holds.
+inline int suppression_for(const stack_trace* stack, const suppression_snapshot& list, int depth,
+                           put_off_units* put_off = nullptr) {
   constexpr int internal_function = suppression_c_library - 1;  // a frame of leakguard's own function
   if (!stack || stack == not_recorded()) return suppression_none;
   std::size_t left = std::min<std::size_t>(static_cast<std::size_t>(depth), stack->user_depth);
@@ -605,6 +621,13 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
       // which suppression_of passes over: read on, unless a pattern of the
       // user's might name one of them.
       if (!list.from_user && names_only_the_library(name)) return suppression_undecided;
+      if (put_off) {
+        if (const std::optional<unread_unit> unit = sym.unread_unit_at(pc);
+            unit && sym.scanned_instead_of(unit->id) < unit->bytes) {
+          put_off->push_back(unit->id);
+          return suppression_put_off;
+        }
+      }
       return suppression_of(sym.frames_at(pc), list.patterns);
     });
     if (said == internal_function) return counting ? read_on(suppression_undecided) : suppression_undecided;
@@ -612,6 +635,16 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
     return read_on(said);
   });
   return answer == suppression_undecided ? suppression_none : answer;  // the stack ended first
+}
+
+// Charges the `bytes` a scan read for put-off decisions alone to their
+// units (suppression_for).
+inline void charge_put_off(put_off_units& units, std::uint64_t bytes) {
+  std::sort(units.begin(), units.end());
+  units.erase(std::unique(units.begin(), units.end()), units.end());
+  symbolizer& sym = the_symbolizer();
+  lock_guard g(sym.lock);
+  for (const unit_key& id : units) sym.scanned_instead_of(id) += bytes;
 }
 
 // Whether every survivor of `snap` is suppressed, so that its verdict needs
@@ -650,26 +683,26 @@ inline report build_report(std::string label, std::source_location where, const 
   };
   const suppression_snapshot list = suppressions_now();
   const std::vector<std::string>& patterns = list.patterns;
+  // Decisions that would read a unit's debug info are put off where a scan
+  // follows (suppression_for).
+  const bool scan_follows = !judged && rules.classify;
+  put_off_units put_off;
   internal_vector<int> suppression(stacks.size());
-  for (std::size_t i = 0; i < stacks.size(); ++i) suppression[i] = suppression_for(stacks[i], list, depth);
+  for (std::size_t i = 0; i < stacks.size(); ++i)
+    suppression[i] = suppression_for(stacks[i], list, depth, scan_follows ? &put_off : nullptr);
   const internal_vector<std::uint32_t> order = serial_order(snap);
+  auto stack_of = [&](std::size_t k) { return index_in(stacks, snap.blocks[order[k]].stack); };
   // A suppressed block is not judged: dropped from the report and from the
   // books (never retained). A scope whose survivors are all suppressed (a
   // test framework's bookkeeping, at every test's end) needs no scan.
   internal_vector<char> dropped(n, 0);
-  std::vector<std::uint64_t> used_blocks(patterns.size()), used_bytes(patterns.size());
-  bool all_dropped = true;
+  bool all_dropped = true, only_put_off = !put_off.empty();  // what the scan is for
   for (std::size_t k = 0; k < n; ++k) {
-    const block_snapshot& b = snap.blocks[order[k]];
-    const int by = suppression[index_in(stacks, b.stack)];
-    dropped[k] = by != suppression_none;
+    const int by = suppression[stack_of(k)];
+    dropped[k] = by != suppression_none && by != suppression_put_off;
     all_dropped = all_dropped && dropped[k];
-    if (by >= 0) {
-      ++used_blocks[static_cast<std::size_t>(by)];
-      used_bytes[static_cast<std::size_t>(by)] += b.size;
-    }
+    only_put_off = only_put_off && (dropped[k] || by == suppression_put_off);
   }
-  count_suppressed(patterns, used_blocks, used_bytes);
   verdict_kinds kinds;
   if (judged) {
     kinds = *judged;
@@ -679,11 +712,26 @@ inline report build_report(std::string label, std::source_location where, const 
     internal_vector<char> wanted(n);
     for (std::size_t k = 0; k < n; ++k) wanted[k] = !dropped[k];
     const scope_snapshot* one = &snap;
+    const std::uint64_t scanned_before = bytes_scanned.load(std::memory_order_relaxed);
     judge({&one, 1}, {&kinds, 1}, rules.other_threads_frames, wanted.data());
+    if (only_put_off) charge_put_off(put_off, bytes_scanned.load(std::memory_order_relaxed) - scanned_before);
   } else {
     kinds.resize(n);
     for (std::uint32_t k = 0; k < n; ++k) kinds[k].leader = k;
   }
+  auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
+  // A decision put off is made now for the blocks the scan did not find
+  // kept, and, where the report lists retained blocks, for all.
+  auto decide_put_off = [&](bool all) {
+    for (std::size_t k = 0; k < n; ++k) {
+      int& by = suppression[stack_of(k)];
+      if (by != suppression_put_off || (!all && kept(k))) continue;
+      by = suppression_for(stacks[stack_of(k)], list, depth);
+      for (std::size_t j = 0; j < n; ++j)
+        if (stack_of(j) == stack_of(k)) dropped[j] = by != suppression_none;
+    }
+  };
+  decide_put_off(false);
   // A block without a frame is named after its scope, so that per-site
   // totals (leak_sites, log_leak's summaries, metrics) still tell one
   // scope's leaks from another's: no frame the walk could follow (code
@@ -697,7 +745,6 @@ inline report build_report(std::string label, std::source_location where, const 
     if (stack == not_recorded()) return "(stack not recorded)" + in_scope;
     return "(no frames: built without frame pointers?)" + in_scope;
   };
-  auto kept = [&](std::size_t k) { return kinds[k].kind == reach_retained && rules.allow_retained; };
   auto any_leaked = [&] {
     for (std::size_t k = 0; k < n; ++k)
       if (!dropped[k] && !kept(k)) return true;
@@ -721,6 +768,16 @@ inline report build_report(std::string label, std::source_location where, const 
     if (kinds[k].kind == reach_indirect && dropped[kinds[k].leader]) dropped[k] = 1;
   const bool leaks = snap.violation.count || !violations.empty() || any_leaked();
   const bool list_retained = leaks || rules.lone_retained;
+  if (list_retained) decide_put_off(true);
+  // Each suppression's use: the blocks of the stacks it decided.
+  std::vector<std::uint64_t> used_blocks(patterns.size()), used_bytes(patterns.size());
+  for (std::size_t k = 0; k < n; ++k) {
+    if (const int by = suppression[stack_of(k)]; by >= 0) {
+      ++used_blocks[static_cast<std::size_t>(by)];
+      used_bytes[static_cast<std::size_t>(by)] += snap.blocks[order[k]].size;
+    }
+  }
+  count_suppressed(patterns, used_blocks, used_bytes);
   // Only the stacks the report shows are symbolized, each once.
   internal_vector<char> needed(stacks.size(), 0);
   for (std::size_t k = 0; k < n; ++k)

@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -71,6 +73,19 @@ inline std::string demangle(const char* name) {
   shorten_names(result);
   return result;
 }
+
+// A compilation unit: its module's debug info and its offset there.
+struct unit_key {
+  std::uintptr_t dwarf;
+  std::uint64_t offset;
+  auto operator<=>(const unit_key&) const = default;
+};
+
+// A compilation unit's debug info that no lookup has read yet.
+struct unread_unit {
+  unit_key id;          // stays while the unit's module is loaded
+  std::uint64_t bytes;  // its size in .debug_info
+};
 
 #if LEAKGUARD_HAVE_LIBDW
 // A part of a file, by offset.
@@ -166,6 +181,24 @@ class dwarf_reader {
     if (out.size() == before) out.push_back(frame{pc, {}, {}, 0});
     if (out.back().function.empty()) out.back().function = symbol;
     return read;
+  }
+
+  // The compilation unit whose debug info a lookup of `pc` would read
+  // first, if no lookup read it yet: its identity, and its size in
+  // .debug_info. Nothing if the lookup would read no new unit.
+  std::optional<unread_unit> unread_unit_at(const void* pc, const std::string& symbol) {
+    const Dwarf_Addr at = call_of(pc);
+    Dwfl_Module* module = module_at(at);
+    if (!module || is_internal_frame(symbol, {})) return std::nullopt;  // as lookup()
+    Dwarf_Addr bias = 0;
+    Dwarf_Die cu;
+    if (!find_cu(module, at, cu, bias) || functions_.has(&cu)) return std::nullopt;
+    Dwarf* dwarf = dwarf_cu_getdwarf(cu.cu);
+    const Dwarf_Off header = dwarf_dieoffset(&cu) - dwarf_cuoffset(&cu);
+    Dwarf_Off next = header;
+    std::size_t header_size = 0;
+    dwarf_next_unit(dwarf, header, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    return unread_unit{{reinterpret_cast<std::uintptr_t>(dwarf), header}, next > header ? next - header : 0};
   }
 
   // The symbol table's name for the function holding return address `pc`,
@@ -378,6 +411,10 @@ class dwarf_reader {
 };
 #endif
 
+// An answer of a decision (symbolizer::remembered, decide_stack) that is
+// not kept: the question is asked again next time.
+inline constexpr int answer_not_kept = INT_MIN;
+
 // Return addresses to frames, each looked up once. One lock serialises
 // lookups (libdw and absl::Symbolize are not thread-safe); they run only
 // while a report is built, never on an allocation's path, and reports in
@@ -415,15 +452,35 @@ class symbolizer {
   // REQUIRES: lock. What `decide()` says of return address `pc` when
   // that depends on `pc` and `key` alone: asked once per address and key.
   // A stack's decision (decide_stack) takes each of its frames in turn, and
-  // stacks share most frames: a framework's, the test runner's.
+  // stacks share most frames: a framework's, the test runner's. An answer
+  // of answer_not_kept is asked for again next time.
   template <class Decide>
   int remembered(const void* pc, std::uint64_t key, Decide decide) {
     if (key != remembered_key_) {
       remembered_.clear();
       remembered_key_ = key;
     }
-    return cached(remembered_, pc, decide);
+    const auto at = reinterpret_cast<std::uintptr_t>(pc);
+    if (const auto it = remembered_.find(at); it != remembered_.end()) return it->second;
+    const int answer = decide();
+    if (answer != answer_not_kept) remembered_.emplace(at, answer);
+    return answer;
   }
+
+  // REQUIRES: lock. The unit whose debug info looking up `pc` would read
+  // first, if none of it was read yet (see unread_unit).
+  std::optional<unread_unit> unread_unit_at(const void* pc) {
+    if (knows(pc)) return std::nullopt;
+#if LEAKGUARD_HAVE_LIBDW
+    return dwarf_.unread_unit_at(pc, symbol_at(pc));
+#else
+    return std::nullopt;
+#endif
+  }
+
+  // REQUIRES: lock. The bytes that scans read instead of unit `id`'s debug
+  // info (suppression_for): a unit is read once they outweigh it.
+  std::uint64_t& scanned_instead_of(const unit_key& id) { return scanned_instead_[id]; }
 
   // REQUIRES: lock. How many return addresses were looked up in debug info
   // (decide_stack gives pages back after each; tests count them).
@@ -460,7 +517,8 @@ class symbolizer {
       ++epoch_;
     }
 #if LEAKGUARD_HAVE_LIBDW
-    dwarf_.refresh();
+    dwarf_.refresh();  // units are read again, under keys of their own
+    scanned_instead_.clear();
 #endif
     adds_ = now.adds;
     subs_ = now.subs;
@@ -541,6 +599,7 @@ class symbolizer {
   std::unordered_map<std::uintptr_t, std::string> names_;
   std::unordered_map<std::uintptr_t, int> remembered_;
   std::uint64_t remembered_key_ = 0;
+  std::map<unit_key, std::uint64_t> scanned_instead_;
   std::uint64_t lookups_ = 0;
   std::uint64_t epoch_ = 0;
   unsigned long long adds_ = 0, subs_ = 0;
@@ -675,7 +734,7 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
 // (leakguard's own included) in turn until it returns something other than
 // `read_on`: `decide` looks up what it needs of each (frames_at, symbol_at),
 // and is asked once for each `key` (what else the answer depends on; the
-// last one is remembered, memo_of). The debug info a lookup read is given
+// last one is remembered, memo_of), unless it answers answer_not_kept. The debug info a lookup read is given
 // back after it, not after the stack: two return addresses in two large
 // compilation units would otherwise hold both units' pages at once.
 template <class Decide>
@@ -692,8 +751,10 @@ int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decid
     if (sym.lookups() != before) sym.release_pages();
   }
   sym.release_pages();
-  m.decided_for = key + 1;
-  m.decision = answer;
+  if (answer != answer_not_kept) {
+    m.decided_for = key + 1;
+    m.decision = answer;
+  }
   return answer;
 }
 
