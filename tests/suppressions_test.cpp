@@ -327,6 +327,25 @@ TEST_CASE("a block whose decision was put off is dropped once the scan finds not
   delete leaked;
 }
 
+TEST_CASE("a retained block whose decision was put off is in retained_sites() only if no pattern names it") {
+  lgt::capture_reports captured;
+  pattern_guard patterns;
+  patterns.add("lgt_put_off::make_kept");
+  const void* in_unit = reinterpret_cast<const void*>(&lgt_put_off::suppressed_static);
+  REQUIRE(unread_unit_of(in_unit).has_value());
+  {
+    leakguard::scope s("a suppressed static");
+    lgt::keep(lgt_put_off::suppressed_static());
+  }
+  CHECK(captured.size() == 0);
+  CHECK(unread_unit_of(in_unit).has_value());  // retained: not decided then
+  for (const leakguard::retained_site& r : leakguard::retained_sites()) {
+    INFO("site: ", r.site);
+    CHECK(r.site.find("put_off_e.cpp") == std::string::npos);
+  }
+  CHECK_FALSE(unread_unit_of(in_unit).has_value());  // decided when named
+}
+
 TEST_CASE("a suppressed stack is looked up only down to the frame a pattern names") {
   lgt::capture_reports captured;
   pattern_guard patterns;

@@ -22,6 +22,14 @@
 // the frames inlined into it; so a framework function that a pattern names
 // keeps what it allocates, even through user code inlined into it.
 //
+// Where the symbol table's name does not decide and no report has read the
+// debug info of the code's compilation unit yet, the decision waits for the
+// reachability scan: a block the scan finds retained needs none (it is not
+// reported either way), and a suppression that would have named it is not
+// counted in suppression_uses() for it; retained_sites() never lists it.
+// Most such blocks are statics that the user's own code builds once, whose
+// compilation unit would otherwise be read for nothing.
+//
 // A pattern containing '/' is matched against the frame's source file
 // instead (a substring of its path): "/doctest/doctest.h" names doctest's
 // inlined frames, whose debug-info names are unqualified.

@@ -14,4 +14,6 @@ int* leak();
 int* suppressed_leak();
 // put_off_d.cpp: a static, judged beside suppressed_leak()'s block.
 int* third_static();
+// put_off_e.cpp: a static made in make_kept(), inlined into it.
+int* suppressed_static();
 }  // namespace lgt_put_off

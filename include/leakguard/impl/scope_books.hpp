@@ -637,6 +637,13 @@ inline int suppression_for(const stack_trace* stack, const suppression_snapshot&
   return answer == suppression_undecided ? suppression_none : answer;  // the stack ended first
 }
 
+// Whether the retained blocks of `stack` are suppressed after all: a
+// verdict that put off its decision and found them retained books them
+// undecided, and what names them (retained_sites(), the growth log) asks.
+inline bool suppressed_retained(const stack_trace* stack, const suppression_snapshot& list) {
+  return suppression_for(stack, list, max_stack_depth) != suppression_none;
+}
+
 // Charges the `bytes` a scan read for put-off decisions alone to their
 // units (suppression_for).
 inline void charge_put_off(put_off_units& units, std::uint64_t bytes) {

@@ -83,7 +83,9 @@ inline void log_growth(const growth_events& events) {
   if (events.empty() || current_options().on_leak != leak_action::log) return;
   internal_guard guard;
   const bool json = current_options().report == report_format::json;
+  const suppression_snapshot list = suppressions_now();
   for (const growth_event& e : events) {
+    if (suppressed_retained(e.stack, list)) continue;
     const std::string site = symbolize(e.stack, max_stack_depth).site;
     std::string out;
     if (json) {
@@ -121,8 +123,9 @@ inline std::vector<retained_site> retained_site_list() {
     by_stack.assign(retained().sites.begin(), retained().sites.end());
   }
   std::vector<retained_site> out;
+  const suppression_snapshot list = suppressions_now();
   for (const auto& [stack, state] : by_stack) {
-    if (state.live_blocks == 0) continue;
+    if (state.live_blocks == 0 || suppressed_retained(stack, list)) continue;
     std::string site = symbolize(stack, max_stack_depth).site;
     auto it = std::find_if(out.begin(), out.end(), [&](const retained_site& r) { return r.site == site; });
     if (it == out.end()) {
