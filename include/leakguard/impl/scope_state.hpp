@@ -251,19 +251,26 @@ inline void release_spare_scope(thread_state& t) noexcept {
 // another context or its chain may be gone.
 inline bool offers_to_all_threads(const thread_state& t) noexcept {
   if (!registry.all_threads) return false;
-  if (t.adopting || registry.chain_left_behind) return true;
+  if (t.adopting.load() || registry.chain_left_behind) return true;
   for (const scope_state* a = registry.all_threads; a; a = a->next_all_threads)
     if (a->opener != &t) return true;
   return false;
 }
 
-// REQUIRES: registry.lock. Sets each thread's slow_all_threads bit, after
-// the all_threads list or what offers_to_all_threads reads changed.
+// REQUIRES: registry.lock. Sets `t`'s slow_all_threads bit, after what
+// offers_to_all_threads reads changed; a bit already right is not written
+// (the thread reads that word on every allocation).
+inline void refresh_all_threads(thread_state& t) noexcept {
+  const bool offers = offers_to_all_threads(t);
+  if (offers == ((t.slow.load(std::memory_order_relaxed) & slow_all_threads) != 0)) return;
+  if (offers) t.set(slow_all_threads);
+  else t.clear(slow_all_threads);
+}
+
+// REQUIRES: registry.lock. The same for every thread, after the
+// all_threads list changed.
 inline void refresh_all_threads() noexcept {
-  for (thread_state* t = registry.head; t; t = t->next) {
-    if (offers_to_all_threads(*t)) t->set(slow_all_threads);
-    else t->clear(slow_all_threads);
-  }
+  for (thread_state* t = registry.head; t; t = t->next) refresh_all_threads(*t);
 }
 
 // REQUIRES: registry.lock. Takes `s` off the all_threads list, if it is on it.

@@ -75,9 +75,10 @@ struct thread_state {
   serial_state serials;
   std::uintptr_t thread_pointer = 0;  // for reachability.hpp: its static TLS is a root
   pid_t tid = 0;                      // kernel thread id, for thread_stacks.hpp
-  // Under registry.lock: adopts active on the thread, and all_threads
-  // scopes it opened that are still open (see offers_to_all_threads).
-  std::uint32_t adopting = 0;
+  // Adopts active on the thread (written by it; see adopt::adopt), and
+  // all_threads scopes it opened that are still open (under registry.lock):
+  // see offers_to_all_threads.
+  std::atomic<std::uint32_t> adopting{0};
   std::uint32_t opened_all_threads = 0;
   // Tracked blocks freed by a signal handler that interrupted leakguard on
   // this thread: settled once the thread holds no lock (tracking.hpp). Pushed
@@ -139,7 +140,7 @@ struct thread_registry {
   std::atomic<std::int64_t> peak_bytes{0};
   // Active all_threads scopes, newest first (under lock).
   scope_state* all_threads = nullptr;
-  std::uint32_t all_threads_count = 0;
+  std::atomic<std::uint32_t> all_threads_count{0};  // also read without the lock: adopt
   // A scope ended on a thread other than the one that opened it (that
   // thread's innermost scope may be gone, and its chain with it), or a
   // thread exited with an all_threads scope open (a thread born at its
