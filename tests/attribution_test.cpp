@@ -115,6 +115,34 @@ TEST_CASE("a leaked block freed on another thread after its scope ended causes n
   CHECK(misuses.events.empty());
 }
 
+namespace {
+
+// The worker's own scope reported block `q`, then the all_threads scope did.
+void check_reported_by_both(const lgt::capture_reports& captured, const int* q) {
+  REQUIRE(captured.reports.size() == 2);
+  CHECK(captured.reports[0].label() == "worker scope");
+  CHECK(captured.reports[1].label() == "everyone");
+  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
+  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+}
+
+// The options of an all_threads scope labelled "everyone".
+leakguard::scope_options everyone() {
+  leakguard::scope_options o;
+  o.label = "everyone";
+  o.all_threads = true;
+  return o;
+}
+
+// Whether the calling thread's allocations are also offered to all_threads
+// scopes (a lock and a larger record each).
+bool offers_to_all_threads() {
+  namespace d = leakguard::detail;
+  return (d::tls.slow.load(std::memory_order_relaxed) & d::slow_all_threads) != 0;
+}
+
+}  // namespace
+
 TEST_CASE("all_threads attributes other threads' allocations while the scope is active") {
   lgt::capture_reports captured;
   int* q = nullptr;
@@ -124,10 +152,7 @@ TEST_CASE("all_threads attributes other threads' allocations while the scope is 
     q = keep(new int(1));
   });
   {
-    leakguard::scope_options o;
-    o.label = "everyone";
-    o.all_threads = true;
-    leakguard::scope s(o);
+    leakguard::scope s(everyone());
     worker.run();
   }
   REQUIRE(captured.reports.size() == 1);
@@ -147,17 +172,10 @@ TEST_CASE("all_threads: another thread's allocation also belongs to that thread'
     q = keep(new int(1));
   });
   {
-    leakguard::scope_options o;
-    o.label = "everyone";
-    o.all_threads = true;
-    leakguard::scope s(o);
+    leakguard::scope s(everyone());
     worker.run();
   }
-  REQUIRE(captured.reports.size() == 2);
-  CHECK(captured.reports[0].label() == "worker scope");
-  CHECK(captured.reports[1].label() == "everyone");
-  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
-  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  check_reported_by_both(captured, q);
   delete q;
 }
 
@@ -178,13 +196,6 @@ TEST_CASE("all_threads stops attributing once the scope has ended") {
   delete q;
 }
 
-// Whether the calling thread's allocations are also offered to all_threads
-// scopes (a lock and a larger record each).
-bool offers_to_all_threads() {
-  namespace d = leakguard::detail;
-  return (d::tls.slow.load(std::memory_order_relaxed) & d::slow_all_threads) != 0;
-}
-
 TEST_CASE("the thread that opened an all_threads scope books its own blocks through its chain alone") {
   lgt::capture_reports captured;
   bool worker_offers = false;
@@ -195,10 +206,7 @@ TEST_CASE("the thread that opened an all_threads scope books its own blocks thro
   delete keep(new int(0));  // registered before the check
   int* mine = nullptr;
   {
-    leakguard::scope_options o;
-    o.label = "everyone";
-    o.all_threads = true;
-    leakguard::scope s(o);
+    leakguard::scope s(everyone());
     CHECK_FALSE(offers_to_all_threads());
     mine = keep(new int(1));
     worker.run();
@@ -228,10 +236,7 @@ TEST_CASE("all_threads: the opener's allocations under adopt of another thread's
   shared_ready.acquire();
   int* q = nullptr;
   {
-    leakguard::scope_options o;
-    o.label = "everyone";
-    o.all_threads = true;
-    leakguard::scope s(o);
+    leakguard::scope s(everyone());
     {
       leakguard::adopt a{*shared};
       q = keep(new int(1));
@@ -239,11 +244,7 @@ TEST_CASE("all_threads: the opener's allocations under adopt of another thread's
     adopted.release();
     worker.join();
   }
-  REQUIRE(captured.reports.size() == 2);
-  CHECK(captured.reports[0].label() == "worker scope");
-  CHECK(captured.reports[1].label() == "everyone");
-  CHECK(lgt::find_block(captured.reports[0], q) != nullptr);
-  CHECK(lgt::find_block(captured.reports[1], q) != nullptr);
+  check_reported_by_both(captured, q);
   delete q;
 }
 
@@ -252,10 +253,7 @@ TEST_CASE("all_threads: once a scope of the opener's chain ends on another threa
   lgt::capture_reports captured;
   int* q = nullptr;
   {
-    leakguard::scope_options o;
-    o.label = "everyone";
-    o.all_threads = true;
-    leakguard::scope s(o);
+    leakguard::scope s(everyone());
     auto* inner = new leakguard::scope("inner, ended elsewhere");
     std::thread([&] { delete inner; }).join();
     q = keep(new int(1));  // this thread's innermost scope is gone: no chain books it

@@ -250,6 +250,8 @@ TEST_CASE("a verdict's scan stops once every survivor that is not suppressed is 
   for (int* p : suppressed) delete p;
 }
 
+namespace {
+
 // The unit of the function at `code` if no lookup has read its debug info.
 std::optional<leakguard::detail::unread_unit> unread_unit_of(const void* code) {
   leakguard::detail::symbolizer& sym = leakguard::detail::the_symbolizer();
@@ -257,6 +259,8 @@ std::optional<leakguard::detail::unread_unit> unread_unit_of(const void* code) {
   sym.follow_loader();  // as a verdict does first
   return sym.unread_unit_at(static_cast<const char*>(code) + 1);  // as a return address into it
 }
+
+}  // namespace
 
 TEST_CASE("a static built by the user's code is judged retained without reading its unit's debug info") {
   namespace d = leakguard::detail;
