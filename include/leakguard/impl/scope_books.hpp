@@ -734,8 +734,9 @@ inline report build_report(std::string label, std::source_location where, const 
       int& by = suppression[stack_of(k)];
       if (by != suppression_put_off || (!all && kept(k))) continue;
       by = suppression_for(stacks[stack_of(k)], list, depth);
-      for (std::size_t j = 0; j < n; ++j)
-        if (stack_of(j) == stack_of(k)) dropped[j] = by != suppression_none;
+      if (by == suppression_none) continue;
+      for (std::size_t j = 0; j < n; ++j)  // never undoes a drop made since (a block freed meanwhile)
+        if (stack_of(j) == stack_of(k)) dropped[j] = 1;
     }
   };
   decide_put_off(false);
