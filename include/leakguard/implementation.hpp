@@ -411,24 +411,14 @@ adopt::adopt(const context& ctx) noexcept {
   t.innermost_generation = ctx.generation_;
   if (t.innermost) t.set(detail::slow_scoped);
   else t.clear(detail::slow_scoped);
-  // The adopted chain may not hold an all_threads scope this thread opened.
-  // With no lock, as a pool's tasks adopt often: an all_threads scope opened
-  // meanwhile counts itself before it reads `adopting` (both in one total
-  // order), so one of the two sets the bit.
-  t.adopting.fetch_add(1);
-  if (detail::registry.all_threads_count.load() != 0) {
-    detail::lock_guard g(detail::registry.lock);
-    detail::refresh_all_threads(t);
-  }
+  t.adopting.fetch_add(1);  // the adopted chain may not hold an all_threads scope this thread opened
+  detail::adopting_changed(t);
 }
 
 adopt::~adopt() {
   detail::thread_state& t = detail::tls;
   t.adopting.fetch_sub(1);
-  if (detail::registry.all_threads_count.load() != 0) {
-    detail::lock_guard g(detail::registry.lock);
-    detail::refresh_all_threads(t);
-  }
+  detail::adopting_changed(t);
   t.innermost = saved_;
   t.innermost_generation = saved_generation_;
   if (t.innermost) t.set(detail::slow_scoped);

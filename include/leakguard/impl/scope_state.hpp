@@ -267,6 +267,16 @@ inline void refresh_all_threads(thread_state& t) noexcept {
   else t.clear(slow_all_threads);
 }
 
+// After `t.adopting` changed (adopt): with no lock while no all_threads
+// scope is open, as a pool's tasks adopt often. An all_threads scope opened
+// meanwhile counts itself before it reads `adopting` (both in one total
+// order), so one of the two sets the bit.
+inline void adopting_changed(thread_state& t) noexcept {
+  if (registry.all_threads_count.load() == 0) return;
+  lock_guard g(registry.lock);
+  refresh_all_threads(t);
+}
+
 // REQUIRES: registry.lock. The same for every thread, after the
 // all_threads list changed.
 inline void refresh_all_threads() noexcept {
