@@ -100,6 +100,15 @@ inline void drop_lock() noexcept {
   --locks_held;
 }
 
+// One step of a spin-wait.
+inline void cpu_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Critical sections here are a handful of pointer writes, so a spin lock
 // beats a mutex (Debian's absl::Mutex runs deadlock detection: ~36 ns).
 // It yields after a short spin so that a preempted holder can finish.
@@ -137,9 +146,7 @@ class spin_lock {
  private:
   static void backoff(int spins) noexcept {
     if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      cpu_pause();
     } else {
       sched_yield();
     }

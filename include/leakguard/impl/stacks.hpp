@@ -436,26 +436,33 @@ LEAKGUARD_NOINLINE int unwind_frames(void** frames, int max_depth) noexcept {
   return state.n;
 }
 
+// Walks up to `max_depth` return addresses of the calling thread into
+// `frames`, from the caller of the function it is inlined into; the number
+// walked. Inlined into capture_stack() and stash_stack() alike, so that both
+// see leakguard's own frames (internal_frames) the same way.
+LEAKGUARD_ALWAYS_INLINE int walk_stack(void** frames, int max_depth) noexcept {
+  int n = -1;
+  if (LEAKGUARD_UNLIKELY(capture_by_unwinding)) {
+#if defined(__x86_64__)
+    n = walk_through_known_libraries(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
+                                     max_depth);
+#endif
+    if (n < 0) n = unwind_frames(frames, max_depth);
+  }
+#if defined(__x86_64__) || defined(__aarch64__)
+  else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames, max_depth);
+#endif
+  if (n < 0) n = absl::GetStackTrace(frames, max_depth, 1);
+  return n;
+}
+
 // Captures `depth` frames of the calling thread below leakguard's own (see
 // internal_frames), skipping this function, and interns them.
 LEAKGUARD_NOINLINE const stack_trace* capture_stack(int depth) noexcept {
   if (depth <= 0) return nullptr;
   void* frames[max_frames];
   if (depth > max_frames - internal_frames) depth = max_frames - internal_frames;
-  int n = -1;
-  if (LEAKGUARD_UNLIKELY(capture_by_unwinding)) {
-#if defined(__x86_64__)
-    n = walk_through_known_libraries(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
-                                     depth + internal_frames);
-#endif
-    if (n < 0) n = unwind_frames(frames, depth + internal_frames);
-  }
-#if defined(__x86_64__) || defined(__aarch64__)
-  else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
-                               depth + internal_frames);
-#endif
-  if (n < 0) n = absl::GetStackTrace(frames, depth + internal_frames, 1);
-  return depot.intern(frames, n, depth);
+  return depot.intern(frames, walk_stack(frames, depth + internal_frames), depth);
 }
 
 }  // namespace leakguard::detail
