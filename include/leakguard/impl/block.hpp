@@ -108,7 +108,10 @@ struct block_record {
   block_record* prev;
   block_record* next;
   std::atomic<scope_state*> owner;  // null: no scope reports this block
-  const stack_trace* stack;         // interned; null when capture is off
+  // A const stack_trace* (interned; null when capture is off), or while
+  // the stack waits in its thread's stash, its entry (stack_stash.hpp):
+  // read it through stack_of().
+  std::atomic<std::uintptr_t> stack;
   std::uint64_t serial;
   const allocation_origin* origin;  // the allocator or resource that made it, if any
 };

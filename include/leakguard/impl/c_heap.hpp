@@ -279,7 +279,7 @@ inline void rebook(block_header* from_h, block_header* to_h, std::size_t old_siz
   block_record* to = record_of(to_h);
   to->prev = to->next = to;
   to->owner.store(nullptr, std::memory_order_relaxed);
-  to->stack = from->stack;
+  to->stack.store(reinterpret_cast<std::uintptr_t>(stack_of(from)), std::memory_order_relaxed);
   to->serial = from->serial;
   to->origin = from->origin;
   if (from_h->flags() & flag_foreign) {

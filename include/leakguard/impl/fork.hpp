@@ -12,12 +12,14 @@
 // Lock order: the library locks, each of which may be held while allocating
 // (options, suppressions, handler slots, ledger, symbolizer); the registry,
 // which may be held while taking a scope lock; the leaf locks (scope_state
-// pool, stack depot, origins, locations, memory_resource stripes); then every scope
-// lock. Scope locks go child before parent and that relation changes as
-// scopes are recycled, so no fixed order exists among them: they are taken
-// as std::lock does (block on one, try the rest, on failure release them and
-// block on the one that was busy). A thread holding a scope lock waits only
-// for other scope locks, so this always ends.
+// pool, origins, locations, memory_resource stripes); then every scope lock;
+// last the stack depot's, which a verdict takes under a scope lock to intern
+// its blocks' stacks (stack_stash.hpp). Scope locks go child before parent
+// and that relation changes as scopes are recycled, so no fixed order exists
+// among them: they are taken as std::lock does (block on one, try the rest,
+// on failure release them and block on the one that was busy). A thread
+// holding a scope lock waits only for other scope locks and the depot's,
+// whose holder waits for nothing, so this always ends.
 #pragma once
 
 #include <pthread.h>
@@ -36,6 +38,7 @@
 #include "origins.hpp"
 #include "reachability.hpp"
 #include "scope_state.hpp"
+#include "stack_stash.hpp"
 #include "stacks.hpp"
 #include "symbolize.hpp"
 #include "thread_state.hpp"
@@ -56,7 +59,7 @@ inline spin_lock& resource_lock(const void* resource) noexcept {
   return resource_locks[(reinterpret_cast<std::uintptr_t>(resource) >> 6) % resource_lock_count].lock;
 }
 
-// Every lock but the scopes', in the order fork takes them.
+// Every lock but the scopes' and the depot's, in the order fork takes them.
 template <class F>
 void each_global_lock(F&& f) {
   f(options_storage().lock);
@@ -68,7 +71,6 @@ void each_global_lock(F&& f) {
   f(loader_lock());
   f(registry.lock);
   f(pool.lock);
-  f(depot.arena_lock());
   f(origins.lock());
   f(locations.lock());
   for (padded_lock& l : resource_locks) f(l.lock);
@@ -93,6 +95,7 @@ inline void lock_all_scopes() noexcept {
 }
 
 inline void unlock_all() noexcept {
+  depot.arena_lock().unlock();
   for (scope_state* s = pool.all; s; s = s->next_made) s->lock.unlock();
   each_global_lock([](auto& l) { l.unlock(); });
   thread_state& t = tls;
@@ -108,6 +111,7 @@ inline void before_fork() noexcept {
   each_global_lock([](auto&) {});  // first-use statics built before any lock is held
   each_global_lock([](auto& l) { l.lock(); });
   lock_all_scopes();
+  depot.arena_lock().lock();
 }
 
 inline void after_fork_in_parent() noexcept { unlock_all(); }
@@ -132,6 +136,7 @@ inline void retire_vanished_threads() noexcept {
     }
     t = next;
   }
+  unclaim_stashes();
   // Their open scopes end as by dismiss(), deepest first, so that blocks
   // move up through vanished scopes to one that survives, if any.
   auto vanished = [self](const scope_state* s) { return s->active && s->opener != self; };

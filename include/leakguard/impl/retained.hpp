@@ -102,7 +102,7 @@ inline int growth_window(std::uint64_t elapsed) noexcept {
 
 // REQUIRES: owner->lock. Counts a block moved into the retained books.
 inline void count_retained(retained_books& books, const block_record* r, std::size_t size) {
-  retained_site_state& site = books.sites[r->stack];
+  retained_site_state& site = books.sites[stack_of(r)];
   ++site.live_blocks;
   site.live_bytes += size;
 }
@@ -139,14 +139,14 @@ inline void note_growth(retained_books& books, const internal_vector<const stack
 // REQUIRES: owner->lock. A retained block changed size (realloc).
 inline void resize_retained(retained_books& books, const block_record* r, std::size_t old_size,
                             std::size_t new_size) noexcept {
-  auto it = books.sites.find(r->stack);
+  auto it = books.sites.find(stack_of(r));
   if (it == books.sites.end()) return;
   it->second.live_bytes += new_size - old_size;
 }
 
 // REQUIRES: owner->lock. A retained block leaves the books (freed, ignored, released).
 inline void forget_retained(retained_books& books, const block_record* r, std::size_t size) noexcept {
-  auto it = books.sites.find(r->stack);
+  auto it = books.sites.find(stack_of(r));
   if (it == books.sites.end()) return;
   --it->second.live_blocks;
   it->second.live_bytes -= size;

@@ -46,7 +46,7 @@ struct scope_snapshot {
 
 inline block_snapshot snapshot_of(block_record* r) noexcept {
   block_header* h = header_of(r);
-  return {user_of(r), h->size, h->alignment(), r->serial, r->stack, r->origin, h->kind()};
+  return {user_of(r), h->size, h->alignment(), r->serial, stack_of(r), r->origin, h->kind()};
 }
 
 // REQUIRES: s->lock held, so it must not throw: without memory for the
@@ -360,7 +360,8 @@ inline void retain(scope_state* s, std::uint64_t scope_ends, growth_events* even
     internal_vector<const stack_trace*> touched;
     for (block_record* r = s->live.next; r != &s->live; r = r->next) {
       count_retained(books, r, header_of(r)->size);
-      if (std::find(touched.begin(), touched.end(), r->stack) == touched.end()) touched.push_back(r->stack);
+      const stack_trace* stack = stack_of(r);
+      if (std::find(touched.begin(), touched.end(), stack) == touched.end()) touched.push_back(stack);
     }
     growth_events none;
     note_growth(books, touched, scope_ends, events ? *events : none);

@@ -30,6 +30,7 @@
 #include <new>
 
 #include "block.hpp"
+#include "stack_stash.hpp"
 #include "thread_state.hpp"
 
 namespace leakguard::detail {
@@ -100,7 +101,7 @@ struct alignas(64) scope_state {
     if (live_bytes > peak_bytes) peak_bytes = live_bytes;
     const bool over_count = allocations > max_allocations;
     if (over_count || bytes_allocated > max_bytes) {
-      if (violation.count++ == 0) violation = {1, !over_count, size, r.serial, r.stack};
+      if (violation.count++ == 0) violation = {1, !over_count, size, r.serial, stack_of(&r)};
     }
   }
 
@@ -111,7 +112,7 @@ struct alignas(64) scope_state {
     if (new_size <= old_size) return;
     bytes_allocated += new_size - old_size;
     if (live_bytes > peak_bytes) peak_bytes = live_bytes;
-    if (bytes_allocated > max_bytes && violation.count++ == 0) violation = {1, true, new_size, r.serial, r.stack};
+    if (bytes_allocated > max_bytes && violation.count++ == 0) violation = {1, true, new_size, r.serial, stack_of(&r)};
   }
 
   // REQUIRES: lock held. `freed` is false when the block is only dropped

@@ -67,6 +67,12 @@ class stack_depot {
 
   spin_lock& arena_lock() noexcept { return arena_lock_; }  // fork.hpp
 
+  // Stacks interned so far (a test's probe: a lock).
+  std::size_t stacks() noexcept {
+    lock_guard g(arena_lock_);
+    return count_;
+  }
+
  private:
   struct table {
     std::atomic<std::uintptr_t>* slots;

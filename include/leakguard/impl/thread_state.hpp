@@ -52,6 +52,8 @@ inline std::uintptr_t thread_pointer() noexcept {
 // (see deferred_frees); a free past these takes the normal path.
 inline constexpr std::uint32_t max_deferred_frees = 32;
 
+struct stack_stash;
+
 struct thread_state {
   // Written by the owner, and by a thread opening or closing an all_threads
   // scope (under the registry lock); read relaxed on every allocation.
@@ -86,6 +88,7 @@ struct thread_state {
   std::atomic<std::uint32_t> deferred_frees{0};
   void* deferred[max_deferred_frees] = {};
   std::uintptr_t stack_lo = 0, stack_hi = 0;  // the thread's stack; hi 1: unknown (scope_books.hpp)
+  stack_stash* stash = nullptr;  // frames of its blocks not yet interned (stack_stash.hpp)
   thread_state* prev = nullptr;      // registry list, under registry.lock
   thread_state* next = nullptr;
 
@@ -220,6 +223,7 @@ inline void count_deallocation_cold(thread_state& t, std::size_t size) noexcept 
 }
 
 void release_spare_scope(thread_state& t) noexcept;  // scope_state.hpp
+void release_stash(thread_state& t) noexcept;        // stack_stash.hpp
 
 // REQUIRES: registry.lock. Folds the thread's counters into the registry and
 // takes it off the list; its allocations from now on count there directly
@@ -233,6 +237,7 @@ inline void retire_thread(thread_state& t) noexcept {
   registry.retired_scope_ends.fetch_add(t.scope_ends.load(std::memory_order_relaxed), std::memory_order_relaxed);
   flush_live_bytes(t);
   if (t.opened_all_threads) registry.chain_left_behind = true;
+  release_stash(t);
   (t.prev ? t.prev->next : registry.head) = t.next;
   if (t.next) t.next->prev = t.prev;
   t.prev = t.next = nullptr;

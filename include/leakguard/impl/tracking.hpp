@@ -26,6 +26,7 @@
 #include "origins.hpp"
 #include "retained.hpp"
 #include "scope_state.hpp"
+#include "stack_stash.hpp"
 #include "stacks.hpp"
 #include "symbolize.hpp"
 #include "thread_state.hpp"
@@ -146,6 +147,7 @@ LEAKGUARD_ALWAYS_INLINE void settle(block_header* h, bool freed) noexcept {
         f->scope.store(nullptr, std::memory_order_relaxed);
         a->on_release(size, freed, false);
       });
+  if (freed) forget_stack(r);  // off the books: no verdict can ask for it now
 }
 
 // ---- re-entry: a signal handler that interrupted leakguard on this thread -------
@@ -275,17 +277,25 @@ LEAKGUARD_ALWAYS_INLINE void track_block(thread_state& t, void* p, std::size_t s
   const std::uint64_t serial = take_serial(t.serials);
   // The full stack for a sample (or every block), the few frames that name
   // the site for the others. Allocates nothing: the walk, the depot's arena.
+  // A tracked block's frames wait in the thread's stash until its stack is
+  // needed; a no_alloc violation needs it now.
   const int depth = stack_depth();
   const bool full = depth > 0 && (w.forbidden || take_sample(t, size));
-  const stack_trace* stack = capture_stack(full ? depth : site_frames);
-  if (stack == not_recorded()) count_lost(lost.stacks);
-  if (w.forbidden) note_no_alloc_violation(t, size, serial, stack);
-  if (!(flags & flag_tracked)) return;
+  block_record* r = (flags & flag_tracked) ? record_of(header_of(p)) : nullptr;
+  std::uintptr_t stack_word;
+  if (r && !w.forbidden) {
+    stack_word = stash_stack(t, r, serial, full ? depth : site_frames);
+  } else {
+    const stack_trace* stack = capture_stack(full ? depth : site_frames);
+    if (stack == not_recorded()) count_lost(lost.stacks);
+    if (w.forbidden) note_no_alloc_violation(t, size, serial, stack);
+    stack_word = reinterpret_cast<std::uintptr_t>(stack);
+  }
+  if (!r) return;
 
-  block_record* r = record_of(header_of(p));
   r->prev = r->next = r;
   r->owner.store(nullptr, std::memory_order_relaxed);
-  r->stack = stack;
+  r->stack.store(stack_word, std::memory_order_relaxed);
   r->serial = serial;
   r->origin = origin ? origins.intern(*origin) : nullptr;
   if (!w.watched) return;
@@ -455,7 +465,7 @@ LEAKGUARD_COLD void report_misuse(misuse_kind kind, const void* address, block_h
     m.stack = std::move(where.frames);
     m.site = std::move(where.site);
     if (h && (h->flags() & flag_tracked) && !(h->flags() & flag_freed))
-      m.allocation_site = symbolize(record_of(h)->stack, 1).site;
+      m.allocation_site = symbolize(stack_of(record_of(h)), 1).site;
     if (!m.site.empty()) m.message += " at " + m.site;
     misuse_handler handler = misuse_handler_slot().get();
     if (handler) handler(m);
