@@ -524,6 +524,41 @@ TEST_CASE("after symbolizing, the pages of debug info it read are given back") {
   CHECK(result.ok());
 }
 
+__attribute__((noinline)) const lg::stack_trace* fresh_stack_in_batch() {
+  const lg::stack_trace* st = lg::capture_stack(8);
+  asm volatile("" ::: "memory");
+  return st;
+}
+
+TEST_CASE("inside a symbolizer_batch, the debug info read stays until the batch ends, then is given back") {
+  char* probe = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(probe != MAP_FAILED);
+  probe[0] = 1;
+  const bool kernel_can = madvise(probe, 4096, MADV_PAGEOUT) == 0;
+  munmap(probe, 4096);
+  if (!kernel_can) {
+    MESSAGE("skipped: this kernel has no MADV_PAGEOUT (Linux 5.4)");
+    return;
+  }
+  const auto result = lgt::run_in_child([] {
+    lg::internal_guard guard;
+    long long during = 0;
+    {
+      const lg::symbolizer_batch batch;
+      const lg::symbolized_stack st = lg::symbolize(fresh_stack_in_batch(), 8);
+      LGT_CHILD_CHECK(11, !st.frames.empty() && st.frames.front().function.find("fresh_stack_in_batch") != std::string::npos);
+      during = resident_debug_info_kib();
+    }
+    const long long after = resident_debug_info_kib();
+    std::fprintf(stderr, "resident KiB of the mapped executable: %lld in the batch, %lld after\n", during, after);
+    LGT_CHILD_CHECK(12, after >= 0);
+    LGT_CHILD_CHECK(13, during > after + 64);  // the unit read is still resident in the batch
+    LGT_CHILD_CHECK(14, after < 512 + symbol_tables_kib());
+  });
+  INFO(result.describe());
+  CHECK(result.ok());
+}
+
 // Whether the page at `p` is mapped into this process (/proc/self/pagemap).
 bool page_present(const void* p) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <span>
 #include <new>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <vector>
@@ -686,6 +687,8 @@ inline report build_report(std::string label, std::source_location where, const 
   // Each distinct stack once: first whether a suppression drops its blocks,
   // then the frames of the others, all in one hold of the symbolizer.
   const internal_vector<const stack_trace*> stacks = distinct_stacks(snap, true);
+  std::optional<symbolizer_batch> batch;  // debug info given back once, when the report is built
+  if (!stacks.empty()) batch.emplace();
   auto index_in = [](const internal_vector<const stack_trace*>& sorted, const stack_trace* st) {
     return static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), st) - sorted.begin());
   };

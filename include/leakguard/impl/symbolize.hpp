@@ -524,10 +524,11 @@ class symbolizer {
     subs_ = now.subs;
   }
 
-  // REQUIRES: lock. After a stack's new addresses were looked up.
+  // REQUIRES: lock. After a stack's new addresses were looked up; inside a
+  // batch, when the outermost batch ends (symbolizer_batch).
   void release_pages() {
 #if LEAKGUARD_HAVE_LIBDW
-    dwarf_.release_pages();
+    if (batches_ == 0) dwarf_.release_pages();
 #endif
   }
 
@@ -603,6 +604,8 @@ class symbolizer {
   std::uint64_t lookups_ = 0;
   std::uint64_t epoch_ = 0;
   unsigned long long adds_ = 0, subs_ = 0;
+  int batches_ = 0;  // symbolizer_batch objects alive
+  friend class symbolizer_batch;
 #if LEAKGUARD_HAVE_LIBDW
   dwarf_reader dwarf_;
 #endif
@@ -612,6 +615,29 @@ inline symbolizer& the_symbolizer() {
   static no_destroy<symbolizer> s;
   return s.get();
 }
+
+// While one lives, the debug info lookups read stays mapped until the last
+// one ends, instead of being given back after each lookup: the decisions
+// and stacks of one report often read one unit again and again, and each
+// time would fault its pages back in. A report's resident cost is then the
+// units that report reads.
+class symbolizer_batch {
+ public:
+  symbolizer_batch() : sym_(the_symbolizer()) {
+    lock_guard g(sym_.lock);
+    ++sym_.batches_;
+  }
+  ~symbolizer_batch() {
+    lock_guard g(sym_.lock);
+    --sym_.batches_;
+    sym_.release_pages();
+  }
+  symbolizer_batch(const symbolizer_batch&) = delete;
+  symbolizer_batch& operator=(const symbolizer_batch&) = delete;
+
+ private:
+  symbolizer& sym_;
+};
 
 struct symbolized_stack {
   std::vector<frame> frames;  // leakguard's own frames trimmed
@@ -698,8 +724,8 @@ inline stack_memo& memo_of(const stack_trace* stack, const symbolizer& sym) {
 
 // Symbolizes each of `stacks` (trimmed, above) under one hold of the
 // symbolizer: the loader is checked once for all of them. The pages of debug
-// info read are given back after each stack, so that the resident memory a
-// report adds is at most one stack's (a unit's first lookup reads all of it).
+// info read are given back after each stack (a unit's first lookup reads all
+// of it), or inside a symbolizer_batch when the batch ends.
 inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace* const> stacks, int depth) {
   std::vector<symbolized_stack> out(stacks.size());
   symbolizer& sym = the_symbolizer();
@@ -735,8 +761,9 @@ inline std::vector<symbolized_stack> symbolize_each(std::span<const stack_trace*
 // `read_on`: `decide` looks up what it needs of each (frames_at, symbol_at),
 // and is asked once for each `key` (what else the answer depends on; the
 // last one is remembered, memo_of), unless it answers answer_not_kept. The debug info a lookup read is given
-// back after it, not after the stack: two return addresses in two large
-// compilation units would otherwise hold both units' pages at once.
+// back after it, not after the stack (two return addresses in two large
+// compilation units would otherwise hold both units' pages at once), unless
+// a symbolizer_batch holds it for the rest of a report.
 template <class Decide>
 int decide_stack(const stack_trace* stack, std::uint64_t key, int read_on, Decide decide) {
   symbolizer& sym = the_symbolizer();
