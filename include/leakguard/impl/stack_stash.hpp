@@ -33,7 +33,9 @@
 
 namespace leakguard::detail {
 
-inline constexpr std::uint32_t stash_entries = 256;  // a power of two
+// A power of two: enough for a request of a thousand allocations whose
+// blocks all live until it ends, at 192 bytes an entry.
+inline constexpr std::uint32_t stash_entries = 1024;
 // Frames an entry holds: the default depth and leakguard's own. A block
 // whose stack is asked deeper has it interned at once.
 inline constexpr int stash_frames = 16 + internal_frames;
