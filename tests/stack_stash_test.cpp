@@ -58,10 +58,13 @@ std::uintptr_t stack_word(const void* p) {
   return lg::record_of(lg::header_of(const_cast<void*>(p)))->stack.load(std::memory_order_relaxed);
 }
 
-const leakguard::leaked_block* block_at(const lgt::report_sink& sink, const void* p) {
+// Checks that one of the reports names the block at `p` at this file's `line`.
+void check_reported_at(const lgt::report_sink& sink, const void* p, int line) {
+  const leakguard::leaked_block* b = nullptr;
   for (const leakguard::report& r : sink.reports)
-    if (const leakguard::leaked_block* b = lgt::find_block(r, p)) return b;
-  return nullptr;
+    if (!b) b = lgt::find_block(r, p);
+  REQUIRE(b != nullptr);
+  CHECK_MESSAGE(lgt::site_is(b->site, __FILE__, line), b->site);
 }
 
 }  // namespace
@@ -94,9 +97,7 @@ TEST_CASE("a block still live when its thread's stash comes round has its stack 
   CHECK(one_short == before);
   CHECK(round == before + 1);
   CHECK((stack_word(leaked) & lg::stashed) == 0);
-  const leakguard::leaked_block* b = block_at(sink, leaked);
-  REQUIRE(b != nullptr);
-  CHECK_MESSAGE(lgt::site_is(b->site, __FILE__, leak_line), b->site);
+  check_reported_at(sink, leaked, leak_line);
   delete[] leaked;
 }
 
@@ -111,9 +112,7 @@ TEST_CASE("a verdict interns the stack of a block it reports") {
   }
   CHECK((before & lg::stashed) != 0);
   CHECK((stack_word(leaked) & lg::stashed) == 0);
-  const leakguard::leaked_block* b = block_at(sink, leaked);
-  REQUIRE(b != nullptr);
-  CHECK_MESSAGE(lgt::site_is(b->site, __FILE__, leak_line), b->site);
+  check_reported_at(sink, leaked, leak_line);
   delete[] leaked;
 }
 
@@ -152,9 +151,7 @@ TEST_CASE("an exited thread's stash goes to the next thread, and its blocks' sta
   }
   CHECK(first != nullptr);
   CHECK(second == first);
-  const leakguard::leaked_block* b = block_at(sink, leaked);
-  REQUIRE(b != nullptr);
-  CHECK_MESSAGE(lgt::site_is(b->site, __FILE__, thread_leak_line), b->site);
+  check_reported_at(sink, leaked, thread_leak_line);
   delete[] leaked;
 }
 
@@ -235,9 +232,7 @@ TEST_CASE("threads freeing each other's blocks while their stashes come round an
   REQUIRE(sink.reports.size() == 1);
   CHECK(sink.reports[0].blocks().size() == leaked.size());
   for (char* p : leaked) {
-    const leakguard::leaked_block* b = block_at(sink, p);
-    REQUIRE(b != nullptr);
-    CHECK_MESSAGE(lgt::site_is(b->site, __FILE__, leak_line), b->site);
+    check_reported_at(sink, p, leak_line);
     delete[] p;
   }
 }
