@@ -362,7 +362,9 @@ TEST_CASE("the function index finds each address's function, and qualifies names
 }
 
 // libdw's own answer and the sorted table's for sampled addresses of one
-// module: about 8 000 over its whole range, at an odd step so that they fall
+// module: about 8 000 over its loaded segments (not libdw's range of the
+// module, which takes in libelf's own mapping of the file once something
+// has read its debug info), at an odd step so that they fall
 // at every offset within functions and in the gaps between them, and every
 // address that several function symbols name (aliases: which one names it).
 struct names_compared {
@@ -373,8 +375,17 @@ struct names_compared {
 
 names_compared compare_names(Dwfl_Module* module) {
   names_compared c;
-  Dwarf_Addr low = 0, high = 0;
-  dwfl_module_info(module, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
+  Dwarf_Addr low = ~Dwarf_Addr{0}, high = 0, bias = 0;
+  Elf* elf = dwfl_module_getelf(module, &bias);
+  std::size_t headers = 0;
+  REQUIRE(elf != nullptr);
+  REQUIRE(elf_getphdrnum(elf, &headers) == 0);
+  for (std::size_t i = 0; i < headers; ++i) {
+    GElf_Phdr ph;
+    if (!gelf_getphdr(elf, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
+    low = std::min(low, ph.p_vaddr + bias);
+    high = std::max(high, ph.p_vaddr + ph.p_memsz + bias);
+  }
   const lg::symbol_table table(module);
   std::vector<Dwarf_Addr> samples, starts;
   for (Dwarf_Addr a = low; a < high; a += (high - low) / 8000 | 1) samples.push_back(a);
@@ -491,6 +502,16 @@ long long symbol_tables_kib() {
   return bytes / 1024 + 1;
 }
 
+// Whether this kernel has MADV_PAGEOUT (Linux 5.4), which the cases below need.
+bool kernel_can_page_out() {
+  char* probe = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(probe != MAP_FAILED);
+  probe[0] = 1;
+  const bool can = madvise(probe, 4096, MADV_PAGEOUT) == 0;
+  munmap(probe, 4096);
+  return can;
+}
+
 __attribute__((noinline)) const lg::stack_trace* fresh_stack() {
   const lg::stack_trace* st = lg::capture_stack(8);
   asm volatile("" ::: "memory");
@@ -498,12 +519,7 @@ __attribute__((noinline)) const lg::stack_trace* fresh_stack() {
 }
 
 TEST_CASE("after symbolizing, the pages of debug info it read are given back") {
-  char* probe = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(probe != MAP_FAILED);
-  probe[0] = 1;
-  const bool kernel_can = madvise(probe, 4096, MADV_PAGEOUT) == 0;
-  munmap(probe, 4096);
-  if (!kernel_can) {
+  if (!kernel_can_page_out()) {
     MESSAGE("skipped: this kernel has no MADV_PAGEOUT (Linux 5.4)");
     return;
   }
@@ -531,12 +547,7 @@ __attribute__((noinline)) const lg::stack_trace* fresh_stack_in_batch() {
 }
 
 TEST_CASE("inside a symbolizer_batch, the debug info read stays until the batch ends, then is given back") {
-  char* probe = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(probe != MAP_FAILED);
-  probe[0] = 1;
-  const bool kernel_can = madvise(probe, 4096, MADV_PAGEOUT) == 0;
-  munmap(probe, 4096);
-  if (!kernel_can) {
+  if (!kernel_can_page_out()) {
     MESSAGE("skipped: this kernel has no MADV_PAGEOUT (Linux 5.4)");
     return;
   }
