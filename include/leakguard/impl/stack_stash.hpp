@@ -94,7 +94,8 @@ LEAKGUARD_NOINLINE stack_stash* take_stash(thread_state& t) noexcept {
   stack_stash* s = stash_pool.free;
   if (s) {
     stash_pool.free = s->next_free;
-  } else if (!out_of_books(book_stack) && (s = static_cast<stack_stash*>(heap_memalign(alignof(stack_stash), sizeof(stack_stash))))) {
+  } else if (!out_of_books(book_stack) &&
+             (s = static_cast<stack_stash*>(heap_memalign(alignof(stack_stash), sizeof(stack_stash))))) {
     new (s) stack_stash();
     s->next_made = stash_pool.all;
     stash_pool.all = s;
@@ -115,7 +116,8 @@ inline void release_stash(thread_state& t) noexcept {
 // frames intact (nobody writes them while it is claimed).
 inline void unclaim_stashes() noexcept {
   for (stack_stash* s = stash_pool.all; s; s = s->next_made)
-    for (stash_entry& e : s->entries) e.key.store(e.key.load(std::memory_order_relaxed) & ~stash_busy, std::memory_order_relaxed);
+    for (stash_entry& e : s->entries)
+      e.key.store(e.key.load(std::memory_order_relaxed) & ~stash_busy, std::memory_order_relaxed);
 }
 
 // Captures `depth` frames below leakguard's own (as capture_stack does, from
@@ -157,7 +159,7 @@ LEAKGUARD_NOINLINE const stack_trace* intern_stashed(const block_record* r, std:
       break;
     }
     // Another thread's claim: wait for it to write the record.
-    if (!((word = r->stack.load(std::memory_order_acquire)) & stashed)) break;
+    if (!(r->stack.load(std::memory_order_acquire) & stashed)) break;
     cpu_pause();
   }
   drop_lock();

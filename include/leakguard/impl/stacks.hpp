@@ -456,7 +456,8 @@ LEAKGUARD_ALWAYS_INLINE int walk_stack(void** frames, int max_depth) noexcept {
     if (n < 0) n = unwind_frames(frames, max_depth);
   }
 #if defined(__x86_64__) || defined(__aarch64__)
-  else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames, max_depth);
+  else n = walk_frame_pointers(static_cast<const std::uintptr_t*>(__builtin_frame_address(0)), frames,
+                               max_depth);
 #endif
   if (n < 0) n = absl::GetStackTrace(frames, max_depth, 1);
   return n;
