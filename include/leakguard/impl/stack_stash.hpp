@@ -64,11 +64,18 @@ struct stash_lists {
 };
 inline constinit stash_lists stash_pool{};
 
+// The depot's copy of `frames`, as a record's `stack` word; a stack the
+// depot had no memory for is counted.
+inline std::uintptr_t intern_counted(void* const* frames, int depth, int user_depth) noexcept {
+  const stack_trace* s = depot.intern(frames, depth, user_depth);
+  if (s == not_recorded()) count_lost(lost.stacks);
+  return reinterpret_cast<std::uintptr_t>(s);
+}
+
 // REQUIRES: entry claimed. Interns its frames into its record, and lets it go.
 inline void intern_claimed(stash_entry& e) noexcept {
-  const stack_trace* s = depot.intern(e.frames, static_cast<int>(e.depth), static_cast<int>(e.user_depth));
-  if (s == not_recorded()) count_lost(lost.stacks);
-  e.record->stack.store(reinterpret_cast<std::uintptr_t>(s), std::memory_order_release);
+  const std::uintptr_t s = intern_counted(e.frames, static_cast<int>(e.depth), static_cast<int>(e.user_depth));
+  e.record->stack.store(s, std::memory_order_release);
   e.key.store(0, std::memory_order_release);
 }
 
@@ -130,11 +137,9 @@ LEAKGUARD_NOINLINE std::uintptr_t stash_stack(thread_state& t, block_record* r, 
   if (depth > max_frames - internal_frames) depth = max_frames - internal_frames;
   stack_stash* s = depth + internal_frames > stash_frames ? nullptr : t.stash;
   if (LEAKGUARD_UNLIKELY(!s) && depth + internal_frames <= stash_frames) s = take_stash(t);
-  if (LEAKGUARD_UNLIKELY(!s)) {
+  if (LEAKGUARD_UNLIKELY(!s)) {  // walked here, not by capture_stack(), whose frame would be one more
     void* frames[max_frames];
-    const stack_trace* interned = depot.intern(frames, walk_stack(frames, depth + internal_frames), depth);
-    if (interned == not_recorded()) count_lost(lost.stacks);
-    return reinterpret_cast<std::uintptr_t>(interned);
+    return intern_counted(frames, walk_stack(frames, depth + internal_frames), depth);
   }
   stash_entry& e = s->entries[s->next++ & (stash_entries - 1)];
   if (LEAKGUARD_UNLIKELY(e.key.load(std::memory_order_acquire) != 0)) intern_before_reuse(e);
