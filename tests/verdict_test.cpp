@@ -573,7 +573,7 @@ TEST_CASE("a block this thread's pthread_setspecific keeps is retained, and a le
 namespace {
 // A worker that receives pointers through a pipe (no root sees them on the
 // way), keeps the last one in its frame and waits in read() for the next;
-// null ends it.
+// null ends it. Told to, it runs a while with the pointer before it waits.
 class holding_worker {
  public:
   holding_worker() {
@@ -584,8 +584,13 @@ class holding_worker {
       const pid_t tid = gettid();
       // The pointer read() stores in `next` stays in this frame while the
       // thread waits in read() for the next one.
-      for (long* next = nullptr; ::write(out_[1], &tid, sizeof tid) == sizeof tid;)
+      for (long* next = nullptr; ::write(out_[1], &tid, sizeof tid) == sizeof tid;) {
         if (::read(in_[0], &next, sizeof next) != sizeof next || !next) return;
+        const auto until = std::chrono::steady_clock::now() + run_for_.load();
+        received_.fetch_add(1);
+        while (std::chrono::steady_clock::now() < until && !stop_running_.load()) {
+        }
+      }
     });
     REQUIRE(::read(out_[0], &tid_, sizeof tid_) == sizeof tid_);
   }
@@ -604,11 +609,30 @@ class holding_worker {
     while (leakguard::detail::blocked_stack_pointer(tid_) == 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::yield();
   }
+  // Hands `p` over; returns once the worker holds it, while it still runs
+  // for `run_for` (or until stop_running()) before it waits again.
+  void hold_running(long* p, std::chrono::nanoseconds run_for) {
+    run_for_ = run_for;
+    stop_running_ = false;
+    const int before = received_.load();
+    REQUIRE(::write(in_[1], &p, sizeof p) == sizeof p);
+    while (received_.load() == before) std::this_thread::yield();
+  }
+  // Ends the worker's run; returns once it waits again.
+  void stop_running() {
+    stop_running_ = true;
+    pid_t ack;
+    REQUIRE(::read(out_[0], &ack, sizeof ack) == sizeof ack);
+    run_for_ = 0ns;
+  }
 
  private:
   int in_[2], out_[2];
   pid_t tid_ = 0;
   std::thread thread_;
+  std::atomic<std::chrono::nanoseconds> run_for_{0ns};
+  std::atomic<int> received_{0};
+  std::atomic<bool> stop_running_{false};
 };
 }  // namespace
 
@@ -652,6 +676,36 @@ TEST_CASE("another thread's frames, while it waits, are roots of a test's verdic
   delete lost;
   delete second;
   delete first;
+}
+
+TEST_CASE("a test's verdict waits a while for a worker that still runs, then passes it over") {
+  lgt::capture_reports captured;
+  holding_worker worker;
+  long* held = nullptr;
+  {
+    // It runs on past the test's end (on a loaded machine, it may wait
+    // that long for a processor), then waits holding `held`.
+    std::optional<leakguard::scope> s(std::in_place, "a test's, its worker busy");
+    held = keep(new long(1));
+    worker.hold_running(held, 20ms);
+    end_as_a_test(s);
+  }
+  CHECK(captured.reports.empty());
+  worker.stop_running();
+  long* passed_over = nullptr;
+  {
+    // It runs on until the verdict has passed it over.
+    std::optional<leakguard::scope> s(std::in_place, "a test's, its worker never done");
+    passed_over = keep(new long(2));
+    worker.hold_running(passed_over, 1h);
+    end_as_a_test(s);
+  }
+  worker.stop_running();
+  REQUIRE(captured.reports.size() == 1);
+  REQUIRE(captured.reports[0].leaked_blocks() == 1);
+  CHECK(captured.reports[0].blocks()[0].address == passed_over);
+  delete passed_over;
+  delete held;
 }
 
 TEST_CASE("random object graphs partly held by a waiting thread: a test's verdict, as the graph says") {

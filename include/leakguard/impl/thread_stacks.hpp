@@ -6,9 +6,10 @@
 // Its live frames are those from its stack pointer up, and the kernel tells
 // that pointer for a thread that is blocked (/proc/self/task/<tid>/syscall,
 // readable within the process) without stopping it. A thread that is
-// running has no such answer; it is asked again for about a millisecond,
-// then passed over: its whole stack would hold the stale frames under its
-// stack pointer.
+// running (or waiting for a processor: on a loaded machine, for a few
+// scheduler periods) has no such answer; it is asked again until the
+// verdict's wait ends, then passed over: its whole stack would hold the
+// stale frames under its stack pointer.
 //
 // Not read: the scanning thread (the one whose scope is judged: its frames
 // hold stale copies of what the scope leaked), a thread inside leakguard
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -41,19 +43,26 @@ struct live_frames {
   std::uintptr_t sp, top;
 };
 
+// How long a verdict waits, in all, for other threads to block: a few
+// scheduler periods of a loaded machine. Paid only where the other roots
+// left a block unreached and a thread keeps running.
+inline constexpr std::int64_t blocked_wait_ns = 100'000'000;
+
 // The stack pointer of thread `tid` while it is blocked in the kernel, or 0
-// (running after every attempt, gone, or a kernel without the file).
-inline std::uintptr_t blocked_stack_pointer(pid_t tid) noexcept {
+// (still running at `deadline`, a monotonic_ns() time; gone; or a kernel
+// without the file). Asked at least once.
+inline std::uintptr_t blocked_stack_pointer(pid_t tid, std::int64_t deadline = 0) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    if (attempt) {
-      const timespec pause{0, 100'000};
-      nanosleep(&pause, nullptr);
-    }
+  for (long pause_ns = 100'000;; pause_ns = std::min(2 * pause_ns, 1'000'000L)) {
     char text[256];
     if (!read_proc_file(path, text, sizeof text)) return 0;
-    if (std::strncmp(text, "running", 7) == 0) continue;
+    if (std::strncmp(text, "running", 7) == 0) {
+      if (monotonic_ns() >= deadline) return 0;
+      const timespec pause{0, pause_ns};
+      nanosleep(&pause, nullptr);
+      continue;
+    }
     // "nr arg1 .. arg6 sp pc", or "-1 sp pc" when blocked outside a system
     // call: the stack pointer is the next to last number.
     std::uintptr_t last[2] = {0, 0};
@@ -69,7 +78,6 @@ inline std::uintptr_t blocked_stack_pointer(pid_t tid) noexcept {
     }
     return count >= 3 ? last[0] : 0;
   }
-  return 0;
 }
 
 // The live frames of every registered thread that is blocked now, but the
@@ -88,10 +96,11 @@ inline internal_vector<live_frames> blocked_threads_frames() {
     }
   }
   const pid_t self = gettid(), process = getpid();
+  const std::int64_t deadline = monotonic_ns() + blocked_wait_ns;
   internal_vector<live_frames> out;
   for (const candidate& c : threads) {
     if (c.tid == self) continue;
-    const std::uintptr_t sp = blocked_stack_pointer(c.tid);
+    const std::uintptr_t sp = blocked_stack_pointer(c.tid, deadline);
     if (sp == 0) continue;
     const std::uintptr_t top =
         c.tid == process ? reinterpret_cast<std::uintptr_t>(&__libc_stack_end ? __libc_stack_end : nullptr)
