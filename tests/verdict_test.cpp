@@ -10,8 +10,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <pthread.h>
 #include <semaphore>
@@ -706,6 +708,67 @@ TEST_CASE("a test's verdict waits a while for a worker that still runs, then pas
   CHECK(captured.reports[0].blocks()[0].address == passed_over);
   delete passed_over;
   delete held;
+}
+
+namespace {
+bool registered(pid_t tid) {
+  leakguard::detail::lock_guard g(leakguard::detail::registry.lock);
+  for (leakguard::detail::thread_state* t = leakguard::detail::registry.head; t; t = t->next)
+    if (t->tid == tid) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("a worker that never allocated through leakguard: its frames are read too, from its thread pointer") {
+  // A pool's worker that has only waited so far; started in `start()`.
+  struct waiting_worker {
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+    std::atomic<pid_t> tid{0};
+    std::atomic<std::uintptr_t> thread_pointer{0};
+    std::optional<std::thread> thread;
+    void start() {
+      thread.emplace([this] {
+        thread_pointer = leakguard::detail::thread_pointer();
+        tid = gettid();
+        std::unique_lock l(m);
+        cv.wait(l, [this] { return stop; });
+      });
+      while (tid.load() == 0 || leakguard::detail::blocked_stack_pointer(tid.load()) == 0) std::this_thread::yield();
+    }
+    ~waiting_worker() {
+      {
+        std::lock_guard l(m);
+        stop = true;
+      }
+      cv.notify_all();
+      if (thread) thread->join();
+    }
+  } worker;
+  lgt::capture_reports captured;
+  long* leaked = nullptr;
+  {
+    // Only its start state (the callable std::thread makes in this scope)
+    // refers to `worker`: the worker's frame is all that holds that block.
+    std::optional<leakguard::scope> s(std::in_place, "a test that starts a pool's worker");
+    worker.start();
+    leaked = keep(new long(3));
+    end_as_a_test(s);
+  }
+  CHECK_FALSE(registered(worker.tid.load()));  // what this case is about
+  REQUIRE(captured.reports.size() == 1);
+  CHECK(captured.reports[0].leaked_blocks() == 1);  // not its start state
+  CHECK(captured.reports[0].blocks()[0].address == leaked);
+  delete leaked;
+
+  const std::uintptr_t sp = leakguard::detail::blocked_stack_pointer(worker.tid.load());
+  REQUIRE(sp != 0);
+  const std::uintptr_t its = worker.thread_pointer.load();
+  CHECK(leakguard::detail::unseen_thread_pointer(sp, its + 4096) == its);
+  std::vector<std::uintptr_t> fiber_stack(4096, 0);  // a stack of the program's making: no descriptor
+  const auto fiber = reinterpret_cast<std::uintptr_t>(fiber_stack.data());
+  CHECK(leakguard::detail::unseen_thread_pointer(fiber, fiber + fiber_stack.size() * sizeof(std::uintptr_t)) == 0);
 }
 
 TEST_CASE("random object graphs partly held by a waiting thread: a test's verdict, as the graph says") {

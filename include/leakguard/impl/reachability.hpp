@@ -341,9 +341,11 @@ class reachability {
     constexpr std::uintptr_t red_zone = 128;
     for (const live_frames& f : blocked_threads_frames()) {
       const std::uintptr_t end = memory_.end_of(f.sp);
-      if (end == 0 || end != memory_.end_of(f.top - 1)) continue;
+      if (end == 0) continue;
+      const std::uintptr_t top = f.top ? f.top : unseen_thread_pointer(f.sp, end);
+      if (top <= f.sp || end != memory_.end_of(top - 1)) continue;
       const std::uintptr_t from = memory_.end_of(f.sp - red_zone) == end ? f.sp - red_zone : f.sp;
-      queue_.push_back({from, f.top - from, false});
+      queue_.push_back({from, top - from, false});
     }
   }
 

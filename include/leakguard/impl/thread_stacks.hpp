@@ -11,11 +11,19 @@
 // verdict's wait ends, then passed over: its whole stack would hold the
 // stale frames under its stack pointer.
 //
+// A thread that never allocated through leakguard is read too: a pool's
+// worker that has only waited so far holds its own start state (the
+// std::thread's callable) in its frames. Its thread pointer, where its
+// frames end, is found above them, in glibc's thread descriptor (x86-64
+// only).
+//
 // Not read: the scanning thread (the one whose scope is judged: its frames
 // hold stale copies of what the scope leaked), a thread inside leakguard
 // (its own thread, a thread building a report), and registers.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,11 +45,68 @@ namespace leakguard::detail {
 // A thread's live frames, [sp, top), as far as the kernel and its thread
 // pointer tell: `top` is a thread's thread pointer (the stack ends below its
 // static TLS; on AArch64 below its descriptor, which the range then
-// includes) and the main thread's stack end. The scan checks that both lie
-// in one mapping before it reads.
+// includes) and the main thread's stack end; 0 for a thread leakguard never
+// saw (unseen_thread_pointer). The scan checks that both lie in one mapping
+// before it reads.
 struct live_frames {
   std::uintptr_t sp, top;
 };
+
+// The thread pointer of a thread leakguard never saw, whose stack pointer
+// `sp` lies in readable-writable memory up to `end`; 0 if it is not found.
+// glibc puts a thread's descriptor above its stack and static TLS, and on
+// x86-64 the thread pointer is the descriptor's address, which its first
+// and third words hold (tcbhead_t's tcb and self): the first such words
+// above `sp`. A stack of the program's own making (a fiber's, in the heap)
+// has none within a stack's reach.
+inline std::uintptr_t unseen_thread_pointer(std::uintptr_t sp, std::uintptr_t end) noexcept {
+#if defined(__x86_64__)
+  constexpr std::uintptr_t reach = std::uintptr_t{16} << 20;
+  constexpr std::size_t chunk = 1024;  // words read at a time, and two more
+  std::uintptr_t words[chunk + 2];
+  end = std::min(end, sp + reach);
+  for (std::uintptr_t from = sp & ~std::uintptr_t{7}; from + 3 * sizeof(std::uintptr_t) <= end;
+       from += chunk * sizeof(std::uintptr_t)) {
+    const std::size_t n = std::min<std::size_t>(chunk + 2, (end - from) / sizeof(std::uintptr_t));
+    read_request r{from, n * sizeof(std::uintptr_t), words, false};
+    read_all({&r, 1});
+    if (!r.ok) return 0;
+    for (std::size_t i = 0; i + 2 < n; ++i) {
+      const std::uintptr_t at = from + i * sizeof(std::uintptr_t);
+      if (words[i] == at && words[i + 2] == at) return at;
+    }
+  }
+#else
+  (void)sp;
+  (void)end;
+#endif
+  return 0;
+}
+
+// The ids of the process's threads (/proc/self/task), read without the
+// heap; empty if it cannot be read.
+inline internal_vector<pid_t> process_thread_ids() {
+  internal_vector<pid_t> tids;
+  const int fd = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return tids;
+  alignas(8) char buffer[4096];
+  for (long n; (n = ::syscall(SYS_getdents64, fd, buffer, sizeof buffer)) > 0;) {
+    for (long at = 0; at < n;) {
+      struct entry {
+        std::uint64_t inode;
+        std::int64_t offset;
+        unsigned short length;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* e = reinterpret_cast<const entry*>(buffer + at);
+      if (const long tid = std::strtol(e->name, nullptr, 10); tid > 0) tids.push_back(static_cast<pid_t>(tid));
+      at += e->length;
+    }
+  }
+  ::close(fd);
+  return tids;
+}
 
 // How long a verdict waits, in all, for other threads to block: a few
 // scheduler periods of a loaded machine. Paid only where the other roots
@@ -80,32 +145,36 @@ inline std::uintptr_t blocked_stack_pointer(pid_t tid, std::int64_t deadline = 0
   }
 }
 
-// The live frames of every registered thread that is blocked now, but the
-// calling thread and threads inside leakguard.
+// The live frames of every thread that is blocked now, but the calling
+// thread and threads inside leakguard.
 inline internal_vector<live_frames> blocked_threads_frames() {
-  struct candidate {
+  struct registered {
     pid_t tid;
-    std::uintptr_t thread_pointer;
+    std::uintptr_t thread_pointer;  // 0: inside leakguard, not read
   };
-  internal_vector<candidate> threads;
+  internal_vector<registered> seen;
   {
     lock_guard g(registry.lock);
     for (thread_state* t = registry.head; t; t = t->next) {
       const bool inside = t->slow.load(std::memory_order_relaxed) & slow_internal;
-      if (t->tid && !inside) threads.push_back({t->tid, t->thread_pointer});
+      if (t->tid) seen.push_back({t->tid, inside ? 0 : t->thread_pointer});
     }
   }
   const pid_t self = gettid(), process = getpid();
   const std::int64_t deadline = monotonic_ns() + blocked_wait_ns;
   internal_vector<live_frames> out;
-  for (const candidate& c : threads) {
-    if (c.tid == self) continue;
-    const std::uintptr_t sp = blocked_stack_pointer(c.tid, deadline);
+  internal_vector<pid_t> tids = process_thread_ids();
+  if (tids.empty())
+    for (const registered& r : seen) tids.push_back(r.tid);
+  for (const pid_t tid : tids) {
+    if (tid == self) continue;
+    const auto known = std::find_if(seen.begin(), seen.end(), [&](const registered& r) { return r.tid == tid; });
+    if (known != seen.end() && known->thread_pointer == 0) continue;
+    const std::uintptr_t sp = blocked_stack_pointer(tid, deadline);
     if (sp == 0) continue;
-    const std::uintptr_t top =
-        c.tid == process ? reinterpret_cast<std::uintptr_t>(&__libc_stack_end ? __libc_stack_end : nullptr)
-                         : c.thread_pointer;
-    if (top > sp) out.push_back({sp, top});
+    std::uintptr_t top = known != seen.end() ? known->thread_pointer : 0;
+    if (tid == process) top = reinterpret_cast<std::uintptr_t>(&__libc_stack_end ? __libc_stack_end : nullptr);
+    if (top == 0 || top > sp) out.push_back({sp, top});
   }
   return out;
 }
