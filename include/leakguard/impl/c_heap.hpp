@@ -323,7 +323,7 @@ inline void* realloc_by_copy(void* p, std::size_t size, const void* caller) noex
 
 LEAKGUARD_NOINLINE void* c_realloc_slow(void* p, std::size_t size, const void* caller) noexcept {
   thread_state& t = tls;
-  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  ensure_registered(t);
   if (!header_readable(p)) return realloc_misuse(p);
   block_header* h = header_of(p);
   if (h->magic() != header_magic || (h->flags() & flag_freed)) return realloc_misuse(p);

@@ -106,7 +106,7 @@ inline void before_fork() noexcept {
   thread_state& t = tls;
   // Once the locks are held, this thread must not need them: registered, and
   // its allocations (other prepare handlers', first-use statics) leakguard's own.
-  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  ensure_registered(t);
   if (t.internal_depth++ == 0) t.set(slow_internal);
   each_global_lock([](auto&) {});  // first-use statics built before any lock is held
   each_global_lock([](auto& l) { l.lock(); });

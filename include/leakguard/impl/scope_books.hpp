@@ -190,7 +190,7 @@ LEAKGUARD_COLD void close_abandoned(thread_state& t, std::uintptr_t opening, std
 inline scope_state* open_scope(const scope_settings& settings, std::uint64_t& generation, const void* object = nullptr,
                                std::source_location where = {}, std::uintptr_t frame = 0) noexcept {
   thread_state& t = tls;
-  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  ensure_registered(t);
   if (t.innermost && frame) close_abandoned(t, reinterpret_cast<std::uintptr_t>(object), frame);
   // The parent is the thread's innermost scope only while it is current: an
   // adopted context's scope may have ended, and its recycled scope_state may

@@ -273,6 +273,11 @@ LEAKGUARD_COLD void register_thread(thread_state& t) noexcept {
   if (!registry.exit_key_made || pthread_setspecific(registry.exit_key, &t) != 0) on_thread_exit(&t);
 }
 
+// Registers the thread of `t` if it is not yet.
+inline void ensure_registered(thread_state& t) noexcept {
+  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+}
+
 struct process_counts {
   std::uint64_t allocations, deallocations, bytes_allocated, bytes_freed;
 };

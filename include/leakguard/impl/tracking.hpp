@@ -488,7 +488,7 @@ inline constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
 
 LEAKGUARD_COLD void deallocate_cold(void* p, alloc_kind kind, std::size_t size, std::size_t alignment) noexcept {
   thread_state& t = tls;
-  if (t.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(t);
+  ensure_registered(t);
   if (!header_readable(p)) {  // a sanitizer's freed memory, redzone or malloc'd block
     const bool freed = user_poisoned(p);
     std::string msg;

@@ -227,7 +227,7 @@ inline void* verdict_thread_main(void*) {
   internal_guard guard;  // for the thread's whole life
   // Listed as inside leakguard from the start: a test's verdict reads the
   // frames of every other thread that is not (thread_stacks.hpp).
-  if (tls.slow.load(std::memory_order_relaxed) & slow_unregistered) register_thread(tls);
+  ensure_registered(tls);
   verdict_queue& q = verdicts();
   std::unique_lock lock(q.mutex);
   verdict_batch batch;
